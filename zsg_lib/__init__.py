@@ -1,0 +1,23 @@
+"""zsg_lib — the thin library behind the zsg book.
+
+Data flows ``data`` → ``embed`` → ``similarity`` → ``arrange`` → ``train`` → ``results`` →
+``plots``; each stage takes plain inputs (tables, arrays, id lists) and returns plain outputs.
+"""
+
+from .errors import ArrangementError, DataError, ParamsError, TrainError, ZsgError
+from .schema import INSTANCE_SCHEMA, instances_from_records, text_view, to_frame
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "INSTANCE_SCHEMA",
+    "ArrangementError",
+    "DataError",
+    "ParamsError",
+    "TrainError",
+    "ZsgError",
+    "__version__",
+    "instances_from_records",
+    "text_view",
+    "to_frame",
+]
