@@ -31,6 +31,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.")
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; give the final file the mode an ordinary open() would.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         if tmp.is_dir():  # pragma: no cover - callers write files
@@ -39,6 +41,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -1,0 +1,62 @@
+"""The ``zsg`` command: bad input is one line and exit code 2, before any work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zsg_lib import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("zsg: error: ")
+    return err
+
+
+def test_sweep_with_unknown_key_names_file_and_key(tmp_path: Path, capsys) -> None:
+    sweep = tmp_path / "bad-sweep.yaml"
+    sweep.write_text("profile: tiny\nchapters: [03_similarity]\ngird: {seeds: [[0]]}\n")
+    assert cli.main(["batch", str(sweep), "--out", str(tmp_path / "out")]) == 2
+    err = _one_error_line(capsys)
+    assert "bad-sweep.yaml" in err and "gird" in err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_bad_override_names_the_key(capsys) -> None:
+    assert cli.main(["batch", "03_similarity", "--profile", "tiny", "--set", "train.lr=3"]) == 2
+    err = _one_error_line(capsys)
+    assert "params/tiny.yaml" in err and "train.lr" in err
+
+
+def test_malformed_set_and_unknown_profile(capsys) -> None:
+    assert cli.main(["batch", "03_similarity", "--set", "max_steps"]) == 2
+    assert "KEY=VALUE" in _one_error_line(capsys)
+    assert cli.main(["book", "--profile", "no-such-profile"]) == 2
+    assert "no-such-profile" in _one_error_line(capsys)
+
+
+def test_unknown_chapter(capsys) -> None:
+    assert cli.main(["batch", "07_nothing", "--profile", "tiny"]) == 2
+    assert "07_nothing" in _one_error_line(capsys)
+
+
+def test_console_script_exit_code(tmp_path: Path) -> None:
+    """The installed entry point (``python -m zsg_lib.cli``) returns 2 to the shell."""
+    proc = subprocess.run([sys.executable, "-m", "zsg_lib.cli", "batch", str(tmp_path / "x.yaml")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("zsg: error: ") and "x.yaml" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_demo_data_writes_the_suite(tmp_path: Path, capsys) -> None:
+    assert cli.main(["demo-data", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "instances" in out and list(tmp_path.glob("demo-suite-*.json"))

@@ -1,0 +1,275 @@
+"""Batch runs of the book's chapters with papermill: one chapter, or a whole sweep.
+
+A chapter is a percent-format ``.py`` notebook (``book/03_similarity.py``); papermill cannot
+read that format, so it receives ``jupytext.read(path)`` and writes an executed ``.ipynb``
+that keeps the ``parameters`` tag and the injected values. A chapter receives ``profile`` and
+``overrides`` (see :func:`zsg_lib.params.load_sweep`) in its ``parameters`` cell.
+
+A sweep records every run in ``status.json`` in its output folder, rewritten atomically after
+each run, so an interrupted or failing sweep never loses the other runs' records:
+
+* a run that raises is recorded as ``failed`` with the error, its executed notebook kept as
+  ``<name>.failed.ipynb``, and the sweep goes on;
+* a rerun skips every run whose notebook ``<name>.ipynb`` is marked complete (metadata
+  ``zsg.complete``) for the same chapter, profile and overrides (status ``skipped``).
+
+>>> spec = {"name": "a", "chapter": "03_similarity", "profile": "tiny", "overrides": {"seeds": [0]}}
+>>> run_signature(spec) == run_signature(dict(reversed(spec.items())))
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .atomic import atomic_path, atomic_write_text
+from .errors import ParamsError
+from .paths import zsg_home
+
+STATUS_FILE = "status.json"
+COLUMNS = ["name", "chapter", "profile", "overrides", "status", "error", "notebook", "seconds",
+           "finished"]
+
+
+class RunFailed(RuntimeError):
+    """A chapter raised while executing; the executed notebook shows where."""
+
+    def __init__(self, message: str, notebook: Path | None = None) -> None:
+        super().__init__(message)
+        self.notebook = notebook
+
+
+def book_dir() -> Path:
+    """The folder of the book's chapters (``book/`` of this checkout)."""
+    return Path(__file__).resolve().parent.parent / "book"
+
+
+def resolve_chapter(chapter: str | os.PathLike, where: Path | None = None) -> Path:
+    """A chapter's file from a path or a name in ``book/`` (``03_similarity``).
+
+    >>> resolve_chapter("nope", Path("/tmp"))
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ParamsError: chapter: 'nope' is neither a notebook file nor a chapter in /tmp
+    """
+    where = where or book_dir()
+    path = Path(chapter)
+    candidates = [path] if path.suffix in {".py", ".ipynb"} else [
+        where / f"{path.name}.py", where / f"{path.name}.ipynb"]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise ParamsError(
+        f"chapter: {str(chapter)!r} is neither a notebook file nor a chapter in {where}")
+
+
+def check_run(chapter: str | os.PathLike, profile: str | None,
+              overrides: Mapping[str, Any] | None) -> None:
+    """Fail before any work when the profile, its overrides or the chapter cannot run.
+
+    A book chapter is checked against the profile (e.g. a chapter that needs task labels);
+    another notebook only gets its profile and overrides validated.
+    """
+    from .params import CHAPTER_KEYS, check_chapter, load_profile
+
+    prof = load_profile(profile or os.environ.get("ZSG_PROFILE", "cpu-demo"), dict(overrides or {}))
+    if Path(chapter).stem in CHAPTER_KEYS:
+        check_chapter(prof, Path(chapter).stem)
+
+
+@contextlib.contextmanager
+def _kernel_env() -> Iterator[None]:
+    """The kernel runs in the chapter's folder; pin ZSG_HOME so caches stay where we are."""
+    saved = {k: os.environ.get(k) for k in ("ZSG_HOME", "ZSG_SITE_BUILD")}
+    os.environ["ZSG_HOME"] = str(zsg_home())
+    os.environ.pop("ZSG_SITE_BUILD", None)  # batch notebooks render charts self-contained
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_chapter(
+    chapter: str | os.PathLike,
+    parameters: Mapping[str, Any] | None = None,
+    out_dir: str | os.PathLike = "runs/batch",
+    name: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Execute one chapter with ``parameters``; return the executed notebook's path.
+
+    The notebook is written as ``out_dir/<name>.ipynb`` only when every cell succeeded, and
+    marked complete in its metadata. If a cell raises, the partial notebook is kept as
+    ``<name>.failed.ipynb`` and :class:`RunFailed` says which cell and why.
+    """
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    path = resolve_chapter(chapter)
+    parameters = dict(parameters or {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = name or path.stem
+    final, failed = out_dir / f"{name}.ipynb", out_dir / f"{name}.failed.ipynb"
+    nb = jupytext.read(path)
+    # papermill writes as it goes; the result gets its real name only once it is complete.
+    running = out_dir / f".{name}.running.ipynb"
+    start = time.monotonic()
+    with _kernel_env():
+        try:
+            pm.execute_notebook(
+                nb, str(running), parameters=parameters, kernel_name="python3", language="python",
+                cwd=str(path.parent), progress_bar=progress,
+            )
+        except pm.PapermillExecutionError as exc:
+            os.replace(running, failed)
+            raise RunFailed(
+                f"{path.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue} "
+                f"(executed notebook: {failed})", failed,
+            ) from None
+    done = nbformat.read(str(running), as_version=4)
+    done.metadata["zsg"] = {
+        "complete": True, "chapter": path.stem, "parameters": parameters,
+        "seconds": round(time.monotonic() - start, 1),
+    }
+    with atomic_path(final) as tmp:
+        nbformat.write(done, str(tmp))
+    running.unlink(missing_ok=True)
+    failed.unlink(missing_ok=True)
+    return final
+
+
+def run_signature(spec: Mapping[str, Any]) -> str:
+    """What makes two runs the same: chapter, profile and overrides (order-free)."""
+    return json.dumps({"chapter": Path(str(spec.get("chapter"))).stem,
+                       "profile": spec.get("profile"), "overrides": spec.get("overrides") or {}},
+                      sort_keys=True, default=str)
+
+
+def is_complete(notebook: Path, spec: Mapping[str, Any]) -> bool:
+    """True if ``notebook`` is a finished run of exactly ``spec``."""
+    if not notebook.is_file():
+        return False
+    try:
+        meta = json.loads(notebook.read_text(encoding="utf-8"))["metadata"].get("zsg", {})
+    except (ValueError, KeyError):
+        return False
+    params = meta.get("parameters", {})
+    done = {"chapter": meta.get("chapter"), "profile": params.get("profile"),
+            "overrides": params.get("overrides")}
+    return bool(meta.get("complete")) and run_signature(done) == run_signature(spec)
+
+
+def read_status(out_dir: str | os.PathLike) -> dict[str, dict]:
+    """The records of a sweep folder, by run name (empty if none yet)."""
+    path = Path(out_dir) / STATUS_FILE
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("runs", {})
+
+
+def _write_status(out_dir: Path, records: Mapping[str, dict]) -> None:
+    atomic_write_text(out_dir / STATUS_FILE, json.dumps({"runs": records}, indent=1, default=str))
+
+
+def run_specs(
+    specs: Sequence[Mapping[str, Any]],
+    out_dir: str | os.PathLike,
+    chapters: Path | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Run each spec ``{name, chapter, profile, overrides}``; return one status row per spec.
+
+    Every chapter is resolved before the first run, so a bad name fails before any work.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {s["name"]: resolve_chapter(s["chapter"], chapters) for s in specs}
+    records = read_status(out_dir)  # other sweeps' runs in this folder are kept as they are
+    for i, spec in enumerate(specs, 1):
+        name = spec["name"]
+        notebook = out_dir / f"{name}.ipynb"
+        rec = {"name": name, "chapter": spec["chapter"], "profile": spec.get("profile"),
+               "overrides": json.dumps(spec.get("overrides") or {}, sort_keys=True),
+               "notebook": str(notebook), "error": ""}
+        head = f"[{i}/{len(specs)}] {name}"
+        if is_complete(notebook, spec):
+            records[name] = {**records.get(name, {}), **rec, "status": "skipped",
+                             "error": "complete from an earlier run"}
+            log(f"{head}: skipped (complete)")
+            _write_status(out_dir, records)
+            continue
+        records[name] = {**rec, "status": "running", "started": _now()}
+        _write_status(out_dir, records)
+        log(f"{head}: running")
+        start = time.monotonic()
+        params = {"overrides": dict(spec.get("overrides") or {})}
+        if spec.get("profile"):
+            params["profile"] = spec["profile"]
+        try:
+            run_chapter(paths[name], params, out_dir, name=name, progress=progress)
+            status, error = "ok", ""
+        except RunFailed as exc:
+            status, error, rec["notebook"] = "failed", str(exc), str(exc.notebook)
+        except Exception as exc:  # noqa: BLE001 - any other failure is recorded, the sweep goes on
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        seconds = round(time.monotonic() - start, 1)
+        records[name] = {**rec, "status": status, "error": error, "seconds": seconds,
+                         "finished": _now()}
+        _write_status(out_dir, records)
+        log(f"{head}: {status} ({seconds:.0f} s){' - ' + error if error else ''}")
+    rows = [records[s["name"]] for s in specs]
+    return pd.DataFrame(rows).reindex(columns=COLUMNS)
+
+
+def run_sweep(
+    sweep_path: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Expand a sweep file (:func:`zsg_lib.params.load_sweep`) and run it, resuming.
+
+    ``out_dir`` defaults to ``runs/sweeps/<sweep file stem>``.
+    """
+    from .params import load_sweep
+
+    specs = load_sweep(sweep_path)  # validates every run before any work
+    return run_specs(specs, Path(out_dir) if out_dir else default_sweep_dir(sweep_path), log=log)
+
+
+def default_sweep_dir(sweep_path: str | os.PathLike) -> Path:
+    """``runs/sweeps/<sweep file stem>``.
+
+    >>> default_sweep_dir("params/sweeps/similarity-seeds.yaml").as_posix()
+    'runs/sweeps/similarity-seeds'
+    """
+    return Path("runs") / "sweeps" / Path(sweep_path).stem
+
+
+def summary_line(table: pd.DataFrame) -> str:
+    """``3 ok, 1 failed, 2 skipped``.
+
+    >>> summary_line(pd.DataFrame({"status": ["ok", "failed", "ok"]}))
+    '2 ok, 1 failed, 0 skipped'
+    """
+    counts = table["status"].value_counts()
+    return ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("ok", "failed", "skipped"))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
