@@ -18,7 +18,9 @@ from pathlib import Path
 
 def zsg_home() -> Path:
     """The root of every cache and run record."""
-    return Path(os.environ.get("ZSG_HOME", Path.cwd() / ".cache" / "zsg")).resolve()
+    # An empty ZSG_HOME counts as unset: Path("") would silently mean the current folder.
+    home = os.environ.get("ZSG_HOME") or Path.cwd() / ".cache" / "zsg"
+    return Path(home).resolve()
 
 
 def cache_dir(kind: str) -> Path:

@@ -1,0 +1,79 @@
+"""Every chapter of the book executes end to end on the tiny profile (papermill).
+
+The chapters run in the order of ``_toc.yml`` in one temporary ``ZSG_HOME``, so later
+chapters read back the runs earlier ones trained, as in the real book build.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK = REPO / "book"
+CHAPTERS = ["intro", "01_early_generalization", "02_permutations", "03_similarity",
+            "04_granularity", "05_tma", "06_beyond", "summary"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def zsg_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("zsg-home")
+    old = os.environ.get("ZSG_HOME")
+    os.environ["ZSG_HOME"] = str(home)  # the kernel inherits it
+    yield home
+    if old is None:
+        os.environ.pop("ZSG_HOME", None)
+    else:
+        os.environ["ZSG_HOME"] = old
+
+
+def test_every_toc_page_is_a_chapter_here() -> None:
+    from zsg_lib.site import toc_pages
+
+    assert [p.split("/")[-1] for p in toc_pages(REPO)] == CHAPTERS
+
+
+def has_chart(output: dict) -> bool:
+    data = output.get("data", {})
+    return any("vegalite" in k for k in data) or "vegaEmbed" in str(data.get("text/html", ""))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_executes_on_tiny_profile(chapter: str, book_site) -> None:
+    """Each chapter as executed by the site build (one execution shared with the browser test)."""
+    import nbformat
+
+    source = jupytext_read(BOOK / f"{chapter}.py")
+    tags = [c.metadata.get("tags", []) for c in source.cells]
+    assert any("parameters" in t for t in tags), "papermill needs a cell tagged 'parameters'"
+    executed = book_site.html.parent / "jupyter_execute" / "book" / f"{chapter}.ipynb"
+    assert executed.exists(), f"{chapter} was not executed by the book build"
+    done = nbformat.read(str(executed), as_version=4)
+    code = [c for c in done.cells if c.cell_type == "code"]
+    assert code and all(c.get("execution_count") for c in code), f"{chapter}: cells not run"
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    charts = sum(has_chart(o) for o in outputs)
+    if chapter not in ("intro", "summary", "06_beyond"):
+        assert charts >= 1, f"{chapter}: no chart in the outputs"
+
+
+def jupytext_read(path: Path):
+    import jupytext
+
+    return jupytext.read(path)
+
+
+def test_bad_profile_fails_in_the_first_cells(zsg_home: Path, tmp_path: Path) -> None:
+    import jupytext
+    import papermill as pm
+
+    nb = jupytext.read(BOOK / "03_similarity.py")
+    with pytest.raises(pm.PapermillExecutionError, match=r"train.max_steps: expected int"):
+        pm.execute_notebook(nb, str(tmp_path / "bad.ipynb"),
+                            parameters={"profile": "tiny", "overrides": {"train.max_steps": "x"}},
+                            kernel_name="python3", cwd=str(BOOK), progress_bar=False)

@@ -1,0 +1,102 @@
+"""The glue on the tiny profile: data per seed, arrangements, shared runs, findings."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from zsg_lib import experiment as ex
+from zsg_lib import findings
+from zsg_lib.errors import ParamsError
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return ex.setup("tiny", "03_similarity", {"runs_root": str(root), "seeds": [0, 1, 2]})
+
+
+def test_seeds_resample_data_and_split_is_fixed(tiny) -> None:
+    a, b = ex.prepare(tiny, 0), ex.prepare(tiny, 1)
+    assert a.split is b.split  # one split per profile
+    assert set(a.test.column("task").to_pylist()) == set(b.test.column("task").to_pylist())
+    assert a.train.column("id").to_pylist() != b.train.column("id").to_pylist()
+    assert not set(a.train.column("task").to_pylist()) & set(a.test.column("task").to_pylist())
+    assert a.pool.num_rows > a.train.num_rows and a.pool_emb.shape[0] == a.pool.num_rows
+
+
+def test_arrangements_cover_the_right_tables(tiny) -> None:
+    prep = ex.prepare(tiny, 0)
+    sample = set(prep.train.column("id").to_pylist())
+    for name in ("random", "round-robin", "cluster", "nft", "fft", "rt", "coarse-nft"):
+        a = ex.arrangement(tiny, name, 0)
+        assert a.name == name and set(a.ids) == sample
+    tma = ex.arrangement(tiny, "tma-nft", 0)
+    assert len(tma.ids) == tiny.tma.budget and set(tma.ids) <= set(prep.pool.column("id").to_pylist())
+
+
+def test_runs_are_shared_not_retrained(tiny, monkeypatch) -> None:
+    first = ex.run(tiny, "random", 0)
+    assert not first.reused
+    stamp = (first.path / "DONE").stat().st_mtime_ns
+    # rt at fine granularity is the same seeded shuffle as random: the same run
+    again = ex.run(tiny, "rt", 0)
+    assert again.reused and again.run_id == first.run_id
+    assert (first.path / "DONE").stat().st_mtime_ns == stamp
+
+    import zsg_lib.train as train_mod
+
+    calls = []
+    real_loop = train_mod._Loop
+    monkeypatch.setattr(train_mod, "_Loop", lambda *a, **k: calls.append(1) or real_loop(*a, **k))
+    scores = ex.run_many(tiny, ["random", "rt"], seeds=[0], progress=False)
+    assert calls == []  # both read back from disk
+    assert set(scores["arrangement"]) == {"random", "rt"} and scores["run_id"].nunique() == 1
+
+
+def test_run_consumes_budget_only(tiny) -> None:
+    rec = ex.run(tiny, "nft", 0)
+    consumed = [i for ids in rec.log["instance_ids"] for i in ids]
+    order = ex.arrangement(tiny, "nft", 0).ids
+    assert consumed == order[: tiny.train.max_steps * tiny.train.instances_per_step]
+    assert sorted(rec.scores["step"].unique()) == [0, 2, 4, 6]
+    assert rec.scores["rouge1"].isna().all()  # no generation unless asked
+
+
+def test_generation_where_configured_or_asked(tiny) -> None:
+    assert "random" in tiny.train.generate_for
+    rec = ex.run(tiny, "random", 1)  # chapter 1's baseline always generates, so it is shared
+    gen_steps = sorted(rec.scores.dropna(subset=["rouge1"])["step"].unique())
+    assert gen_steps == list(tiny.train.generate_at)
+    asked = ex.run(tiny, "fft", 1, generate=True)
+    plain = ex.run(tiny, "fft", 1)
+    assert asked.run_id != plain.run_id and plain.scores["rouge1"].isna().all()
+    assert asked.scores["rouge1"].notna().any()
+
+
+def test_run_many_and_findings(tiny) -> None:
+    scores = ex.run_many(tiny, ["nft", "fft", "rt"], progress=False)
+    assert {"arrangement", "seed", "run_id", "step", "id", "task", "loss"} <= set(scores)
+    assert scores.groupby("arrangement")["seed"].nunique().to_dict() == {"fft": 3, "nft": 3, "rt": 3}
+    f = findings.similarity(tiny, scores)
+    assert f.status in {"agrees", "agrees in means only", "does not agree"}
+    assert "nft" in f.measured and "p =" in f.measured
+
+
+def test_windows_and_drops(tiny) -> None:
+    w = ex.run_windows(tiny, seeds=[0], progress=False)
+    assert set(w["window_start"]) == set(tiny.tma.window_starts)
+    scores = ex.run_many(tiny, ["cluster"], seeds=[0], progress=False)
+    drops = ex.sudden_drops(tiny, scores, "cluster", seeds=[0])
+    assert set(drops["kind"]) <= {"sudden drop", "steady fall", "rise", "flat"}
+    assert drops["task"].nunique() == len(set(ex.prepare(tiny, 0).test.column("task").to_pylist()))
+
+
+def test_setup_rejects_bad_overrides_before_work() -> None:
+    with pytest.raises(ParamsError, match=r"tiny.yaml \(overrides\): train.max_steps: expected int"):
+        ex.setup("tiny", "03_similarity", {"train.max_steps": "x"})
+
+
+def test_describe_is_a_table(tiny) -> None:
+    d = ex.describe(tiny)
+    assert isinstance(d, pd.DataFrame) and "seeds" in set(d["setting"])

@@ -1,0 +1,118 @@
+"""Chart specs carry the encodings and tooltips the book relies on (no rendering)."""
+
+from __future__ import annotations
+
+import json
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from zsg_lib import plots
+
+
+def spec(chart) -> dict:
+    assert isinstance(chart, alt.TopLevelMixin)
+    return chart.to_dict()
+
+
+def layers(s: dict) -> list[dict]:
+    return s.get("layer") or s.get("spec", {}).get("layer") or [s.get("spec", s)]
+
+
+def tooltip_fields(layer: dict) -> list[str]:
+    tips = layer["encoding"].get("tooltip", [])
+    tips = tips if isinstance(tips, list) else [tips]
+    return [t.get("field") or t.get("title") for t in tips]
+
+
+def ci_frame() -> pd.DataFrame:
+    return pd.DataFrame({"arrangement": ["nft", "nft", "fft", "fft"], "step": [0, 4, 0, 4],
+                         "mean": [3.0, 2.0, 3.0, 2.5], "lo": [2.9, 1.8, 2.9, 2.2],
+                         "hi": [3.1, 2.2, 3.1, 2.8], "n": [3] * 4})
+
+
+def test_loss_curves_band_line_points_with_tooltips() -> None:
+    s = spec(plots.loss_curves(ci_frame()))
+    band, line, points = s["layer"]
+    assert band["mark"]["type"] == "area" and band["encoding"]["y2"]["field"] == "hi"
+    assert line["encoding"]["color"]["field"] == "arrangement"
+    # fixed palette: nft is always the same blue
+    assert points["encoding"]["color"]["scale"]["range"][0] == plots.PALETTE["nft"]
+    assert {"arrangement", "step", "mean", "lo", "hi", "n"} <= set(tooltip_fields(points))
+
+
+def test_task_curves_annotate_drops_with_arrivals() -> None:
+    curves = pd.DataFrame({"task": ["a"] * 3 + ["b"] * 3, "step": [0, 4, 8] * 2,
+                           "loss": [3, 1, 1, 3, 2.5, 2.0]})
+    drops = pd.DataFrame({"task": ["a", "b"], "drop_step": [4, 4], "kind": ["sudden drop", "steady fall"],
+                          "arrivals": ["month_names_en_de (4)", ""]})
+    s = spec(plots.task_curves(curves, drops, {"a": "Translate January to French. janvier"}))
+    marks = [layer["mark"]["type"] for layer in s["layer"]]
+    assert marks == ["line", "point", "rule", "text"]
+    assert "example" in tooltip_fields(s["layer"][1])
+    assert "arrivals" in tooltip_fields(s["layer"][2])
+    text = json.dumps(s)
+    assert "month_names_en_de (4)" in text and "janvier" in text
+    # only the sudden drop gets a rule: the rule layer's data holds one row
+    rule_data = s["datasets"][s["layer"][2]["data"]["name"]]
+    assert [r["task"] for r in rule_data] == ["a"]
+
+
+def test_metric_comparison_normalises_and_flips_loss() -> None:
+    ci = pd.DataFrame({"metric": ["loss"] * 2 + ["rouge1"] * 2, "step": [0, 8] * 2,
+                       "mean": [4.0, 2.0, 0.1, 0.3], "lo": [3.8, 1.9, 0.05, 0.2],
+                       "hi": [4.2, 2.1, 0.15, 0.4], "n": [3] * 4})
+    norm = plots.normalise_metrics(ci).set_index(["metric", "step"])
+    assert norm.loc[("loss", 8), "mean"] == 1.0 and norm.loc[("rouge1", 8), "mean"] == 1.0
+    assert norm.loc[("loss", 0), "lo"] <= norm.loc[("loss", 0), "mean"] <= norm.loc[("loss", 0), "hi"]
+    s = spec(plots.metric_comparison(ci))
+    assert "raw" in tooltip_fields(s["layer"][1])
+
+
+def test_distance_histograms_are_binned_small() -> None:
+    rng = np.random.default_rng(0)
+    dist = pd.DataFrame({"ad": rng.normal(size=5000), "md": rng.normal(size=5000),
+                         "wsd": rng.normal(size=5000)})
+    s = spec(plots.distance_histograms(dist, bins=20))
+    data = next(iter(s["datasets"].values()))
+    assert len(data) == 60  # 3 measures × 20 bins, not 5000 rows
+    assert s["facet"]["column"]["field"] == "measure"
+
+
+def test_embedding_map_tooltips() -> None:
+    pts = pd.DataFrame({"x": [0, 1, 2], "y": [0, 1, 0], "split": ["train", "train", "test"],
+                        "task": ["a", "b", "c"], "text": ["t1", "t2", "q"],
+                        "position": [0, np.nan, np.nan], "nearest": ["", "", "t1 | t2"]})
+    s = spec(plots.embedding_map(pts))
+    unseen, seen, tests = s["layer"]
+    assert seen["encoding"]["color"]["field"] == "position"
+    assert "nearest" in tooltip_fields(tests) and "text" in tooltip_fields(seen)
+
+
+def test_interval_points_and_misc() -> None:
+    summ = pd.DataFrame({"arrangement": ["nft", "fft"], "mean": [1, 2.0], "lo": [0.9, 1.8],
+                         "hi": [1.1, 2.2], "n": [3, 3]})
+    s = spec(plots.interval_points(summ))
+    assert [layer["mark"]["type"] for layer in s["layer"]] == ["errorbar", "point"]
+    win = summ.assign(window_start=[0, 2])
+    s = spec(plots.interval_points(win, x="window_start"))
+    assert s["layer"][1]["encoding"]["x"]["type"] == "quantitative"
+    tab = pd.DataFrame({"setting": ["tma-nft"] * 3, "position": [0, 1, 2], "round": [0, 0, 1],
+                        "task": ["a", "b", "a"]})
+    assert spec(plots.tma_rounds(tab))["encoding"]["color"]["field"] == "round"
+    sc = spec(plots.scatter(pd.DataFrame({"u": [1, 2], "v": [3, 4], "k": ["a", "b"]}), "u", "v",
+                            color="k", tooltip=["k"]))
+    assert sc["encoding"]["color"]["field"] == "k"
+
+
+def test_chunked_nearest_matches_dense_order() -> None:
+    from zsg_lib.maps import nearest
+
+    rng = np.random.default_rng(1)
+    train, test = rng.normal(size=(700, 6)), rng.normal(size=(9, 6))
+    train[5] = train[3]  # an exact tie: the lower index comes first
+    a = train / np.linalg.norm(train, axis=1, keepdims=True)
+    b = test / np.linalg.norm(test, axis=1, keepdims=True)
+    dense = np.argsort(-(b @ a.T), axis=1, kind="stable")[:, :10]
+    assert (nearest(train, test, 10, chunk=50) == dense).all()

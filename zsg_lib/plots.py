@@ -1,0 +1,270 @@
+"""Altair charts for the book. Each function takes a small, already-aggregated DataFrame and
+returns an Altair chart (a ``Chart``, or a layer/facet of charts) with tooltips.
+
+Charts embed their data in the page, so callers aggregate first (means over seeds and test
+instances, histograms binned here in pandas): a chart never carries the raw score table.
+
+>>> import pandas as pd
+>>> ci = pd.DataFrame({"arrangement": ["nft", "nft"], "step": [0, 4], "mean": [3.0, 2.0],
+...                    "lo": [2.8, 1.7], "hi": [3.2, 2.3], "n": [3, 3]})
+>>> spec = loss_curves(ci).to_dict()
+>>> [layer["mark"]["type"] for layer in spec["layer"]]
+['area', 'line', 'point']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+WIDTH = 520
+HEIGHT = 280
+#: Fixed colours so an arrangement looks the same in every chapter.
+PALETTE = {
+    "random": "#7f7f7f", "rt": "#9e9e9e", "round-robin": "#17becf", "cluster": "#e377c2",
+    "nft": "#1f77b4", "fft": "#d62728", "coarse-nft": "#aec7e8", "coarse-fft": "#ff9896",
+    "coarse-rt": "#c7c7c7", "tma-nft": "#2ca02c", "tma-fft": "#ff7f0e", "tma-rt": "#8c564b",
+    "tma-max-min": "#9467bd", "tma-min-max": "#bcbd22",
+}
+
+
+def _color(field: str, values: Sequence[str], title: str | None = None) -> alt.Color:
+    names = list(dict.fromkeys(values))
+    scale = (
+        alt.Scale(domain=names, range=[PALETTE[n] for n in names])
+        if all(n in PALETTE for n in names) else alt.Scale(scheme="tableau10")
+    )
+    return alt.Color(f"{field}:N", scale=scale, title=title or field)
+
+
+def _short(text: str, n: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def loss_curves(
+    ci: pd.DataFrame,
+    group: str = "arrangement",
+    y_title: str = "test loss (mean over seeds)",
+    title: str = "",
+) -> alt.LayerChart:
+    """Mean curve per ``group`` with its 95% band (from :func:`zsg_lib.stats.mean_ci`)."""
+    data = ci.copy()
+    base = alt.Chart(data).encode(
+        x=alt.X("step:Q", title="training step"),
+        color=_color(group, data[group]),
+    )
+    band = base.mark_area(opacity=0.18).encode(
+        y=alt.Y("lo:Q", title=y_title, scale=alt.Scale(zero=False)), y2="hi:Q")
+    line = base.mark_line().encode(y="mean:Q")
+    points = base.mark_point(filled=True, size=40).encode(
+        y="mean:Q",
+        tooltip=[
+            alt.Tooltip(f"{group}:N"), alt.Tooltip("step:Q"),
+            alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f", title="95% lo"),
+            alt.Tooltip("hi:Q", format=".3f", title="95% hi"), alt.Tooltip("n:Q", title="seeds"),
+        ],
+    )
+    return alt.layer(band, line, points).properties(width=WIDTH, height=HEIGHT, title=title)
+
+
+def task_curves(
+    curves: pd.DataFrame,
+    drops: pd.DataFrame | None = None,
+    examples: Mapping[str, str] | None = None,
+    title: str = "",
+) -> alt.LayerChart:
+    """Per-test-task loss curves, with a rule and label at each detected sudden drop.
+
+    ``curves``: ``task, step, loss`` (one arrangement and seed, or means).
+    ``drops``: ``task, drop_step, kind, arrivals`` (text naming the training tasks that
+    arrived just before the drop). ``examples``: one test instance text per task, shown in
+    the tooltip.
+    """
+    data = curves[["task", "step", "loss"]].copy()
+    examples = dict(examples or {})
+    data["example"] = data["task"].map(lambda t: _short(examples.get(t, "")))
+    shapes = {} if drops is None else dict(zip(drops["task"], drops["kind"]))
+    data["shape"] = data["task"].map(lambda t: shapes.get(t, ""))
+    color = alt.Color("task:N", title="test task", scale=alt.Scale(scheme="tableau20"))
+    base = alt.Chart(data).encode(x=alt.X("step:Q", title="training step"), color=color)
+    lines = base.mark_line().encode(y=alt.Y("loss:Q", title="test loss", scale=alt.Scale(zero=False)))
+    points = base.mark_point(filled=True, size=30).encode(
+        y="loss:Q",
+        tooltip=["task:N", "step:Q", alt.Tooltip("loss:Q", format=".3f"), "shape:N",
+                 alt.Tooltip("example:N", title="test instance")],
+    )
+    layers: list[alt.Chart] = [lines, points]
+    if drops is not None and len(drops):
+        marks = drops[drops["kind"] == "sudden drop"][["task", "drop_step", "arrivals"]].copy()
+        if len(marks):
+            rule_base = alt.Chart(marks).encode(
+                x="drop_step:Q", color=color,
+                tooltip=[alt.Tooltip("task:N", title="test task"),
+                         alt.Tooltip("drop_step:Q", title="sudden drop at step"),
+                         alt.Tooltip("arrivals:N", title="training tasks that just arrived")],
+            )
+            layers.append(rule_base.mark_rule(strokeDash=[4, 3]))
+            layers.append(
+                rule_base.mark_text(align="left", dx=3, dy=-4, angle=0, fontSize=10)
+                .encode(y=alt.value(8), text="task:N")
+            )
+    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=title)
+
+
+def normalise_metrics(ci: pd.DataFrame, group: str = "metric") -> pd.DataFrame:
+    """Rescale each metric's mean and band to [0, 1] so that up is better for all of them.
+
+    Loss is flipped (lower loss → higher score). Input: ``metric, step, mean, lo, hi``.
+
+    >>> df = pd.DataFrame({"metric": ["loss", "loss"], "step": [0, 4], "mean": [4.0, 2.0],
+    ...                    "lo": [4.0, 2.0], "hi": [4.0, 2.0]})
+    >>> normalise_metrics(df)["mean"].tolist()
+    [0.0, 1.0]
+    """
+    out = []
+    for metric, grp in ci.groupby(group, sort=False):
+        grp = grp.copy()
+        lo_v, hi_v = grp["mean"].min(), grp["mean"].max()
+        span = (hi_v - lo_v) or 1.0
+        for col in ("mean", "lo", "hi"):
+            scaled = (grp[col] - lo_v) / span
+            grp[col] = 1 - scaled if metric == "loss" else scaled
+        if metric == "loss":
+            grp[["lo", "hi"]] = grp[["hi", "lo"]].to_numpy()
+        out.append(grp)
+    return pd.concat(out, ignore_index=True) if out else ci.copy()
+
+
+def metric_comparison(ci: pd.DataFrame, title: str = "") -> alt.LayerChart:
+    """Loss next to ROUGE-1 / ROUGE-L / EM, each rescaled to [0, 1] (up = better).
+
+    ``ci``: :func:`zsg_lib.stats.mean_ci` rows with a ``metric`` column (raw values); the
+    tooltip shows the raw mean too.
+    """
+    raw = ci.rename(columns={"mean": "raw"})[["metric", "step", "raw"]]
+    data = normalise_metrics(ci).merge(raw, on=["metric", "step"])
+    base = alt.Chart(data).encode(
+        x=alt.X("step:Q", title="training step"),
+        color=alt.Color("metric:N", scale=alt.Scale(scheme="set1")),
+    )
+    band = base.mark_area(opacity=0.15).encode(
+        y=alt.Y("lo:Q", title="normalised score (1 = best seen)"), y2="hi:Q")
+    line = base.mark_line(point=True).encode(
+        y="mean:Q",
+        tooltip=["metric:N", "step:Q", alt.Tooltip("raw:Q", format=".3f", title="mean (raw)"),
+                 alt.Tooltip("mean:Q", format=".2f", title="normalised"), "n:Q"],
+    )
+    return alt.layer(band, line).properties(width=WIDTH, height=HEIGHT, title=title)
+
+
+def distance_histograms(
+    distances: pd.DataFrame,
+    measures: Sequence[str] = ("ad", "md", "wsd"),
+    bins: int = 30,
+    title: str = "",
+) -> alt.FacetChart:
+    """Histograms of AD / MD / WSD over training instances, binned here (small data)."""
+    rows = []
+    for m in measures:
+        values = distances[m].to_numpy(dtype=float)
+        counts, edges = np.histogram(values[~np.isnan(values)], bins=bins)
+        for c, a, b in zip(counts, edges[:-1], edges[1:]):
+            rows.append({"measure": m.upper(), "start": float(a), "end": float(b), "count": int(c)})
+    data = pd.DataFrame(rows)
+    chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X("start:Q", title="distance (negative cosine similarity)"),
+        x2="end:Q",
+        y=alt.Y("count:Q", title="training instances"),
+        tooltip=["measure:N", alt.Tooltip("start:Q", format=".3f"),
+                 alt.Tooltip("end:Q", format=".3f"), "count:Q"],
+    ).properties(width=WIDTH // len(measures), height=200)
+    return chart.facet(column=alt.Column("measure:N", title=None)).resolve_scale(
+        x="independent").properties(title=title)
+
+
+def embedding_map(points: pd.DataFrame, color_title: str = "position in training order",
+                  title: str = "") -> alt.LayerChart:
+    """A 2-D map of train and test instances (from :func:`zsg_lib.maps.embedding_map_frame`).
+
+    Training instances are coloured by ``position`` (their place in the arrangement; grey
+    when the run never reaches them); test instances are black crosses whose tooltip lists
+    their nearest training instances.
+    """
+    data = points.copy()
+    data["text"] = data["text"].map(_short)
+    train = data[data["split"] == "train"]
+    test = data[data["split"] == "test"]
+    xy = dict(x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)),
+              y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)))
+    seen = alt.Chart(train[train["position"].notna()]).mark_circle(size=45, opacity=0.85).encode(
+        **xy,
+        color=alt.Color("position:Q", title=color_title, scale=alt.Scale(scheme="viridis")),
+        tooltip=["task:N", alt.Tooltip("position:Q", format="d"), alt.Tooltip("text:N", title="instance")],
+    )
+    unseen = alt.Chart(train[train["position"].isna()]).mark_circle(size=20, color="#cccccc",
+                                                                   opacity=0.6).encode(
+        **xy, tooltip=["task:N", alt.Tooltip("text:N", title="instance (not reached)")],
+    )
+    tests = alt.Chart(test).mark_point(shape="cross", size=90, color="black", filled=True).encode(
+        **xy,
+        tooltip=[alt.Tooltip("task:N", title="test task"), alt.Tooltip("text:N", title="test instance"),
+                 alt.Tooltip("nearest:N", title="nearest training instances")],
+    )
+    return alt.layer(unseen, seen, tests).properties(width=WIDTH, height=WIDTH * 0.75, title=title)
+
+
+def interval_points(
+    summary: pd.DataFrame, x: str = "arrangement", x_title: str | None = None,
+    y_title: str = "mean test loss", title: str = "",
+) -> alt.LayerChart:
+    """Mean with a 95% error bar per category (``x, mean, lo, hi, n``)."""
+    data = summary.copy()
+    x_type = "Q" if pd.api.types.is_numeric_dtype(data[x]) else "N"
+    color = _color(x, data[x].astype(str)) if x_type == "N" else alt.value("#1f77b4")
+    base = alt.Chart(data).encode(
+        x=alt.X(f"{x}:{x_type}", title=x_title or x, sort=None), color=color)
+    bars = base.mark_errorbar(ticks=True).encode(
+        y=alt.Y("lo:Q", title=y_title, scale=alt.Scale(zero=False)), y2="hi:Q")
+    points = base.mark_point(filled=True, size=80).encode(
+        y="mean:Q",
+        tooltip=[f"{x}:{x_type}", alt.Tooltip("mean:Q", format=".3f"),
+                 alt.Tooltip("lo:Q", format=".3f"), alt.Tooltip("hi:Q", format=".3f"), "n:Q"],
+    )
+    return alt.layer(bars, points).properties(width=WIDTH * 0.7, height=HEIGHT * 0.8, title=title)
+
+
+def tma_rounds(tables: pd.DataFrame, title: str = "") -> alt.Chart:
+    """How each TMA setting walks through the rounds: round of the instance at each position.
+
+    ``tables``: concatenated arrangement tables with a ``setting`` column (``position``,
+    ``round``, ``task``, ``id``); position is capped by the caller to what runs consume.
+    """
+    data = tables[["setting", "position", "round", "task"]].copy()
+    data["round"] = data["round"].astype("float")
+    return alt.Chart(data).mark_tick(thickness=2).encode(
+        x=alt.X("position:Q", title="position in training order"),
+        y=alt.Y("setting:N", title=None),
+        color=alt.Color("round:Q", title="TMA round", scale=alt.Scale(scheme="plasma")),
+        tooltip=["setting:N", "position:Q", "round:Q", "task:N"],
+    ).properties(width=WIDTH, height=30 * data["setting"].nunique(), title=title)
+
+
+def scatter(
+    data: pd.DataFrame, x: str, y: str, color: str | None = None,
+    tooltip: Sequence[str] = (), x_title: str | None = None, y_title: str | None = None,
+    title: str = "",
+) -> alt.Chart:
+    """A plain scatter with tooltips (e.g. OT cost vs WSD per training task)."""
+    enc = dict(
+        x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(zero=False)),
+        tooltip=list(tooltip) or [x, y],
+    )
+    if color:
+        enc["color"] = alt.Color(f"{color}:N")
+    return alt.Chart(data).mark_circle(size=60).encode(**enc).properties(
+        width=WIDTH * 0.8, height=HEIGHT, title=title)

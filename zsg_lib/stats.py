@@ -1,0 +1,319 @@
+"""Statistics over seeds: means with 95% t-intervals, paired tests, verdicts on claims.
+
+Input is the tidy score table the book works with (:func:`zsg_lib.experiment.run_many`): one
+row per run × step × test instance with at least ``arrangement``, ``seed``, ``step`` and the
+value (``loss`` by default).
+
+**The unit of replication is the seed.** A seed re-samples the training and test data and
+re-initialises LoRA, so two seeds are independent replicates of the whole experiment. The test
+instances of one run are *not* independent of each other (they share one trained model), so
+intervals and the default paired test treat the per-seed mean as one observation: the mean
+over test instances (and over the steps of a window) for each seed, paired across arrangements
+by seed (same seed ⇒ same data, only the order differs). With three seeds this test is
+conservative; ``unit="instance"`` pairs seed × test instance instead (more power, but it
+ignores that instances of one run are correlated), and is offered as a secondary view.
+
+>>> import pandas as pd
+>>> df = pd.DataFrame({"arrangement": ["a"] * 3 + ["b"] * 3, "seed": [0, 1, 2] * 2,
+...                    "step": 4, "loss": [1.0, 1.2, 1.1, 2.0, 2.3, 2.1]})
+>>> ci = mean_ci(df)
+>>> ci[["arrangement", "step", "mean", "n"]].to_dict("records")[0]
+{'arrangement': 'a', 'step': 4, 'mean': 1.1, 'n': 3}
+>>> verdict = ordering_verdict(df, "a < b", window=(1, 4))
+>>> verdict.holds, verdict.significant
+(True, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided t-interval ``(mean, lo, hi)``; the bounds are NaN for one value.
+
+    >>> m, lo, hi = t_interval([1.0, 2.0, 3.0])
+    >>> round(m, 3), round(lo, 3), round(hi, 3)
+    (2.0, -0.484, 4.484)
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return (float("nan"),) * 3
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(sps.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def seed_means(
+    scores: pd.DataFrame, value: str = "loss", by: Sequence[str] = ("arrangement",)
+) -> pd.DataFrame:
+    """Mean of ``value`` over test instances for each ``by`` × seed × step (one row each)."""
+    keys = [*by, "seed", "step"]
+    return scores.groupby(keys, as_index=False, observed=True)[value].mean()
+
+
+def mean_ci(
+    scores: pd.DataFrame,
+    value: str = "loss",
+    by: Sequence[str] = ("arrangement",),
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Per ``by`` × step: mean over seeds of the per-seed mean, with a t-interval.
+
+    Columns: ``*by, step, mean, lo, hi, n`` (``n`` = number of seeds). Rows without a value
+    (e.g. ROUGE at steps without generation) are dropped first.
+    """
+    per_seed = seed_means(scores.dropna(subset=[value]), value, by)
+    rows = []
+    for key, grp in per_seed.groupby([*by, "step"], observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        mean, lo, hi = t_interval(grp[value].to_numpy(), level)
+        rows.append({**dict(zip([*by, "step"], key)), "mean": mean, "lo": lo, "hi": hi,
+                     "n": int(grp[value].notna().sum())})
+    return pd.DataFrame(rows, columns=[*by, "step", "mean", "lo", "hi", "n"])
+
+
+def window_means(
+    scores: pd.DataFrame,
+    window: tuple[int, int],
+    value: str = "loss",
+    by: Sequence[str] = ("arrangement",),
+    unit: str = "seed",
+) -> pd.DataFrame:
+    """Mean of ``value`` over the steps ``window[0] ≤ step ≤ window[1]``, per ``by`` × unit.
+
+    ``unit="seed"``: one row per seed (mean over instances and steps); ``unit="instance"``:
+    one row per seed × test instance (column ``id``).
+    """
+    lo, hi = window
+    sel = scores[(scores["step"] >= lo) & (scores["step"] <= hi)].dropna(subset=[value])
+    keys = [*by, "seed"] + (["id"] if unit == "instance" else [])
+    if unit not in ("seed", "instance"):
+        raise ValueError(f"unit must be 'seed' or 'instance', got {unit!r}")
+    return sel.groupby(keys, as_index=False, observed=True)[value].mean()
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired t-test of ``a`` − ``b`` (negative ``mean_diff``: ``a`` is lower)."""
+
+    a: str
+    b: str
+    window: tuple[int, int]
+    unit: str
+    n: int
+    mean_a: float
+    mean_b: float
+    mean_diff: float
+    lo: float
+    hi: float
+    t: float
+    p: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.a} − {self.b} = {self.mean_diff:+.3f} "
+            f"(95% CI {self.lo:+.3f} to {self.hi:+.3f}; paired t over {self.n} {self.unit}s, "
+            f"t = {self.t:.2f}, p = {self.p:.3g})"
+        )
+
+
+def paired_test(
+    scores: pd.DataFrame,
+    a: str,
+    b: str,
+    window: tuple[int, int],
+    value: str = "loss",
+    unit: str = "seed",
+    level: float = 0.95,
+) -> PairedTest:
+    """Paired t-test (``scipy.stats.ttest_rel``) of the window mean of ``a`` against ``b``.
+
+    Pairs are seeds (default) or seed × test instance; see the module docstring for why the
+    seed is the default unit. Only units present under both arrangements are paired.
+    """
+    means = window_means(scores, window, value, ("arrangement",), unit)
+    keys = ["seed"] + (["id"] if unit == "instance" else [])
+    wide = means.pivot_table(index=keys, columns="arrangement", values=value, observed=True)
+    for name in (a, b):
+        if name not in wide.columns:
+            raise KeyError(f"no scores for arrangement {name!r} in steps {window}")
+    pair = wide[[a, b]].dropna()
+    diff = (pair[a] - pair[b]).to_numpy()
+    mean_d, lo, hi = t_interval(diff, level)
+    if len(diff) >= 2 and np.std(diff) > 0:
+        res = sps.ttest_rel(pair[a], pair[b])
+        t, p = float(res.statistic), float(res.pvalue)
+    else:
+        t, p = float("nan"), float("nan")
+    return PairedTest(a, b, tuple(window), unit, len(diff), float(pair[a].mean()),
+                      float(pair[b].mean()), mean_d, lo, hi, t, p)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a claimed ordering holds in the measured numbers.
+
+    ``holds``: every adjacent pair is ordered as claimed in the mean over seeds;
+    ``significant``: and every adjacent paired test has p < alpha. ``text`` is built from the
+    numbers only.
+    """
+
+    claim: str
+    order: tuple[str, ...]
+    means: dict[str, float]
+    tests: tuple[PairedTest, ...]
+    holds: bool
+    significant: bool
+    alpha: float
+    text: str = field(default="")
+
+    @property
+    def status(self) -> str:
+        """``agrees``, ``agrees in means only`` or ``does not agree``."""
+        if self.holds and self.significant:
+            return "agrees"
+        if self.holds:
+            return "agrees in means only"
+        return "does not agree"
+
+
+def parse_claim(claim: str) -> tuple[str, ...]:
+    """``"nft < rt < fft"`` → ``("nft", "rt", "fft")`` (lowest first).
+
+    >>> parse_claim("nft < rt<fft")
+    ('nft', 'rt', 'fft')
+    """
+    names = tuple(part.strip() for part in claim.split("<"))
+    if len(names) < 2 or not all(names):
+        raise ValueError(f"a claim looks like 'a < b < c', got {claim!r}")
+    return names
+
+
+def ordering_verdict(
+    scores: pd.DataFrame,
+    claim: str,
+    window: tuple[int, int],
+    value: str = "loss",
+    alpha: float = 0.05,
+    unit: str = "seed",
+) -> Verdict:
+    """Judge a claimed ordering (lower first) of window-mean ``value`` across arrangements."""
+    order = parse_claim(claim)
+    means = window_means(scores, window, value, ("arrangement",), "seed")
+    by_arr = means.groupby("arrangement", observed=True)[value].mean().to_dict()
+    tests = tuple(paired_test(scores, a, b, window, value, unit) for a, b in zip(order, order[1:]))
+    holds = all(t.mean_diff < 0 for t in tests)
+    significant = holds and all(t.p < alpha for t in tests)
+    shown = " , ".join(f"{n} {by_arr.get(n, float('nan')):.3f}" for n in order)
+    verdict = Verdict(claim, order, {n: float(by_arr.get(n, np.nan)) for n in order}, tests,
+                      holds, significant, alpha)
+    text = (
+        f"Claim {claim} (mean {value}, steps {window[0]}–{window[1]}): measured {shown}; "
+        f"{verdict.status}"
+        + " (paired tests: " + "; ".join(str(t) for t in tests) + ")"
+    )
+    return dataclasses.replace(verdict, text=text)
+
+
+def early_share(scores: pd.DataFrame, upto: int, value: str = "loss") -> pd.DataFrame:
+    """Per seed: share of the total fall of mean ``value`` (step 0 → last) reached by ``upto``.
+
+    1.0 means the whole fall happened by step ``upto``; columns ``seed, share``.
+
+    >>> df = pd.DataFrame({"seed": 0, "arrangement": "r", "step": [0, 4, 8],
+    ...                    "loss": [4.0, 1.5, 1.0]})
+    >>> early_share(df, 4)["share"].tolist()
+    [0.8333333333333334]
+    """
+    per_seed = seed_means(scores, value, ())
+    rows = []
+    for seed, grp in per_seed.groupby("seed"):
+        grp = grp.sort_values("step")
+        start, end = grp[value].iloc[0], grp[value].iloc[-1]
+        at = grp.loc[grp["step"] <= upto, value].iloc[-1]
+        total = start - end
+        rows.append({"seed": seed, "share": float((start - at) / total) if total else np.nan})
+    return pd.DataFrame(rows, columns=["seed", "share"])
+
+
+def metric_stability(
+    scores: pd.DataFrame, metrics: Sequence[str] = ("loss", "rouge1", "rougeL", "exact_match")
+) -> pd.DataFrame:
+    """How noisy each metric is across seeds, relative to how much it moves.
+
+    ``noise``: mean over steps of the standard deviation across seeds of the per-seed mean;
+    ``signal``: |last − first| of the mean curve; ``noise_to_signal`` = noise / signal (lower
+    is steadier). Metrics absent from ``scores`` are skipped.
+    """
+    rows = []
+    for metric in metrics:
+        if metric not in scores or scores[metric].notna().sum() == 0:
+            continue
+        per_seed = seed_means(scores.dropna(subset=[metric]), metric, ())
+        by_step = per_seed.groupby("step")[metric]
+        curve = by_step.mean().sort_index()
+        noise = float(by_step.std(ddof=1).mean())
+        signal = float(abs(curve.iloc[-1] - curve.iloc[0]))
+        rows.append({"metric": metric, "steps": len(curve), "noise": noise, "signal": signal,
+                     "noise_to_signal": noise / signal if signal else float("inf")})
+    return pd.DataFrame(rows, columns=["metric", "steps", "noise", "signal", "noise_to_signal"])
+
+
+def trend_test(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Spearman rank correlation ``(rho, p)`` of ``y`` with ``x`` (e.g. loss vs window start).
+
+    >>> trend_test([0, 1, 2, 3], [1.0, 1.5, 1.7, 2.0])[0]
+    1.0
+    """
+    res = sps.spearmanr(np.asarray(x, float), np.asarray(y, float))
+    return float(res.statistic), float(res.pvalue)
+
+
+def metrics_ci(
+    scores: pd.DataFrame,
+    metrics: Sequence[str] = ("loss", "rouge1", "rougeL", "exact_match"),
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """:func:`mean_ci` over seeds for several metrics, stacked (column ``metric``).
+
+    A metric only scored at generation steps contributes rows at those steps only.
+    """
+    frames = []
+    for m in metrics:
+        if m in scores and scores[m].notna().any():
+            ci = mean_ci(scores.assign(_all="all"), m, ("_all",), level).drop(columns="_all")
+            frames.append(ci.assign(metric=m))
+    cols = ["metric", "step", "mean", "lo", "hi", "n"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def window_summary(
+    scores: pd.DataFrame,
+    window: tuple[int, int],
+    value: str = "loss",
+    by: Sequence[str] = ("arrangement",),
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Per ``by``: mean over seeds of the window mean of ``value``, with a t-interval.
+
+    >>> df = pd.DataFrame({"arrangement": "a", "seed": [0, 1], "step": 2, "loss": [1.0, 3.0]})
+    >>> window_summary(df, (1, 2))[["arrangement", "mean", "n"]].to_dict("records")
+    [{'arrangement': 'a', 'mean': 2.0, 'n': 2}]
+    """
+    per_seed = window_means(scores, window, value, by, "seed")
+    rows = []
+    for key, grp in per_seed.groupby(list(by), sort=False, observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        mean, lo, hi = t_interval(grp[value].to_numpy(), level)
+        rows.append({**dict(zip(by, key)), "mean": mean, "lo": lo, "hi": hi, "n": len(grp)})
+    return pd.DataFrame(rows, columns=[*by, "mean", "lo", "hi", "n"])
