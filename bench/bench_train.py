@@ -1,0 +1,181 @@
+"""CPU training throughput: zsg's ordered LoRA loop vs TRL's SFTTrainer, side by side.
+
+Same model (the embedded SmolLM2-135M-Instruct), same demo-like short instances (built inline),
+same LoRA config (r=16, alpha=32, dropout 0.05, all linear layers), batch 8, base weights stored
+in bf16 with bf16 autocast on both (zsg's default for LoRA), loss on responses only on both, a
+constant learning rate of 2e-4 on both. Reports tokens/s (non-pad input tokens per second of
+training steps), and peak RSS of the process.
+
+    .venv/bin/python bench/bench_train.py            # both, 12 steps each
+    .venv/bin/python bench/bench_train.py --book     # one book-sized run (wall time)
+    .venv/bin/python bench/bench_train.py --book --template plain   # without the system prompt
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from zsg_lib.schema import instances_from_records  # noqa: E402
+
+WORDS = {
+    "Germany": "Allemagne", "Spain": "Espagne", "Italy": "Italie", "Japan": "Japon",
+    "Brazil": "Brésil", "Canada": "Canada", "Norway": "Norvège", "Egypt": "Égypte",
+    "January": "janvier", "March": "mars", "August": "août", "December": "décembre",
+}
+
+
+def demo_like(n: int, seed: int = 0, prefix: str = "i"):
+    """``n`` short instruction instances in four tasks (~48 tokens each with SmolLM2's chat
+    template, whose default system prompt is ~20 of them; ~26 with the plain template)."""
+    rng = random.Random(seed)
+    recs = []
+    for k in range(n):
+        kind = k % 4
+        if kind == 0:
+            en = rng.choice(list(WORDS))
+            q, a, task = f"Translate the English name into French: {en}", WORDS[en], "en-fr"
+        elif kind == 1:
+            x, y = rng.randint(10, 99), rng.randint(10, 99)
+            q, a, task = f"What is {x} plus {y}?", str(x + y), "add"
+        elif kind == 2:
+            w = rng.choice(list(WORDS))
+            q, a, task = f"Write the word backwards: {w}", w[::-1], "reverse"
+        else:
+            xs = [rng.randint(1, 50) for _ in range(4)]
+            q, a, task = f"Sort these numbers: {xs}", str(sorted(xs)), "sort"
+        recs.append({"id": f"{prefix}{k}", "task": task, "messages": [
+            {"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+    return instances_from_records(recs, source="bench")
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def bench_ours(train, steps: int, batch: int) -> dict:
+    from zsg_lib.train import TrainConfig, train_run
+
+    order = train.column("id").to_pylist()[: steps * batch]
+    test = demo_like(8, seed=99, prefix="x")
+    cfg = TrainConfig(batch_size=batch, eval_every=10_000, max_steps=steps, bf16_autocast=True)
+    rec = train_run(cfg, train, test, order, runs_root=tempfile.mkdtemp(), progress=False)
+    log = rec.log.iloc[1:]  # first step warms up kernels
+    return {"tokens_per_s": log["tokens"].sum() / log["seconds"].sum(),
+            "s_per_step": log["seconds"].mean()}
+
+
+def bench_trl(train, steps: int, batch: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from zsg_lib.models import load_model
+
+    base, tok = load_model(None, "bf16")  # the same stored precision as ours (TrainConfig())
+    rows = train.column("messages").to_pylist()[: steps * batch]
+    # prompt/completion form: TRL then takes the loss on the completion only, as we do
+    ds = Dataset.from_list([{"prompt": [dict(m) for m in ms[:-1]],
+                             "completion": [dict(ms[-1])]} for ms in rows])
+
+    times: list[float] = []
+    tokens: list[int] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t0)
+
+    args = SFTConfig(
+        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch, max_steps=steps,
+        learning_rate=2e-4, lr_scheduler_type="constant", logging_steps=1000, save_strategy="no",
+        report_to=[], bf16=True, use_cpu=True, completion_only_loss=True, max_length=1024, packing=False, dataloader_num_workers=0,
+        gradient_checkpointing=False, disable_tqdm=True,
+    )
+    lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=base, args=args, train_dataset=ds, processing_class=tok,
+                         peft_config=lcfg, callbacks=[Timer()])
+    orig = trainer.training_step
+
+    def counting_step(model, inputs, *a, **kw):
+        tokens.append(int(inputs["attention_mask"].sum()))
+        return orig(model, inputs, *a, **kw)
+
+    trainer.training_step = counting_step
+    trainer.train()
+    trainer.model.unload()
+    torch.set_grad_enabled(True)
+    return {"tokens_per_s": sum(tokens[1:]) / sum(times[1:]), "s_per_step": sum(times[1:]) /
+            len(times[1:])}
+
+
+def book_run(template: str = "auto") -> None:
+    """The book-sized setting: batch 4, 24 steps, 40 test instances scored every 4 steps."""
+    import torch
+
+    from zsg_lib.models import load_model
+    from zsg_lib.train import TrainConfig, train_run
+
+    cfg = TrainConfig(batch_size=4, eval_every=4, max_target_len=128, template=template)
+    t0 = time.perf_counter()
+    load_model(None, cfg.resolved_precision)
+    t_load = time.perf_counter() - t0
+    train, test = demo_like(96), demo_like(40, seed=7, prefix="x")
+    order = train.column("id").to_pylist()
+    root = tempfile.mkdtemp()
+    t0 = time.perf_counter()
+    rec = train_run(cfg, train, test, order, runs_root=root, progress=False)
+    t_run = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    again = train_run(cfg, train, test, order, runs_root=root, progress=False)
+    t_cached = time.perf_counter() - t0
+    curve = rec.loss_curve()
+    print(f"model load {t_load:.1f} s; run {t_run:.1f} s ({len(rec.log)} steps, "
+          f"{len(rec.scores)} score rows); cached rerun {t_cached:.2f} s (reused={again.reused})")
+    t_train = rec.log["seconds"].sum()
+    print(f"mean tokens/instance {rec.log['tokens'].sum() / rec.log['n_instances'].sum():.1f}; "
+          f"train steps {t_train:.1f} s (mean {rec.log['seconds'].mean():.2f} s/step); "
+          f"scoring + overhead {t_run - t_train:.1f} s; torch threads {torch.get_num_threads()}")
+    print("test loss by step:", [round(x, 3) for x in curve["loss"]])
+    print(f"peak RSS {peak_rss_gb():.2f} GB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--book", action="store_true")
+    ap.add_argument("--only", choices=["ours", "trl"])
+    ap.add_argument("--template", default="auto", help="with --book: auto | chat | plain")
+    a = ap.parse_args()
+    if a.book:
+        book_run(a.template)
+        return
+    train = demo_like(a.steps * a.batch)
+    res = {}
+    if a.only in (None, "ours"):
+        res["zsg"] = bench_ours(train, a.steps, a.batch)
+        print(f"zsg   : {res['zsg']['tokens_per_s']:.0f} tok/s, "
+              f"{res['zsg']['s_per_step']:.2f} s/step; peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    if a.only in (None, "trl"):
+        res["trl"] = bench_trl(train, a.steps, a.batch)
+        print(f"trl   : {res['trl']['tokens_per_s']:.0f} tok/s, "
+              f"{res['trl']['s_per_step']:.2f} s/step; peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    if len(res) == 2:
+        print(f"ratio zsg/trl: {res['zsg']['tokens_per_s'] / res['trl']['tokens_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
