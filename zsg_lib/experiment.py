@@ -288,7 +288,7 @@ def train_config(profile: Profile, seed: int, steps: int | None = None, generate
         eval_every=t.eval_every,
         generate_at=tuple(s for s in t.generate_at if s <= max_steps) if generate else (),
         max_source_len=t.max_source_len, max_target_len=t.max_target_len,
-        max_new_tokens=t.max_new_tokens,
+        max_new_tokens=t.max_new_tokens, template=t.template, lora_dropout=t.lora_dropout,
         bf16_autocast=t.bf16_autocast, seed=seed,
     )
 

@@ -134,6 +134,10 @@ class TrainParams:
     max_target_len: int = 64
     max_new_tokens: int | None = None  # generation length (None = max_target_len)
     bf16_autocast: bool = True
+    # "auto" = the tokenizer's chat template; "plain" halves the tokens of SmolLM2's short
+    # demo instances (its template adds a ~20-token default system prompt to every one).
+    template: Literal["auto", "chat", "plain"] = "auto"
+    lora_dropout: float = 0.05
 
     @property
     def instances_per_step(self) -> int:
