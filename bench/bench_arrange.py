@@ -7,8 +7,10 @@
    the memmapped training pages the process touches as well as its own allocations):
    * TMA-NFT, budget 30,000, at full scale (target ≤ 60 s, ≤ 3 GB);
    * WSD ordering (``distance_stats`` + NFT argsort) at full scale (target ≤ 30 s, ≤ 3 GB);
-   * at 50,000 × 1,125, budget 30,000: ours vs a dense baseline written here (the full
-     distance matrix, an argmin per round), with a check that both give the same order.
+   * at 50,000 × 1,125, budget 30,000: ours vs two dense baselines written here (the full
+     distance matrix, an argmin per round: ``dense`` plain float32 from one matmul,
+     ``dense-exact`` float64 chunked as zsg defines similarity), with a check that each
+     gives the same order; ``--repeat R`` keeps the best of R fresh processes each.
 
 ``--in-memory`` loads the training matrix into RAM instead of memory-mapping it.
 ``--n`` / ``--small-n`` / ``--budget`` change the sizes.
@@ -51,7 +53,28 @@ def generate(path: Path, n: int, seed: int, chunk: int = 100_000) -> None:
 
 
 def dense_tma(train: np.ndarray, test: np.ndarray, budget: int) -> np.ndarray:
-    """Baseline: full N x M distance matrix, an argmin per test instance per round.
+    """Baseline, plain: the full float32 M x N distance matrix from one matmul of the
+    normalised rows, then per round an argmin over each test instance's row (training
+    instances taken in earlier rounds masked with +inf).
+
+    float32 BLAS values can differ from zsg's exact ones by ~1e-7, so on near-ties its order
+    could in principle differ (the benchmark reports whether it does).
+    """
+    sys.path.insert(0, str(ROOT))
+    from zsg_lib.similarity import normalise_rows
+
+    dist = -(normalise_rows(test) @ normalise_rows(np.asarray(train)).T)  # M x N, d = -cos
+    order: list[int] = []
+    while len(order) < min(budget, dist.shape[1]):
+        picks = dict.fromkeys(np.argmin(dist, axis=1).tolist())  # first = lower index; dedupe
+        picks = list(picks)[: budget - len(order)]
+        order += picks
+        dist[:, picks] = np.inf  # removed after the round
+    return np.asarray(order)
+
+
+def dense_tma_exact(train: np.ndarray, test: np.ndarray, budget: int) -> np.ndarray:
+    """Previous baseline: full N x M distance matrix, an argmin per test instance per round.
 
     Distances follow zsg's definition (float64 dot of the float32 unit rows, rounded to
     float32), so the order must match exactly; the float64 product costs this baseline about
@@ -94,7 +117,8 @@ def measure(args: argparse.Namespace) -> None:
         order = np.argsort(st.wsd, kind="stable")
         result = {"first": int(order[0]), "w_avg": st.w_avg}
     else:
-        order = dense_tma(train, test, args.budget)
+        fn = dense_tma if args.measure == "dense" else dense_tma_exact
+        order = fn(train, test, args.budget)
         result = {"selected": int(len(order))}
         np.save(args.save, order) if args.save else None
     secs = time.perf_counter() - t0
@@ -123,7 +147,8 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=30_000)
     ap.add_argument("--in-memory", action="store_true")
     ap.add_argument("--skip-full", action="store_true")
-    ap.add_argument("--child", choices=["tma", "wsd", "dense"])
+    ap.add_argument("--child", choices=["tma", "wsd", "dense", "dense-exact"])
+    ap.add_argument("--repeat", type=int, default=1, help="best of this many runs (each a fresh process)")
     ap.add_argument("--train"), ap.add_argument("--test"), ap.add_argument("--save")
     ap.add_argument("--rows", type=int)
     ap.add_argument("--generate")
@@ -148,11 +173,18 @@ def main() -> None:
         run_child("tma", train, test, budget=args.budget, **mode)
         run_child("wsd", train, test, **mode)
     small = {"rows": args.small_n, "budget": args.budget, **mode}
-    ours = run_child("tma", train, test, save=OUT / "ours.npy", **small)
-    dense = run_child("dense", train, test, save=OUT / "dense.npy", **small)
-    same = np.array_equal(np.load(OUT / "ours.npy"), np.load(OUT / "dense.npy"))
-    print(f"# {args.small_n} x {M}: dense {dense['seconds']} s / ours {ours['seconds']} s = "
-          f"{dense['seconds'] / max(ours['seconds'], 1e-9):.1f}x; same order: {same}")
+    best = {}
+    for _ in range(args.repeat):  # interleaved, so load changes hit every measure alike
+        for kind in ("tma", "dense", "dense-exact"):
+            res = run_child(kind, train, test, save=OUT / f"{kind}.npy", **small)
+            best[kind] = min(best.get(kind, np.inf), res["seconds"])
+    ours = np.load(OUT / "tma.npy")
+    for kind, what in (("dense", "plain float32 one-matmul"),
+                       ("dense-exact", "float64 chunked, N x M argmin (previous baseline)")):
+        same = np.array_equal(ours, np.load(OUT / f"{kind}.npy"))
+        print(f"# {args.small_n} x {M} (best of {args.repeat}): {kind} [{what}] "
+              f"{best[kind]} s / ours {best['tma']} s = "
+              f"{best[kind] / max(best['tma'], 1e-9):.1f}x; same order: {same}")
 
 
 if __name__ == "__main__":

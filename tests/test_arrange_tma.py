@@ -230,3 +230,35 @@ def test_tma_works_on_memmap(tmp_path):
     b = tma_rounds(train, test, budget=40, k=4, chunk_size=64)
     assert a.order.tolist() == b.order.tolist()
     assert a.order.tolist() == reference_tma(train, test, budget=40)[0]
+
+
+def dense_reference(train, test, farthest=False, budget=None):
+    """Algorithm 1 vectorised (same rules as reference_tma; np.argmin takes the first,
+    i.e. lower, index on ties) — for inputs too big for the direct version."""
+    dist = -exact_similarity(train, test).T  # M x N
+    if farthest:
+        dist = -dist
+    order, limit = [], len(train) if budget is None else min(budget, len(train))
+    while len(order) < limit:
+        picks = list(dict.fromkeys(np.argmin(dist, axis=1).tolist()))[: limit - len(order)]
+        order += picks
+        dist[:, picks] = np.inf
+    return order
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.booleans(), st.sampled_from([0.0, 1e-6, 1e-3, 1.0]),
+       st.sampled_from([None, 4, 40]))
+def test_tma_equals_reference_at_screening_scale(seed, farthest, noise, k):
+    """Thousands of rows: the sampled thresholds, bf16 screen, lazy scoring and refills
+    (small k, clustered data consumed deep, exact duplicates) all take part."""
+    rng = np.random.default_rng(seed)
+    n, m, dim = 9000, 30, 16
+    pool = rng.normal(size=(40, dim))
+    train = (pool[rng.integers(40, size=n)] + noise * rng.normal(size=(n, dim))).astype(np.float32)
+    test = rng.normal(size=(m, dim)).astype(np.float32)
+    budget = int(rng.integers(100, 2500))
+    got = tma_rounds(train, test, farthest, budget, k=k, chunk_size=int(rng.choice([1000, 8192])))
+    assert got.order.tolist() == dense_reference(train, test, farthest, budget)
+    sims = exact_similarity(train, test)
+    np.testing.assert_array_equal(got.distance, -sims[got.order, got.test_index].astype(np.float64))

@@ -19,14 +19,16 @@ Conventions (fixed so that results are reproducible and testable):
 Similarity is defined exactly in :mod:`zsg_lib.arrange.neighbours`: the float64 dot product
 of the float32 unit vectors, rounded to float32 — independent of BLAS and chunking.
 
-How it is fast: instead of a full ``N x M`` distance matrix, one chunked float32 BLAS pass
-over the training rows screens each test instance's ``k`` best candidates
-(:func:`~zsg_lib.arrange.neighbours.screen_topk`). Rounds pop from these lists, skipping
-taken instances; when the best screened candidates of a test instance are within float32
-error of each other, only those few are rescored exactly. A test instance whose list runs
-out (or cannot prove its winner) gets a fresh, longer list over the remaining pool (another
-chunked pass, shared by every test instance running low). The result equals the direct
-algorithm on the exact similarities; the tests check this with hypothesis.
+How it is fast: instead of a full ``N x M`` distance matrix, one chunked bfloat16 pass over
+the training rows (torch) screens each test instance's ``k`` best candidates, with a proven
+error bound (:func:`~zsg_lib.arrange.neighbours.screen_candidates`); about the first half of
+each list is scored in float32, the rest when a round reaches it. Rounds are vectorised over
+test instances: each takes its first untaken *proven* candidate; candidates within float32
+error of it are rescored exactly (float64), ties to the lower index. A test instance whose
+list runs out gets a fresh, longer list over the remaining pool (another pass, shared by
+every test instance running low). ``k`` defaults to :func:`auto_k` (about 4x the rounds the
+budget needs). The result equals the direct algorithm on the exact similarities; the tests
+check this with hypothesis, small inputs and screening-scale ones.
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ import pyarrow as pa
 from ..errors import ArrangementError
 from ..similarity import DEFAULT_CHUNK, check_embeddings, normalise_rows
 from .base import Arrangement, check_rows, ids_and_tasks, make_arrangement
-from .neighbours import exact_scores, margin, screen_topk
+from .neighbours import (TrainPrep, _rank_keys, exact_pairs, margin, replace_rows,
+                         screen_candidates)
 
 Setting = Literal["nft", "fft", "rt", "max-min", "min-max"]
 SETTINGS = ("nft", "fft", "rt", "max-min", "min-max")
-DEFAULT_K = 256  # candidates kept per test instance; more only costs memory (M x k)
+DEFAULT_K = None  # candidates kept per test instance; None: auto_k (from the budget)
 
 
 @dataclass(frozen=True)
@@ -61,17 +64,34 @@ class TMARounds:
     n_rounds: int
 
 
+def auto_k(limit: int, m: int, n: int, max_rounds: int | None = None) -> int:
+    """Candidates per test instance when ``k`` is not given: about 4x the rounds needed.
+
+    A test instance consumes roughly one candidate per round plus those taken by others
+    (about 2.5x the rounds on random data); a list that runs out is refilled, which costs
+    another pass over the training rows, so lists are sized to make that rare.
+
+    >>> auto_k(30_000, 1125, 50_000)
+    140
+    """
+    rounds = -(-limit // m)
+    if max_rounds is not None:
+        rounds = min(rounds, max_rounds)
+    return int(max(1, min(n, 4 * rounds + 32, 4096)))
+
+
 def tma_rounds(
     train_emb: np.ndarray,
     test_emb: np.ndarray,
     farthest: bool = False,
     budget: int | None = None,
     max_rounds: int | None = None,
-    k: int = DEFAULT_K,
+    k: int | None = DEFAULT_K,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> TMARounds:
     """Run Algorithm 1 rounds until ``budget`` instances, ``max_rounds`` rounds or the
-    training set runs out (``budget=None``: no budget).
+    training set runs out (``budget=None``: no budget). ``k``: candidates kept per test
+    instance (``None``: :func:`auto_k` from the budget); it changes speed, never the result.
 
     >>> train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.0]])
     >>> test = np.array([[1.0, 0.0], [0.0, 1.0]])
@@ -90,75 +110,73 @@ def tma_rounds(
         raise ArrangementError(f"budget must be >= 1 (or None), got {budget}")
     if max_rounds is not None and max_rounds < 0:
         raise ArrangementError(f"max_rounds must be >= 0 (or None), got {max_rounds}")
+    if k is not None and k < 1:
+        raise ArrangementError(f"k must be >= 1 (or None), got {k}")
+    if chunk_size < 1:
+        raise ArrangementError(f"chunk_size must be >= 1, got {chunk_size}")
     limit = n if budget is None else min(budget, n)
+    k = auto_k(limit, m, n, max_rounds) if k is None else int(min(k, n))
     test_n = normalise_rows(test_emb, "test_emb")
+    prep = TrainPrep(train_emb, chunk_size)
+    first_scored = max(16, k // 2)  # score the rest of a list only when it is reached
+    c = screen_candidates(prep, test_n, k, farthest, first_scored=first_scored)
     band = np.float32(2 * margin(test_n.shape[1]))
-    sc = screen_topk(train_emb, test_n, min(k, n), farthest, chunk_size=chunk_size)
-    cands, scores, floor = sc.idx, sc.score, sc.floor
-    ptr = np.zeros(m, np.int64)
-    depth = np.full(m, min(k, n), np.int64)  # list length to ask for at the next refill
+    depth = np.full(m, k, np.int64)  # list length to ask for at the next refill
     used = np.zeros(n, bool)
+    rows_m = np.arange(m)
     n_used, r = 0, 0
-    out_rows: list[int] = []
-    out_round: list[int] = []
-    out_test: list[int] = []
-
-    def undecidable(j: int) -> bool:
-        """Advance j's pointer past taken rows; True if its list cannot prove the winner."""
-        c, p = cands[j], ptr[j]
-        while p < len(c) and used[c[p]]:
-            p += 1
-        ptr[j] = p
-        return p == len(c) or scores[j][p] - band < floor[j]
-
+    out_rows, out_round, out_test = [], [], []
     while n_used < limit and (max_rounds is None or r < max_rounds):
-        stale = [j for j in range(m) if undecidable(j)]
-        while stale:
-            # Fresh lists over the remaining pool. A pass over the training rows costs about
-            # the same for one test row or many, so rows running low are refilled too, and a
-            # row that ran out gets a 4x longer list (clustered data is consumed deep).
-            left = np.array([len(c) for c in cands]) - ptr
-            redo = np.union1d(stale, np.flatnonzero(left < np.maximum(depth // 4, 1)))
+        while True:
+            # each test instance's first untaken proven candidate (float32 order)
+            free = ~used[c.idx] & (np.arange(c.idx.shape[1]) < c.proven[:, None])
+            first = free.argmax(axis=1)
+            stale = ~free[rows_m, first]
+            if not stale.any():
+                break
+            more = np.flatnonzero(stale & (c.scored < c.length))
+            if len(more):  # score the rest of these lists first (no pass over the data)
+                c.score(prep, test_n, more, c.length[more], farthest)
+                continue
+            # Fresh lists over the remaining pool for the rows that ran out (4x longer:
+            # clustered data is consumed deep), and for rows running low (one pass over the
+            # training rows serves them all).
+            low = (c.scored >= c.length) & (free.sum(axis=1) < np.maximum(depth // 4, 1))
             depth[stale] = np.minimum(depth[stale] * 4, n)
-            fresh = screen_topk(train_emb, test_n[redo], int(min(depth[redo].max(), n - n_used)),
-                                farthest, exclude=used, chunk_size=chunk_size)
-            for t, j in enumerate(redo):
-                cut = depth[j]
-                if cut < len(fresh.idx[t]):  # shortened list: its floor rises to the cut
-                    fl = np.nextafter(fresh.score[t][cut - 1], np.float32(np.inf))
-                    floor[j] = max(fresh.floor[t], fl)
-                else:
-                    floor[j] = fresh.floor[t]
-                cands[j], scores[j], ptr[j] = fresh.idx[t][:cut], fresh.score[t][:cut], 0
-            stale = [j for j in stale if undecidable(j)]  # huge tie bands need longer lists
-        taken: set[int] = set()
-        room = limit - n_used
-        for j in range(m):
-            c, v, p = cands[j], scores[j], ptr[j]
-            q = p + 1
-            while q < len(c) and v[q] >= v[p] - band:  # the exact winner is in this band
-                q += 1
-            group = c[p:q][~used[c[p:q]]]
-            if len(group) == 1:
-                y = int(group[0])
-            else:  # near-equal screened scores: decide on exact ones, ties to lower index
-                exact = exact_scores(train_emb, group, test_n[j], farthest)
-                y = int(group[np.lexsort((group, -exact))[0]])
-            if y not in taken and len(taken) < room:
-                taken.add(y)
-                out_rows.append(y)
-                out_round.append(r)
-                out_test.append(j)
-        used[list(taken)] = True  # removed only after the whole round
-        n_used += len(taken)
+            redo = np.flatnonzero(stale | low)
+            fresh = screen_candidates(prep, test_n[redo], int(depth[redo].max()), farthest,
+                                      exclude=used)
+            c = replace_rows(c, redo, fresh)
+        cand, value = c.idx, c.value
+        # The exact winner: the first free proven candidate p scores exactly above every
+        # unlisted row; listed untaken rows within float32 error of p (the band) may beat it
+        # exactly, so bands of more than one row are decided on exact scores (ties: lower
+        # index). Rows outside the band score exactly below p.
+        y = cand[rows_m, first]
+        vfirst = value[rows_m, first]
+        inband = ~used[cand] & (value >= (vfirst - band)[:, None])
+        multi = np.flatnonzero(inband.sum(axis=1) > 1)
+        if len(multi):
+            jr, jc = np.nonzero(inband[multi])
+            jr = multi[jr]
+            ids = cand[jr, jc]
+            sims = exact_pairs(prep, ids, test_n, jr)
+            keys = _rank_keys(-sims if farthest else sims, ids)
+            o = np.lexsort((keys, jr))
+            starts = np.flatnonzero(np.r_[True, jr[o][1:] != jr[o][:-1]])
+            y[jr[o][starts]] = ids[o][starts]
+        _, first_pos = np.unique(y, return_index=True)
+        keep = np.sort(first_pos)[: limit - n_used]  # duplicates: first test instance; budget
+        out_rows.append(y[keep])
+        out_round.append(np.full(len(keep), r, np.int64))
+        out_test.append(keep)
+        used[y[keep]] = True  # removed only after the whole round
+        n_used += len(keep)
         r += 1
-    order = np.asarray(out_rows, np.int64)
-    tix = np.asarray(out_test, np.int64)
-    dist = np.empty(len(order))
-    for j in np.unique(tix):  # d = -cos, exact, for the table
-        at = np.flatnonzero(tix == j)
-        dist[at] = -exact_scores(train_emb, order[at], test_n[j]).astype(np.float64)
-    return TMARounds(order=order, rounds=np.asarray(out_round, np.int64), test_index=tix,
+    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+    order, tix = cat(out_rows, np.int64), cat(out_test, np.int64)
+    dist = -exact_pairs(prep, order, test_n, tix).astype(np.float64)  # d = -cos, exact
+    return TMARounds(order=order, rounds=cat(out_round, np.int64), test_index=tix,
                      distance=dist, exhausted=budget is not None and budget > n, n_rounds=r)
 
 
@@ -174,7 +192,7 @@ def tma(
     setting: Setting = "nft",
     budget: int | None = None,
     seed: int = 0,
-    k: int = DEFAULT_K,
+    k: int | None = DEFAULT_K,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Arrangement:
     """TMA training order under a selection budget (``None``: the whole training set).
@@ -250,7 +268,7 @@ def tma_window(
     start: int,
     size: int = 5,
     farthest: bool = False,
-    k: int = DEFAULT_K,
+    k: int | None = DEFAULT_K,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Arrangement:
     """The instances of TMA rounds ``[start, start + size)`` in round order (turn windows,
