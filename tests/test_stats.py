@@ -159,3 +159,11 @@ def test_from_step_skips_the_universal_first_fall() -> None:
     later = transitions.classify_tasks(df, from_step=4).set_index("task")
     assert later.loc["t1", "kind"] == "sudden drop" and later.loc["t1", "drop_step"] == 16
     assert later.loc["t2", "kind"] != "sudden drop"
+
+
+def test_arrivals_accepts_steps_read_from_a_float_column() -> None:
+    # classify_tasks returns drop steps as floats when some task has no drop (NaN).
+    order = pd.DataFrame({"position": range(8), "task": list("aabbccdd")})
+    as_float = transitions.arrivals(order, 1.0, 2.0, 2)
+    assert as_float.to_dict("records") == transitions.arrivals(order, 1, 2, 2).to_dict("records")
+    assert as_float.to_dict("records") == [{"task": "b", "count": 2}]

@@ -408,7 +408,9 @@ def sudden_drops(
             texts.append("")
             continue
         table = arrangement(profile, name, int(row.seed)).table
-        arr = arrivals(table, row.prev_step, row.drop_step, profile.train.instances_per_step)
+        # Steps come back as floats (the column holds NaN where there is no drop).
+        arr = arrivals(table, int(row.prev_step), int(row.drop_step),
+                       profile.train.instances_per_step)
         texts.append(", ".join(f"{t} ({c})" for t, c in zip(arr["task"], arr["count"])))
     shapes["arrivals"] = texts
     return shapes

@@ -122,7 +122,7 @@ def positions_between(prev_step: int, step: int, instances_per_step: int) -> ran
     >>> positions_between(4, 8, 4)
     range(16, 32)
     """
-    return range(prev_step * instances_per_step, step * instances_per_step)
+    return range(int(prev_step) * instances_per_step, int(step) * instances_per_step)
 
 
 def arrivals(
