@@ -37,29 +37,24 @@ def test_every_toc_page_is_a_chapter_here() -> None:
     assert [p.split("/")[-1] for p in toc_pages(REPO)] == CHAPTERS
 
 
-def has_chart(output: dict) -> bool:
-    data = output.get("data", {})
-    return any("vegalite" in k for k in data) or "vegaEmbed" in str(data.get("text/html", ""))
-
-
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_executes_on_tiny_profile(chapter: str, book_site) -> None:
-    """Each chapter as executed by the site build (one execution shared with the browser test)."""
-    import nbformat
+    """Each chapter as the site build executed it (one execution, shared with the browser test).
 
+    The build fails on any cell error (``-W``), so here we check what a reader gets: the page
+    carries the chapter's outputs, its charts, and no traceback. The built HTML is checked
+    rather than ``jupyter_execute/`` because a cached rebuild writes that copy without outputs.
+    """
     source = jupytext_read(BOOK / f"{chapter}.py")
     tags = [c.metadata.get("tags", []) for c in source.cells]
     assert any("parameters" in t for t in tags), "papermill needs a cell tagged 'parameters'"
-    executed = book_site.html.parent / "jupyter_execute" / "book" / f"{chapter}.ipynb"
-    assert executed.exists(), f"{chapter} was not executed by the book build"
-    done = nbformat.read(str(executed), as_version=4)
-    code = [c for c in done.cells if c.cell_type == "code"]
-    assert code and all(c.get("execution_count") for c in code), f"{chapter}: cells not run"
-    outputs = [o for c in code for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    charts = sum(has_chart(o) for o in outputs)
+    page = book_site.html / "book" / f"{chapter}.html"
+    assert page.exists(), f"{chapter} was not built"
+    html = page.read_text(encoding="utf-8")
+    assert html.count('class="cell_output') >= 1, f"{chapter}: no cell outputs on the page"
+    assert "Traceback" not in html and 'class="output traceback' not in html
     if chapter not in ("intro", "summary", "06_beyond"):
-        assert charts >= 1, f"{chapter}: no chart in the outputs"
+        assert html.count('class="zsg-chart') >= 1, f"{chapter}: no chart on the page"
 
 
 def jupytext_read(path: Path):
