@@ -55,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from . import runs
+from . import distributed, runs
 from .errors import TrainError
 from .evaluate import (
     autocast_context, collate, fast_attention, generate_greedy, response_token_losses,
@@ -418,7 +418,8 @@ def train_run(
                      "zero_target_test_ids": test_rep.zero_target,
                      "zero_target_train_ids": train_rep.zero_target},
     }
-    if existing is None:
+    dist = distributed.current()
+    if existing is None and dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         runs.write_table(run_dir / runs.ORDER, [
             {"position": p, "id": i, "task": train_by_id[i][1]} for p, i in enumerate(order)])
@@ -427,7 +428,9 @@ def train_run(
     loop = _Loop(cfg, base, tokenizer, device, run_dir, max_steps, order,
                  train_enc, test_enc, test_by_id, progress, on_step)
     summary = loop.run()
-    runs.mark_done(run_dir, summary)
+    if dist.is_main:
+        runs.mark_done(run_dir, summary)
+    dist.barrier()
     record = _read_record(run_dir, reused=False)
     record.params["name"] = run_name or record.params.get("name")
     return record
@@ -456,6 +459,7 @@ class _Loop:
         self.chunks = step_chunks(order, cfg.step_size, max_steps)
         self.train_enc, self.test_enc, self.test_by_id = train_enc, test_enc, test_by_id
         self.progress, self.on_step = progress, on_step
+        self.dist = distributed.current()
         self.eval_steps = _eval_steps(cfg, max_steps)
         self.ckpt_every = cfg.checkpoint_every
         self.last_ckpt = time.perf_counter()
@@ -464,6 +468,8 @@ class _Loop:
 
     # --- pieces
     def _score(self, model: Any, step: int) -> float:
+        if not self.dist.is_main:  # every process holds the same model; one scores it
+            return math.nan
         ids = list(self.test_enc)
         rows = score_examples(model, self.test_enc, ids, self.tok.pad_token_id,
                               self.cfg.eval_batch_size, self.cfg.bf16_autocast, self.device)
@@ -495,8 +501,11 @@ class _Loop:
     def _train_step(self, model: Any, opt: torch.optim.Optimizer, ids: list[str]) -> dict:
         cfg = self.cfg
         t0 = time.perf_counter()
+        global_ids = ids
+        ids = self.dist.shard(global_ids)  # this process's slice of the global batch
         examples = [self.train_enc[i] for i in ids]
-        n_resp = sum(ex.n_target for ex in examples)
+        # Divide by the global response-token count so summed gradients equal one big batch.
+        n_resp = int(self.dist.sum(sum(ex.n_target for ex in examples)))
         micro = [examples[k : k + cfg.batch_size] for k in range(0, len(examples),
                                                                    cfg.batch_size)]
         fed: list[list[int]] = []
@@ -516,10 +525,14 @@ class _Loop:
             loss.backward()
             loss_sum += float(sums.detach().sum())
         lr = opt.param_groups[0]["lr"]
+        if n_resp:
+            self.dist.sum_grads(p for g in opt.param_groups for p in g["params"])
         opt.step()  # no response tokens -> no grads -> AdamW leaves every parameter alone
         fed_ids = [ids[k] for k, toks in enumerate(fed) if toks == examples[k].input_ids]
+        fed_ids = self.dist.interleave(self.dist.gather(fed_ids))
+        loss_sum, n_tokens = self.dist.sum(loss_sum), int(self.dist.sum(n_tokens))
         return {
-            "instance_ids": fed_ids, "n_instances": len(ids),
+            "instance_ids": fed_ids, "n_instances": len(global_ids),
             "train_loss": loss_sum / n_resp if n_resp else math.nan, "lr": lr,
             "tokens": n_tokens, "response_tokens": n_resp,
             "seconds": time.perf_counter() - t0,
@@ -551,13 +564,13 @@ class _Loop:
             _load_trainable(model, state["trainable"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
+            torch.set_rng_state(state.get("rng_by_rank", [state["rng"]])[self.dist.rank])
             start, last_test = state["step"], state["last_test"]
             self.log_rows, self.score_rows = state["log"], state["scores"]
         elif 0 in self.eval_steps:
             last_test = self._score(model, 0)
 
-        bar = _bar(self.progress, self.max_steps, start)
+        bar = _bar(self.progress and self.dist.is_main, self.max_steps, start)
         model.train()
         tokens_seen, seconds = 0, 0.0
         for step in range(start + 1, self.max_steps + 1):
@@ -574,19 +587,24 @@ class _Loop:
             if self.on_step is not None:
                 self.on_step(step, row)
             if step < self.max_steps and self._checkpoint_due(step):
-                runs.save_checkpoint(self.run_dir, {
-                    "step": step, "last_test": last_test,
-                    "trainable": _trainable_state(model), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-                    "log": self.log_rows, "scores": self.score_rows,
-                })
+                # Every rank's RNG (dropout masks differ per rank); the main rank writes.
+                rngs = self.dist.gather(torch.get_rng_state())
+                if self.dist.is_main:
+                    runs.save_checkpoint(self.run_dir, {
+                        "step": step, "last_test": last_test,
+                        "trainable": _trainable_state(model), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "rng": rngs[0], "rng_by_rank": rngs,
+                        "log": self.log_rows, "scores": self.score_rows,
+                    })
+                self.dist.barrier()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{last_test:.3f}",
                                 tok_s=f"{tokens_seen / max(seconds, 1e-9):.0f}")
         if bar is not None:
             bar.close()
-        self._write_tables()
+        if self.dist.is_main:
+            self._write_tables()
         return {
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "steps": self.max_steps,
             "resumed_from": start, "wall_seconds_this_process": time.perf_counter() - t_start,
@@ -601,6 +619,8 @@ class _Loop:
         # replays identically from any checkpoint).
         due = (step in self.eval_steps
                and time.perf_counter() - self.last_ckpt >= CHECKPOINT_SECONDS)
+        if self.dist.world > 1:  # ranks' clocks differ: checkpoint if any rank is due
+            due = self.dist.sum(float(due)) > 0
         if due:
             self.last_ckpt = time.perf_counter()
         return due
