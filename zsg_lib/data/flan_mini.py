@@ -28,24 +28,14 @@ from typing import Any
 import pyarrow as pa
 
 from .cache import convert_cached
-from .records import IdSet, iter_records, record_id, require, to_messages
+from .records import conversation_rows
 
 SOURCE = "flan-mini"
 
 
 def flan_mini_rows(path: str | Path) -> Iterator[dict[str, Any]]:
     """Yield schema rows from a Flan-mini file, checking each record (DataError on bad ones)."""
-    path = Path(path)
-    ids = IdSet()
-    for index, rec in iter_records(path):
-        rid = record_id(rec, path, index)
-        ids.add(rid, path, index)
-        loc = (path, index, rid)
-        task = require(rec, "source", str, loc)
-        turns = require(rec, "conversations", list, loc)
-        messages = to_messages(turns, loc, "conversations", "from", "value")
-        yield {"id": rid, "task": task, "messages": messages, "source": SOURCE,
-               "metadata": "{}"}
+    return conversation_rows(path, SOURCE, task_field="source")
 
 
 def load_flan_mini(path: str | Path, cache_dir: str | Path | None = None) -> pa.Table:

@@ -304,3 +304,24 @@ def iter_any(path: str | Path) -> Iterator[tuple[Path, int, Any]]:
         else:
             for n, rec in iter_records(file):
                 yield file, n, rec
+
+
+def conversation_rows(
+    path: str | Path, source: str, task_field: str | None
+) -> Iterator[dict[str, Any]]:
+    """Schema rows from a file of ``{"id", "conversations": [{"from", "value"}]}`` records.
+
+    Flan-mini and ShareGPT share this format; Flan-mini names its task in ``task_field``
+    (``"source"``), ShareGPT has none (``None``). Each record is checked (DataError).
+    """
+    path = Path(path)
+    ids = IdSet()
+    for index, rec in iter_records(path):
+        rid = record_id(rec, path, index)
+        ids.add(rid, path, index)
+        loc = (path, index, rid)
+        task = require(rec, task_field, str, loc) if task_field is not None else None
+        turns = require(rec, "conversations", list, loc)
+        yield {"id": rid, "task": task,
+               "messages": to_messages(turns, loc, "conversations", "from", "value"),
+               "source": source, "metadata": "{}"}

@@ -30,21 +30,12 @@ import pyarrow as pa
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
 from .cache import convert_cached
-from .records import IdSet, iter_any, iter_records, record_id, require, to_messages
+from .records import IdSet, conversation_rows, iter_any, record_id, require, to_messages
 
 
 def sharegpt_rows(path: str | Path) -> Iterator[dict[str, Any]]:
     """Yield schema rows from a ShareGPT file (DataError on bad records)."""
-    path = Path(path)
-    ids = IdSet()
-    for index, rec in iter_records(path):
-        rid = record_id(rec, path, index)
-        ids.add(rid, path, index)
-        loc = (path, index, rid)
-        turns = require(rec, "conversations", list, loc)
-        yield {"id": rid, "task": None,
-               "messages": to_messages(turns, loc, "conversations", "from", "value"),
-               "source": "sharegpt", "metadata": "{}"}
+    return conversation_rows(path, "sharegpt", task_field=None)
 
 
 def load_sharegpt(path: str | Path, cache_dir: str | Path | None = None) -> pa.Table:
