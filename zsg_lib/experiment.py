@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .data.split import TaskSplit
 from .errors import ParamsError
 from .params import Profile, check_chapter, load_profile
 
@@ -120,13 +121,9 @@ def planned_runs(profile: Profile) -> int:
 
 
 @dataclass(frozen=True)
-class DataSplit:
+class DataSplit(TaskSplit):
     """All instances of the training and test tasks (before per-seed sampling)."""
 
-    train: pa.Table
-    test: pa.Table
-    train_tasks: tuple[str, ...]
-    test_tasks: tuple[str, ...]
     families: pd.DataFrame | None  # demo only: task, family, split, has_relative, ...
 
 
