@@ -22,8 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = '''
 import sys
-from zsg_lib.schema import instances_from_records
-from zsg_lib.train import TrainConfig, train_run
+from zsg_lib.train import train_run
 sys.path.insert(0, sys.argv[2])
 from test_train_distributed import CFG, ORDER, tables
 train, test = tables()
