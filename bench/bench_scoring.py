@@ -2,7 +2,7 @@
 
 Plain pass: instances in table order, batches of 16 padded to the longest, ``model(...).logits``
 over the whole vocabulary at every position, cross-entropy over response tokens per instance.
-Ours: :func:`zsg_lib.evaluate.score_examples` (length-sorted batches, decoder once, LM head
+Ours: :func:`zsg_lib.train.scoring.score_examples` (length-sorted batches, decoder once, LM head
 at response positions only, shared-prefix reuse). Both in fp32 here so losses compare to 1e-4.
 
     .venv/bin/python bench/bench_scoring.py [--n 64] [--repeats 3]
@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_train import demo_like  # noqa: E402
 
-from zsg_lib.evaluate import collate, score_examples  # noqa: E402
-from zsg_lib.models import load_model  # noqa: E402
-from zsg_lib.prompts import encode_many  # noqa: E402
+from zsg_lib.train.models import load_model  # noqa: E402
+from zsg_lib.train.prompts import encode_many  # noqa: E402
+from zsg_lib.train.scoring import collate, score_examples  # noqa: E402
 
 
 def plain_pass(model, enc, ids, pad_id, batch_size=16):

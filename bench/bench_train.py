@@ -79,7 +79,7 @@ def bench_trl(train, steps: int, batch: int) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from zsg_lib.models import load_model
+    from zsg_lib.train.models import load_model
 
     base, tok = load_model(None, "bf16")  # the same stored precision as ours (TrainConfig())
     rows = train.column("messages").to_pylist()[: steps * batch]
@@ -125,8 +125,8 @@ def book_run(template: str = "auto") -> None:
     """The book-sized setting: batch 4, 24 steps, 40 test instances scored every 4 steps."""
     import torch
 
-    from zsg_lib.models import load_model
     from zsg_lib.train import TrainConfig, train_run
+    from zsg_lib.train.models import load_model
 
     cfg = TrainConfig(batch_size=4, eval_every=4, max_target_len=128, template=template)
     t0 = time.perf_counter()
@@ -141,7 +141,7 @@ def book_run(template: str = "auto") -> None:
     t0 = time.perf_counter()
     again = train_run(cfg, train, test, order, runs_root=root, progress=False)
     t_cached = time.perf_counter() - t0
-    curve = rec.loss_curve()
+    curve = rec.scores.groupby("step", as_index=False)["loss"].mean()
     print(f"model load {t_load:.1f} s; run {t_run:.1f} s ({len(rec.log)} steps, "
           f"{len(rec.scores)} score rows); cached rerun {t_cached:.2f} s (reused={again.reused})")
     t_train = rec.log["seconds"].sum()

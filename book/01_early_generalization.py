@@ -26,7 +26,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 enable_offline_altair()
 
@@ -38,8 +38,8 @@ seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
-from zsg_lib import experiment as ex
-from zsg_lib import findings, plots, stats
+from zsg_lib.analysis import findings, stats
+from zsg_lib.book import experiment as ex, plots
 
 P = ex.setup(profile, "01_early_generalization", overrides, seeds)
 ex.describe(P)
@@ -56,7 +56,7 @@ loss_ci = stats.mean_ci(scores)
 plots.loss_curves(loss_ci, title="Test loss on unseen tasks (mean over seeds, 95% band)")
 
 # %%
-found_early = findings.early(P, scores)
+found_early = findings.early(P.judge, scores)
 print(found_early.measured)
 
 # %% [markdown]
@@ -75,7 +75,7 @@ plots.metric_comparison(metric_ci, title="Every metric, rescaled (mean over seed
 # loss is that it is the steadiest signal; the table measures that for this run.
 
 # %%
-found_stable = findings.steadiest_metric(P, scores)
+found_stable = findings.steadiest_metric(P.judge, scores)
 found_stable.details
 
 # %%

@@ -30,7 +30,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 enable_offline_altair()
 
@@ -44,8 +44,8 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 # %%
 import pandas as pd
 
-from zsg_lib import experiment as ex
-from zsg_lib import findings, plots, stats, transitions
+from zsg_lib.analysis import findings, stats, transitions
+from zsg_lib.book import analyses as an, experiment as ex, plots
 
 P = ex.setup(profile, "02_permutations", overrides, seeds)
 ex.describe(P)
@@ -61,7 +61,7 @@ plots.loss_curves(stats.mean_ci(scores), title="Test loss by permutation (mean o
 # ## Per-test-task curves under Cluster
 #
 # One seed's run, one line per test task. A dashed rule marks a **sudden drop** detected
-# automatically (`zsg_lib.transitions.classify_curve`: one interval between evaluations
+# automatically (`zsg_lib.analysis.transitions.classify_curve`: one interval between evaluations
 # carries at least half of the task's fall and stands out from the other intervals); hover it to
 # see which training tasks arrived in that interval. Hover a point for an example instance of
 # the test task.
@@ -72,12 +72,12 @@ plots.loss_curves(stats.mean_ci(scores), title="Test loss by permutation (mean o
 
 # %%
 seed = P.seeds[0]
-drops = ex.sudden_drops(P, scores, "cluster")
+drops = an.sudden_drops(P, scores, "cluster")
 cluster_one = scores[(scores["arrangement"] == "cluster") & (scores["seed"] == seed)]
 plots.task_curves(
     transitions.task_curves(cluster_one),
     drops[drops["seed"] == seed],
-    ex.examples(ex.prepare(P, seed).test),
+    an.examples(ex.prepare(P, seed).test),
     title=f"Cluster, seed {seed}: test loss per test task",
 )
 
@@ -100,9 +100,9 @@ related[["seed", "task", "drop_step", "relative_arrived", "arrivals"]]
 # Counts of test-task curves (over all seeds) by shape, from the first evaluation on.
 
 # %%
-shapes = transitions.classify_tasks(scores, from_step=ex.drop_from_step(P))
+shapes = transitions.classify_tasks(scores, from_step=an.drop_from_step(P))
 pd.crosstab(shapes["arrangement"], shapes["kind"])
 
 # %%
-found = findings.permutations(P, scores)
+found = findings.permutations(P.judge, scores)
 findings.table([found])

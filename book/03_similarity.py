@@ -32,7 +32,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 enable_offline_altair()
 
@@ -44,8 +44,8 @@ seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
-from zsg_lib import experiment as ex
-from zsg_lib import findings, plots, stats
+from zsg_lib.analysis import findings, stats
+from zsg_lib.book import analyses as an, experiment as ex, plots
 
 P = ex.setup(profile, "03_similarity", overrides, seeds)
 ex.describe(P)
@@ -58,14 +58,14 @@ scores = ex.run_many(P, P.arrangements("similarity"))
 plots.loss_curves(stats.mean_ci(scores), title="Test loss by similarity order (mean over seeds, 95% band)")
 
 # %%
-window = findings.first_window(P)
+window = P.judge.first_window
 plots.interval_points(
     stats.window_summary(scores, window),
     title=f"Mean test loss over steps {window[0]}–{window[1]} (95% CI over seeds)",
 )
 
 # %%
-found = findings.similarity(P, scores)
+found = findings.similarity(P.judge, scores)
 print(found.measured)
 found.details[["a", "b", "n", "mean_diff", "lo", "hi", "t", "p"]]
 
@@ -78,7 +78,7 @@ found.details[["a", "b", "n", "mean_diff", "lo", "hi", "t", "p"]]
 
 # %%
 seed = P.seeds[0]
-dist = ex.distances(P, seed)
+dist = an.distances(P, seed)
 plots.distance_histograms(dist, title=f"Distances of training instances to the test set (seed {seed})")
 
 # %% [markdown]
@@ -99,7 +99,7 @@ by_task.tail(5).round(3)
 # crosses; hover a cross for its nearest training instances.
 
 # %%
-plots.embedding_map(ex.embedding_map(P, "nft", seed), color_title="position in NFT order",
+plots.embedding_map(an.embedding_map(P, "nft", seed), color_title="position in NFT order",
                     title=f"Train and test instances (seed {seed})")
 
 # %%

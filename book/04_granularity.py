@@ -27,7 +27,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 enable_offline_altair()
 
@@ -41,8 +41,8 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 # %%
 import pandas as pd
 
-from zsg_lib import experiment as ex
-from zsg_lib import findings, plots, stats
+from zsg_lib.analysis import findings, stats
+from zsg_lib.book import analyses as an, experiment as ex, plots
 
 P = ex.setup(profile, "04_granularity", overrides, seeds)
 ex.describe(P)
@@ -58,7 +58,7 @@ plots.loss_curves(stats.mean_ci(scores), title="Fine vs coarse arrangement (mean
 # Early and late in the run, side by side (mean over the window, 95% CI over seeds):
 
 # %%
-early_w, late_w = findings.first_window(P), findings.last_window(P)
+early_w, late_w = P.judge.first_window, P.judge.last_window
 both = pd.concat([
     stats.window_summary(scores, early_w).assign(window=f"steps {early_w[0]}–{early_w[1]}"),
     stats.window_summary(scores, late_w).assign(window=f"steps {late_w[0]}–{late_w[1]}"),
@@ -75,7 +75,7 @@ plots.interval_points(stats.window_summary(scores, late_w),
 
 # %%
 seed = P.seeds[0]
-consumed = P.train.max_steps * P.train.instances_per_step
+consumed = an.consumed(P)
 coarse = ex.arrangement(P, "coarse-nft", seed).table.head(consumed)
 coarse.groupby("task", sort=False).agg(first_position=("position", "min"), instances=("id", "size"),
                                         wsd=("score", "mean")).round(3)
@@ -86,6 +86,6 @@ fine.groupby("task").agg(first_position=("position", "min"), instances=("id", "s
                          wsd=("score", "mean")).sort_values("first_position").round(3)
 
 # %%
-found = findings.granularity(P, scores)
+found = findings.granularity(P.judge, scores)
 print(found.measured)
 findings.table([found])

@@ -30,7 +30,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 enable_offline_altair()
 
@@ -42,8 +42,8 @@ seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
-from zsg_lib import experiment as ex
-from zsg_lib import findings, plots, stats
+from zsg_lib.analysis import findings, stats
+from zsg_lib.book import experiment as ex, plots
 
 P = ex.setup(profile, "05_tma", overrides, seeds)
 ex.describe(P)
@@ -71,12 +71,12 @@ scores = ex.run_many(P, P.arrangements("tma"))
 plots.loss_curves(stats.mean_ci(scores), title="Test loss by TMA setting (mean over seeds, 95% band)")
 
 # %%
-late = findings.last_window(P)
+late = P.judge.last_window
 plots.interval_points(stats.window_summary(scores, late),
                       title=f"Mean test loss over steps {late[0]}–{late[1]} (95% CI over seeds)")
 
 # %%
-found = findings.tma(P, scores)
+found = findings.tma(P.judge, scores)
 print(found.measured)
 
 # %% [markdown]
@@ -96,6 +96,6 @@ plots.interval_points(win_summary, x="window_start", x_title="first round of the
                       title="Mean test loss by window (95% CI over seeds)")
 
 # %%
-found_windows = findings.windows(P, windows)
+found_windows = findings.windows(P.judge, windows)
 print(found_windows.measured)
 findings.table([found, found_windows])

@@ -25,7 +25,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 enable_offline_altair()
 
@@ -37,12 +37,12 @@ seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
-from zsg_lib import beyond, plots, stats
-from zsg_lib import experiment as ex
+from zsg_lib.analysis import beyond, stats
+from zsg_lib.book import analyses as an, experiment as ex, plots
 
 P = ex.setup(profile, "06_beyond", overrides, seeds)
 seed = P.seeds[0]
-consumed = P.train.max_steps * P.train.instances_per_step
+consumed = an.consumed(P)
 
 # %% [markdown]
 # ## 1. Optimal transport vs WSD
@@ -52,7 +52,7 @@ consumed = P.train.max_steps * P.train.instances_per_step
 # instances first.
 
 # %%
-dist = beyond.ot_vs_wsd(P, seed)
+dist = an.ot_vs_wsd(P, seed)
 agreement = beyond.rank_agreement(dist, consumed)
 print(f"Spearman ρ(WSD, OT) = {agreement['spearman_rho']:+.2f} (p = {agreement['p']:.2g}); "
       f"of the {agreement['prefix']} nearest instances by WSD, "
@@ -67,7 +67,7 @@ plots.scatter(dist, "wsd", "ot", tooltip=["task", "wsd", "ot"], x_title="WSD",
 # demo suite, related tasks (same family, language pair or locale) are known.
 
 # %%
-near = beyond.nearest_relatives(P, seed)
+near = an.nearest_relatives(P, seed)
 cols = [c for c in ("has_relative", "share_relative", "share_same_family") if c in near]
 near.groupby("task")[cols].mean().round(2) if cols else near
 
@@ -84,7 +84,7 @@ near[["task", "nearest_tasks"]].drop_duplicates("task")
 
 # %%
 scores = ex.run_many(P, ["random"])
-gain = beyond.similarity_vs_gain(P, scores)
+gain = an.similarity_vs_gain(P, scores)
 rho, p = stats.trend_test(gain["min_distance_seen"], gain["loss_fall"])
 print(f"Spearman ρ(min distance to seen data, loss fall) = {rho:+.2f} (p = {p:.2g}, "
       f"{len(gain)} test instances × seeds; instances within a run are not independent, so "

@@ -27,7 +27,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 enable_offline_altair()
 
@@ -41,11 +41,11 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 # %%
 import pandas as pd
 
-from zsg_lib import experiment as ex
-from zsg_lib import findings, plots, stats
+from zsg_lib.analysis import findings, stats
+from zsg_lib.book import analyses as an, experiment as ex, plots
 
 P = ex.setup(profile, "summary", overrides, seeds)
-found, scores = findings.collect(P)
+found, scores = an.collect_findings(P)
 
 # %%
 with pd.option_context("display.max_colwidth", None):
@@ -58,7 +58,7 @@ with pd.option_context("display.max_colwidth", None):
 # trained (TMA selects from the whole training pool; the others from the per-task sample).
 
 # %%
-window = findings.first_window(P)
+window = P.judge.first_window
 plots.interval_points(
     stats.window_summary(scores, window).sort_values("mean"),
     title=f"Mean test loss over steps {window[0]}–{window[1]}, every arrangement",

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.site import BUNDLE_NAME, build_site, toc_pages
+from zsg_lib.book.build import build_site
+from zsg_lib.book.render import BUNDLE_NAME
+from zsg_lib.book.site import toc_pages
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PROFILE = os.environ.get("ZSG_TEST_PROFILE", "tiny")
@@ -41,7 +43,7 @@ n = 5
 import altair as alt
 import pandas as pd
 
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 enable_offline_altair()
 df = pd.DataFrame({"x": range(n), "y": [i * i for i in range(n)]})

@@ -151,7 +151,7 @@ LAB_CHAPTER = '''\
 import altair as alt
 import pandas as pd
 
-from zsg_lib.site import enable_offline_altair
+from zsg_lib.book.render import enable_offline_altair
 
 mode = enable_offline_altair()
 alt.Chart(pd.DataFrame({"x": [1, 2, 3], "y": [3, 1, 2]})).mark_point().encode(

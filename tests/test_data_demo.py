@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from zsg_lib.data import demo_dataset, load_dataset
+from zsg_lib.data import demo_dataset, load
 from zsg_lib.data.demo import HELD_OUT_FAMILIES, demo_json, task_templates
 
 
@@ -101,5 +101,5 @@ def test_split_method_and_reuse(demo, tmp_path):
 
 
 def test_dispatcher_demo(tmp_path):
-    t = load_dataset("demo", tmp_path, seed=1, instances_per_task=40)
+    t = load("demo", tmp_path, seed=1, instances_per_task=40).table
     assert t.num_rows == 40 * 125

@@ -1,4 +1,4 @@
-"""P3, ShareGPT and NoRobots loaders and the load_dataset dispatcher."""
+"""P3, ShareGPT and NoRobots loaders and the data.load dispatcher."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from zsg_lib.data import KINDS, load_dataset, load_norobots, load_p3, load_sharegpt
+from zsg_lib.data import KINDS, load, load_norobots, load_p3, load_sharegpt
 from zsg_lib.errors import DataError
 from zsg_lib.schema import INSTANCE_SCHEMA
 
@@ -169,9 +169,9 @@ def test_dispatcher_kinds(tmp_path):
     flan = tmp_path / "f.json"
     flan.write_text(json.dumps([{"id": "a", "source": "t", "conversations": [
         {"from": "human", "value": "q"}, {"from": "gpt", "value": "r"}]}]))
-    assert load_dataset("flan_mini", flan, cache_dir=tmp_path / "c").num_rows == 1
-    assert load_dataset("norobots", jsonl(tmp_path / "nr.jsonl", [nr(0)])).num_rows == 1
+    assert load("flan_mini", flan, cache_dir=tmp_path / "c").table.num_rows == 1
+    assert load("norobots", jsonl(tmp_path / "nr.jsonl", [nr(0)])).table.num_rows == 1
     with pytest.raises(DataError, match="unknown dataset kind 'alpaca'"):
-        load_dataset("alpaca", flan)
+        load("alpaca", flan)
     with pytest.raises(DataError, match="needs a path"):
-        load_dataset("p3")
+        load("p3")

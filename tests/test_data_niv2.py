@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.data import load_dataset, load_niv2, niv2_split
+from zsg_lib.data import load, load_niv2, niv2_split
 from zsg_lib.errors import DataError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "niv2-sample"
@@ -68,7 +68,7 @@ def test_k_positive_and_instances_per_task():
 
 
 def test_dispatcher_loads_niv2():
-    t = load_dataset("niv2", SAMPLE, tasks=["task1508_wordnet_antonyms"])
+    t = load("niv2", SAMPLE, tasks=["task1508_wordnet_antonyms"]).table
     assert set(t.column("task").to_pylist()) == {"task1508_wordnet_antonyms"}
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zsg_lib.embed import (EmbeddingCache, default_model_path, embed_instances, embed_texts,
-                           model_identity)
+from zsg_lib.embed import (
+    EmbeddingCache,
+    default_model_path,
+    embed_instances,
+    embed_texts,
+    model_identity,
+)
 from zsg_lib.errors import ZsgError
 from zsg_lib.schema import instances_from_records
 

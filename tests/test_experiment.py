@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from zsg_lib import experiment as ex
-from zsg_lib import findings
+from zsg_lib.analysis import findings
+from zsg_lib.book import analyses as an
+from zsg_lib.book import experiment as ex
 from zsg_lib.errors import ParamsError
 
 
@@ -44,11 +45,11 @@ def test_runs_are_shared_not_retrained(tiny, monkeypatch) -> None:
     assert again.reused and again.run_id == first.run_id
     assert (first.path / "DONE").stat().st_mtime_ns == stamp
 
-    import zsg_lib.train as train_mod
+    import zsg_lib.train.run as train_mod
 
     calls = []
-    real_loop = train_mod._Loop
-    monkeypatch.setattr(train_mod, "_Loop", lambda *a, **k: calls.append(1) or real_loop(*a, **k))
+    real_loop = train_mod.Loop
+    monkeypatch.setattr(train_mod, "Loop", lambda *a, **k: calls.append(1) or real_loop(*a, **k))
     scores = ex.run_many(tiny, ["random", "rt"], seeds=[0], progress=False)
     assert calls == []  # both read back from disk
     assert set(scores["arrangement"]) == {"random", "rt"} and scores["run_id"].nunique() == 1
@@ -64,7 +65,7 @@ def test_run_consumes_budget_only(tiny) -> None:
 
 
 def test_generation_where_configured_or_asked(tiny) -> None:
-    assert "random" in tiny.train.generate_for
+    assert "random" in tiny.generate_for
     rec = ex.run(tiny, "random", 1)  # chapter 1's baseline always generates, so it is shared
     gen_steps = sorted(rec.scores.dropna(subset=["rouge1"])["step"].unique())
     assert gen_steps == list(tiny.train.generate_at)
@@ -78,7 +79,7 @@ def test_run_many_and_findings(tiny) -> None:
     scores = ex.run_many(tiny, ["nft", "fft", "rt"], progress=False)
     assert {"arrangement", "seed", "run_id", "step", "id", "task", "loss"} <= set(scores)
     assert scores.groupby("arrangement")["seed"].nunique().to_dict() == {"fft": 3, "nft": 3, "rt": 3}
-    f = findings.similarity(tiny, scores)
+    f = findings.similarity(tiny.judge, scores)
     assert f.status in {"agrees", "agrees in means only", "does not agree"}
     assert "nft" in f.measured and "p =" in f.measured
 
@@ -87,7 +88,7 @@ def test_windows_and_drops(tiny) -> None:
     w = ex.run_windows(tiny, seeds=[0], progress=False)
     assert set(w["window_start"]) == set(tiny.tma.window_starts)
     scores = ex.run_many(tiny, ["cluster"], seeds=[0], progress=False)
-    drops = ex.sudden_drops(tiny, scores, "cluster", seeds=[0])
+    drops = an.sudden_drops(tiny, scores, "cluster", seeds=[0])
     assert set(drops["kind"]) <= {"sudden drop", "steady fall", "rise", "flat"}
     assert drops["task"].nunique() == len(set(ex.prepare(tiny, 0).test.column("task").to_pylist()))
 

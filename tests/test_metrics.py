@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zsg_lib.metrics import exact_match, generation_metrics, normalize_answer, rouge_scores
+from zsg_lib.train.metrics import exact_match, generation_metrics, normalize_answer, rouge_scores
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zsg_lib import models
 from zsg_lib.errors import TrainError
+from zsg_lib.train import models
 
 
 def test_tiny_model_is_seeded_and_memoised():

@@ -6,10 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.errors import ParamsError
-from zsg_lib.params import (
-    PARAMS_DIR, Profile, check_chapter, load_profile, load_sweep, to_dict,
+from zsg_lib.book.params import (
+    PARAMS_DIR,
+    Profile,
+    check_chapter,
+    load_profile,
+    to_dict,
 )
+from zsg_lib.book.sweeps import load_sweep
+from zsg_lib.errors import ParamsError
 
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:

@@ -8,7 +8,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from zsg_lib import plots
+from zsg_lib.book import plots
 
 
 def spec(chart) -> dict:
@@ -104,15 +104,3 @@ def test_interval_points_and_misc() -> None:
     sc = spec(plots.scatter(pd.DataFrame({"u": [1, 2], "v": [3, 4], "k": ["a", "b"]}), "u", "v",
                             color="k", tooltip=["k"]))
     assert sc["encoding"]["color"]["field"] == "k"
-
-
-def test_chunked_nearest_matches_dense_order() -> None:
-    from zsg_lib.maps import nearest
-
-    rng = np.random.default_rng(1)
-    train, test = rng.normal(size=(700, 6)), rng.normal(size=(9, 6))
-    train[5] = train[3]  # an exact tie: the lower index comes first
-    a = train / np.linalg.norm(train, axis=1, keepdims=True)
-    b = test / np.linalg.norm(test, axis=1, keepdims=True)
-    dense = np.argsort(-(b @ a.T), axis=1, kind="stable")[:, :10]
-    assert (nearest(train, test, 10, chunk=50) == dense).all()

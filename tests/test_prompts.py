@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from zsg_lib.errors import TrainError
-from zsg_lib.models import tiny_model
-from zsg_lib.prompts import IGNORE_INDEX, encode_instance, encode_many
+from zsg_lib.train.models import tiny_model
+from zsg_lib.train.prompts import IGNORE_INDEX, encode_instance, encode_many
 
 CONV = [
     {"role": "system", "content": "Be brief."},

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from zsg_lib import runs
 from zsg_lib.errors import TrainError
-from zsg_lib.results import load_runs
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, train_run
+from zsg_lib.train import records as runs
+from zsg_lib.train.records import load_runs
 
 
 def conv(q, a):
@@ -32,6 +32,7 @@ def test_load_runs_over_a_root_and_paths(tmp_path):
     (tmp_path / "unfinished" / runs.PARAMS).write_text(json.dumps(
         {"format_version": runs.FORMAT_VERSION, "run_id": "zzz", "config": {}}))
 
+    assert b.config == TrainConfig(**base, learning_rate=1e-3)  # the record's config reads back
     t = load_runs(tmp_path)
     assert sorted(t.params.run_id) == sorted([a.run_id, b.run_id])
     row = t.params.set_index("run_id").loc[b.run_id]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from zsg_lib.evaluate import reward_scores
-from zsg_lib.models import tiny_model
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, train_run
+from zsg_lib.train.models import tiny_model
+from zsg_lib.train.scoring import reward_scores
 
 
 def _tiny_reward_model(path):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zsg_lib.errors import ArrangementError
-from zsg_lib.similarity import distance_stats, normalise_rows, ot_cost
+from zsg_lib.similarity import distance_stats, nearest, normalise_rows, ot_cost
 
 
 def dense_distances(train, test):
@@ -83,3 +83,13 @@ def test_ot_cost_equals_best_assignment_when_sets_have_equal_size():
 def test_ot_cost_refuses_huge_dense_problems():
     with pytest.raises(ArrangementError, match="max_cells"):
         ot_cost(np.ones((100, 2)), np.ones((100, 2)), max_cells=9_999)
+
+
+def test_chunked_nearest_matches_dense_order() -> None:
+    rng = np.random.default_rng(1)
+    train, test = rng.normal(size=(700, 6)), rng.normal(size=(9, 6))
+    train[5] = train[3]  # an exact tie: the lower index comes first
+    a = train / np.linalg.norm(train, axis=1, keepdims=True)
+    b = test / np.linalg.norm(test, axis=1, keepdims=True)
+    dense = np.argsort(-(b @ a.T), axis=1, kind="stable")[:, :10]
+    assert (nearest(train, test, 10, chunk_size=50) == dense).all()

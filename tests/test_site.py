@@ -10,7 +10,7 @@ from pathlib import Path
 import altair as alt
 import pytest
 
-from zsg_lib import site
+from zsg_lib.book import build, render
 
 # Tests that build a book start Sphinx and a kernel (~10 s each): marked slow.
 
@@ -23,13 +23,13 @@ def _chart_ids(html_file: Path) -> list[str]:
 
 
 def _rebuild(book) -> None:
-    site.build_site(book.root, profile="stub", cache_root=book.root / ".cache", quiet=True)
+    build.build_site(book.root, profile="stub", cache_root=book.root / ".cache", quiet=True)
 
 
 @pytest.mark.slow
 def test_pages_use_the_local_bundle_and_no_cdn(stub_site) -> None:
     html = stub_site.html
-    bundle = html / "_static" / site.BUNDLE_NAME
+    bundle = html / "_static" / render.BUNDLE_NAME
     text = bundle.read_text()
     assert "(function(){" in text[:200] and text.rstrip().endswith("})();")
     assert "window.vegaEmbed" in text and len(text) > 500_000
@@ -46,7 +46,7 @@ def test_pages_use_the_local_bundle_and_no_cdn(stub_site) -> None:
 def test_inline_mode_is_self_contained() -> None:
     """Outside the site (JupyterLab, papermill) a chart carries its own Vega."""
     try:
-        assert site.enable_offline_altair("inline") == "inline"
+        assert render.enable_offline_altair("inline") == "inline"
         bundle = alt.Chart(alt.Data(values=[{"x": 1}])).mark_point().encode(x="x:Q")
         html = bundle._repr_mimebundle_()
         html = (html[0] if isinstance(html, tuple) else html)["text/html"]
@@ -56,19 +56,19 @@ def test_inline_mode_is_self_contained() -> None:
 
 
 def test_mode_follows_the_build_env(monkeypatch) -> None:
-    monkeypatch.setenv(site.SITE_ENV, "1")
+    monkeypatch.setenv(render.SITE_ENV, "1")
     try:
-        assert site.enable_offline_altair() == "site"
-        monkeypatch.delenv(site.SITE_ENV)
-        assert site.enable_offline_altair() == "inline"
+        assert render.enable_offline_altair() == "site"
+        monkeypatch.delenv(render.SITE_ENV)
+        assert render.enable_offline_altair() == "inline"
     finally:
         alt.renderers.enable("default")
 
 
 def test_bundle_is_not_rewritten_when_unchanged(tmp_path) -> None:
-    path = site.write_vega_bundle(tmp_path)
+    path = render.write_vega_bundle(tmp_path)
     before = path.stat().st_mtime_ns
-    assert site.write_vega_bundle(tmp_path).stat().st_mtime_ns == before
+    assert render.write_vega_bundle(tmp_path).stat().st_mtime_ns == before
 
 
 @pytest.mark.slow
@@ -93,14 +93,14 @@ def test_rebuild_uses_the_cache_until_the_library_changes(stub_site) -> None:
 @pytest.mark.slow
 def test_a_failing_cell_fails_the_build(tmp_path, make_stub) -> None:
     root = make_stub(tmp_path / "book-with-error", failing=True)
-    with pytest.raises(site.SiteBuildError) as err:
-        site.build_site(root, profile="stub", cache_root=tmp_path / "cache", quiet=True)
+    with pytest.raises(build.SiteBuildError) as err:
+        build.build_site(root, profile="stub", cache_root=tmp_path / "cache", quiet=True)
     message = str(err.value)
     assert "02_failing.py" in message and "Executing notebook failed" in message
     assert "RuntimeError: boom from the stub chapter" in message
     # The command itself (what CI runs) exits non-zero too.
     derived = root / "_build" / ".config-stub.yml"
-    proc = subprocess.run(site.build_command(root, derived, root), cwd=root,
+    proc = subprocess.run(build.build_command(root, derived, root), cwd=root,
                           capture_output=True, text=True)
     assert proc.returncode != 0
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from zsg_lib import stats, transitions
+from zsg_lib.analysis import stats, transitions
 
 
 def frame(values: dict[str, list[float]], steps=(4,), n_instances: int = 1) -> pd.DataFrame:

@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from zsg_lib import runs
 from zsg_lib.errors import TrainError
-from zsg_lib.models import load_model
-from zsg_lib.prompts import encode_instance
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, lr_factor, step_chunks, train_run
+from zsg_lib.train import records as runs
+from zsg_lib.train.models import load_model
+from zsg_lib.train.prompts import encode_instance
 
 
 def conv(q: str, a: str) -> list[dict[str, str]]:
@@ -127,7 +127,7 @@ def test_scores_every_test_instance_at_each_scored_step(tmp_path):
     assert gen.rougeL.notna().all() and gen.exact_match.isin([0.0, 1.0]).all()
     assert s[s.step < 5].prediction.isna().all()
     # learning falls with training on a learnable toy task at lr 1e-2
-    curve = rec.loss_curve().set_index("step")["loss"]
+    curve = runs.load_runs(rec.path).loss_curves().set_index("step")["loss"]
     assert curve[5] < curve[0]
     # cosine, no warm-up: first step at full lr, then decreasing
     lrs = rec.log.lr.tolist()
@@ -179,7 +179,7 @@ def test_finished_run_is_reused_and_base_model_untouched(tmp_path, monkeypatch):
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert base.config._attn_implementation == attn  # the run's eager switch is undone
 
-    import zsg_lib.train as train_mod
+    import zsg_lib.train.run as train_mod
     monkeypatch.setattr(train_mod, "load_model", lambda *a, **k: pytest.fail("recomputed"))
     again = train_run(cfg(batch_size=4, eval_every=1), TRAIN, TEST, order, runs_root=tmp_path,
                       run_name="b", progress=False)
@@ -262,7 +262,7 @@ def test_progress_bar_shows_loss_test_loss_and_tokens_per_s(tmp_path, capsys):
 
 def test_scoring_with_a_shared_prefix_matches_the_plain_loss():
     """The shared-prefix path (system prompt run once) gives the model's own per-instance loss."""
-    from zsg_lib.evaluate import collate, score_examples, shared_prefix_len
+    from zsg_lib.train.scoring import collate, score_examples, shared_prefix_len
 
     model, tok = load_model("tiny")
     sys_msg = {"role": "system", "content": "You are a careful assistant who answers briefly."}

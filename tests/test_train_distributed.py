@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from zsg_lib import runs
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, step_chunks, train_run
+from zsg_lib.train import records as runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def test_two_processes_keep_the_global_order_and_match_one_process(tmp_path):
     (run_dir,) = [d for d in root.iterdir() if d.is_dir()]
     assert runs.is_done(run_dir)
     log = pd.read_parquet(run_dir / runs.LOG)
-    chunks = step_chunks(ORDER, CFG.step_size, CFG.max_steps)
+    chunks = step_chunks(ORDER, CFG.instances_per_step, CFG.max_steps)
     assert [list(ids) for ids in log["instance_ids"]] == chunks
 
     train, test = tables()

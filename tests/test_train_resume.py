@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from zsg_lib import runs
+from zsg_lib.train import records as runs
 
 SCRIPT = '''
 import sys, time

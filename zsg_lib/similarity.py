@@ -16,8 +16,8 @@ Every function here works on ``(n, dim)`` float arrays (NumPy arrays or ``np.mem
 normalises rows itself (cosine), and never materialises the full ``N x M`` matrix: training
 rows are processed ``chunk_size`` at a time, so peak memory is the inputs plus one
 ``chunk_size x M`` block. Values come from float32 BLAS (error ~1e-6 for 384-d unit vectors);
-orders that must be exact (TMA) use the exact similarity of :mod:`zsg_lib.arrange.neighbours`. NaN/inf rows and zero-norm rows are rejected with
-:class:`ArrangementError` naming the row.
+orders that must be exact (TMA) use the exact similarity of :mod:`zsg_lib.arrange.neighbours`.
+NaN/inf rows and zero-norm rows are rejected with :class:`ArrangementError` naming the row.
 
 >>> rng = np.random.default_rng(0)
 >>> train, test = rng.normal(size=(6, 8)), rng.normal(size=(3, 8))
@@ -108,6 +108,32 @@ def _blocks(
     for start in range(0, train_emb.shape[0], chunk_size):
         block = normalise_rows(train_emb[start : start + chunk_size], "train_emb", start)
         yield start, block, (test_n @ block.T if test_major else block @ test_t)
+
+
+def nearest(train_emb: np.ndarray, test_emb: np.ndarray, k: int,
+            chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+    """Indices of the ``k`` training rows most cosine-similar to each test row, nearest first
+    (ties to the lower index): the one k-nearest search for looking (maps, tooltips, tables).
+    Memory stays ``test x chunk_size``.
+
+    >>> nearest(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([[1.0, 0.2]]), 2).tolist()
+    [[0, 2]]
+    """
+    if k < 1:
+        raise ArrangementError(f"nearest: k must be >= 1, got {k}")
+    k = min(k, train_emb.shape[0])
+    m = test_emb.shape[0]
+    best_sim = np.full((m, 0), -np.inf, dtype=np.float32)
+    best_idx = np.zeros((m, 0), dtype=np.int64)
+    for start, sim in iter_similarity_blocks(train_emb, test_emb, chunk_size, test_major=True):
+        idx = np.broadcast_to(np.arange(start, start + sim.shape[1]), sim.shape)
+        all_sim = np.concatenate([best_sim, sim], axis=1)
+        all_idx = np.concatenate([best_idx, idx], axis=1)
+        # similarity descending, then index ascending (lexsort: the last key is primary)
+        order = np.lexsort((all_idx, -all_sim), axis=1)[:, :k]
+        best_sim = np.take_along_axis(all_sim, order, axis=1)
+        best_idx = np.take_along_axis(all_idx, order, axis=1)
+    return best_idx
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,10 @@ import pyarrow as pa
 from ..errors import ArrangementError
 from ..similarity import DEFAULT_CHUNK, check_embeddings, normalise_rows
 from .base import Arrangement, check_rows, ids_and_tasks, make_arrangement
-from .neighbours import (TrainPrep, _rank_keys, exact_pairs, margin, replace_rows,
-                         screen_candidates)
+from .catalog import TMA_SETTINGS
+from .neighbours import TrainPrep, exact_pairs, margin, rank_keys, replace_rows, screen_candidates
 
 Setting = Literal["nft", "fft", "rt", "max-min", "min-max"]
-SETTINGS = ("nft", "fft", "rt", "max-min", "min-max")
 DEFAULT_K = None  # candidates kept per test instance; None: auto_k (from the budget)
 
 
@@ -161,7 +160,7 @@ def tma_rounds(
             jr = multi[jr]
             ids = cand[jr, jc]
             sims = exact_pairs(prep, ids, test_n, jr)
-            keys = _rank_keys(-sims if farthest else sims, ids)
+            keys = rank_keys(-sims if farthest else sims, ids)
             o = np.lexsort((keys, jr))
             starts = np.flatnonzero(np.r_[True, jr[o][1:] != jr[o][:-1]])
             y[jr[o][starts]] = ids[o][starts]
@@ -220,8 +219,8 @@ def tma(
     """
     ids, tasks = ids_and_tasks(train)
     check_rows(train_emb, len(ids), "train_emb")
-    if setting not in SETTINGS:
-        raise ArrangementError(f"TMA setting must be one of {SETTINGS}; got {setting!r}")
+    if setting not in TMA_SETTINGS:
+        raise ArrangementError(f"TMA setting must be one of {TMA_SETTINGS}; got {setting!r}")
     n = len(ids)
     params = {"setting": setting, "budget": budget, "seed": seed, "k": k}
     if budget is not None and budget > n:

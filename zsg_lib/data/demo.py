@@ -151,6 +151,18 @@ def _related(a: TaskSpec, b: TaskSpec) -> bool:
     return bool(shared) and all(a.fields[k] == b.fields[k] for k in shared)
 
 
+def relatives_of(families: pd.DataFrame) -> dict[str, set[str]]:
+    """Task → its relatives, from a task table (:func:`task_table`: ``relatives`` joined by
+    ", ").
+
+    >>> rel = relatives_of(pd.DataFrame({"task": ["a", "b"], "relatives": ["b, c", ""]}))
+    >>> sorted(rel["a"]), rel["b"]
+    (['b', 'c'], set())
+    """
+    return {t: set(filter(None, (r or "").split(", ")))
+            for t, r in zip(families["task"], families["relatives"])}
+
+
 def task_table(table: pa.Table, test_tasks: tuple[str, ...]) -> pd.DataFrame:
     """One row per task: family, split, relatives in training, size and an example."""
     specs = all_specs()

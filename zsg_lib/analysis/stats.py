@@ -1,6 +1,6 @@
 """Statistics over seeds: means with 95% t-intervals, paired tests, verdicts on claims.
 
-Input is the tidy score table the book works with (:func:`zsg_lib.experiment.run_many`): one
+Input is the tidy score table the book works with (:func:`zsg_lib.book.experiment.run_many`): one
 row per run × step × test instance with at least ``arrangement``, ``seed``, ``step`` and the
 value (``loss`` by default).
 

@@ -51,7 +51,7 @@ def loss_curves(
     y_title: str = "test loss (mean over seeds)",
     title: str = "",
 ) -> alt.LayerChart:
-    """Mean curve per ``group`` with its 95% band (from :func:`zsg_lib.stats.mean_ci`)."""
+    """Mean curve per ``group`` with its 95% band (from :func:`zsg_lib.analysis.stats.mean_ci`)."""
     data = ci.copy()
     base = alt.Chart(data).encode(
         x=alt.X("step:Q", title="training step"),
@@ -142,7 +142,7 @@ def normalise_metrics(ci: pd.DataFrame, group: str = "metric") -> pd.DataFrame:
 def metric_comparison(ci: pd.DataFrame, title: str = "") -> alt.LayerChart:
     """Loss next to ROUGE-1 / ROUGE-L / EM, each rescaled to [0, 1] (up = better).
 
-    ``ci``: :func:`zsg_lib.stats.mean_ci` rows with a ``metric`` column (raw values); the
+    ``ci``: :func:`zsg_lib.analysis.stats.mean_ci` rows with a ``metric`` column (raw values); the
     tooltip shows the raw mean too.
     """
     raw = ci.rename(columns={"mean": "raw"})[["metric", "step", "raw"]]
@@ -188,7 +188,7 @@ def distance_histograms(
 
 def embedding_map(points: pd.DataFrame, color_title: str = "position in training order",
                   title: str = "") -> alt.LayerChart:
-    """A 2-D map of train and test instances (from :func:`zsg_lib.maps.embedding_map_frame`).
+    """A 2-D map of train and test instances (from :func:`zsg_lib.analysis.maps.embedding_map_frame`).
 
     Training instances are coloured by ``position`` (their place in the arrangement; grey
     when the run never reaches them); test instances are black crosses whose tooltip lists

@@ -16,8 +16,8 @@ Training uses the same :func:`response_token_losses`, so train and test losses a
 quantity.
 
 >>> import torch
->>> from zsg_lib.models import tiny_model
->>> from zsg_lib.prompts import encode_instance
+>>> from zsg_lib.train.models import tiny_model
+>>> from zsg_lib.train.prompts import encode_instance
 >>> model, tok = tiny_model()
 >>> conv = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
 >>> ex = encode_instance(tok, conv)
@@ -236,8 +236,8 @@ def generate_greedy(model: Any, tokenizer: Any, encoded: Mapping[str, EncodedExa
                     device: str | torch.device = "cpu") -> dict[str, str]:
     """Greedy continuations of each instance's prompt (left-padded batches), decoded text.
 
-    >>> from zsg_lib.models import tiny_model
-    >>> from zsg_lib.prompts import encode_instance
+    >>> from zsg_lib.train.models import tiny_model
+    >>> from zsg_lib.train.prompts import encode_instance
     >>> model, tok = tiny_model()
     >>> conv = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
     >>> out = generate_greedy(model, tok, {"a": encode_instance(tok, conv)}, ["a"], 3)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ParamsError, ZsgError
+from ..errors import ParamsError, ZsgError
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -56,12 +56,15 @@ def book_root() -> Path:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    from .site import build_site
+    from .build import build_site
+    from .chapters import CHAPTERS
+    from .params import check_chapter, check_runnable, load_profile
 
     profile = args.profile or os.environ.get("ZSG_PROFILE", "cpu-demo")
-    from .params import load_profile
-
-    load_profile(profile)  # a bad profile fails here, not in the middle of the build
+    loaded = load_profile(profile)  # a bad profile fails here, not in the middle of the build
+    check_runnable(loaded)
+    for chapter in CHAPTERS:
+        check_chapter(loaded, chapter)
     print(f"zsg book: profile {profile!r}; executing chapters (cached when unchanged), "
           "then building the site", flush=True)
     html = build_site(book_root(), profile=profile, output=args.out, execute=not args.no_execute)
@@ -97,7 +100,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from .data.demo import demo_dataset  # lazy: the data layer pulls in Babel, num2words, ...
+    from ..data.demo import demo_dataset  # lazy: the data layer pulls in Babel, num2words, ...
 
     print("zsg demo-data: generating (first time: a few seconds)...", flush=True)
     demo = demo_dataset(cache_dir=args.out, seed=args.seed)
@@ -137,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zsg`` console script."""
     from .batch import RunFailed
-    from .site import SiteBuildError
+    from .build import SiteBuildError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,9 +1,11 @@
 """The paper's findings, each judged from this run's numbers.
 
-One function per finding takes a profile and the score table of its runs (from
-:func:`zsg_lib.experiment.run_many`) and returns a :class:`Finding`: the paper's claim, what
-was measured (a sentence built from the numbers), and the agreement status. Chapters show their
-own finding; the summary chapter collects them all. Nothing here is a hard-coded verdict.
+One function per finding takes a :class:`Judge` (the run length and the statistics' settings,
+``Profile.judge`` in the book) and the score table of its runs (from
+:func:`zsg_lib.book.experiment.run_many`) and returns a :class:`Finding`: the paper's claim,
+what was measured (a sentence built from the numbers), and the agreement status. Chapters show
+their own finding; the summary chapter collects them all
+(:func:`zsg_lib.book.analyses.collect_findings`). Nothing here is a hard-coded verdict.
 
 Statuses: ``agrees`` (direction as claimed and significant at ``stats.alpha``),
 ``agrees in means only`` (direction as claimed, not significant), ``does not agree``, and
@@ -17,9 +19,37 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..data.demo import relatives_of
 from . import stats
-from .params import Profile
 from .transitions import classify_tasks
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What the findings need to know of a run and how to judge it: ``max_steps`` of the
+    runs, ``eval_every`` (scoring interval), the first ``first_n_steps`` compared for
+    "sooner" claims, and the significance level ``alpha``.
+
+    >>> j = Judge(max_steps=20, eval_every=4, first_n_steps=12, alpha=0.05)
+    >>> j.first_window, j.last_window
+    ((1, 12), (14, 20))
+    """
+
+    max_steps: int
+    eval_every: int
+    first_n_steps: int
+    alpha: float = 0.05
+
+    @property
+    def first_window(self) -> tuple[int, int]:
+        """Steps 1…``first_n_steps`` (for "reaches lower loss sooner" claims)."""
+        return (1, min(self.first_n_steps, self.max_steps))
+
+    @property
+    def last_window(self) -> tuple[int, int]:
+        """The last third of the run's steps (for "ends lower" claims)."""
+        end = self.max_steps
+        return (max(1, end - end // 3), end)
 
 
 @dataclass(frozen=True)
@@ -66,36 +96,25 @@ def _missing(section: str, claim: str, needed: list[str], have: set[str]) -> Fin
     return None
 
 
-def last_window(profile: Profile) -> tuple[int, int]:
-    """The last third of the run's steps (for "ends lower" claims)."""
-    end = profile.train.max_steps
-    return (max(1, end - end // 3), end)
-
-
-def first_window(profile: Profile) -> tuple[int, int]:
-    """Steps 1…``stats.first_n_steps`` (for "reaches lower loss sooner" claims)."""
-    return (1, min(profile.stats.first_n_steps, profile.train.max_steps))
-
-
 # --------------------------------------------------------------------------- §1
 
 
-def early(profile: Profile, scores: pd.DataFrame) -> Finding:
+def early(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§1: most of the fall in test loss happens early."""
-    upto = max(1, profile.train.max_steps // 3)
+    upto = max(1, judge.max_steps // 3)
     share = stats.early_share(scores, upto)
     mean, lo, hi = stats.t_interval(share["share"])
     claim = CLAIMS["early"]
     direction = mean > 0.5
     significant = bool(lo > 0.5) if not np.isnan(lo) else False
-    measured = (f"by step {upto} of {profile.train.max_steps}, the test loss had made "
+    measured = (f"by step {upto} of {judge.max_steps}, the test loss had made "
                 f"{mean:.0%} of its total fall (95% CI {lo:.0%} to {hi:.0%}, "
                 f"{len(share)} seeds)")
     return Finding("1. early generalization", claim, measured, _status(direction, significant),
                    share)
 
 
-def steadiest_metric(profile: Profile, scores: pd.DataFrame) -> Finding:
+def steadiest_metric(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§1: loss is the steadiest metric across seeds (relative to how much it moves)."""
     st = stats.metric_stability(scores)
     claim = CLAIMS["stability"]
@@ -123,21 +142,21 @@ def sudden_drop_shares(scores: pd.DataFrame, from_step: int = 0) -> pd.DataFrame
     return out
 
 
-def permutations(profile: Profile, scores: pd.DataFrame) -> Finding:
+def permutations(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§2: under Cluster, test-task losses drop suddenly (more than under Random)."""
     claim = CLAIMS["permutations"]
     have = set(scores["arrangement"])
     missing = _missing("2. permutations", claim, ["cluster", "random"], have)
     if missing:
         return missing
-    shares = sudden_drop_shares(scores, from_step=profile.train.eval_every)
+    shares = sudden_drop_shares(scores, from_step=judge.eval_every)
     test = stats.paired_test(shares, "random", "cluster", (0, 0), value="sudden")
     direction = test.mean_diff < 0
-    significant = direction and test.p < profile.stats.alpha
+    significant = direction and test.p < judge.alpha
     by = shares.groupby("arrangement")["sudden"].mean()
     shown = ", ".join(f"{a} {by[a]:.0%}" for a in by.index)
     measured = (f"share of test-task curves with a sudden drop after step "
-                f"{profile.train.eval_every}: {shown}; cluster − random "
+                f"{judge.eval_every}: {shown}; cluster − random "
                 f"{-test.mean_diff + 0.0:+.0%} (paired over {test.n} seeds, "
                 f"p = {test.p:.3g})")
     return Finding("2. permutations", claim, measured, _status(direction, significant), shares)
@@ -152,8 +171,7 @@ def drop_relatives(drops: pd.DataFrame, families: pd.DataFrame | None) -> pd.Dat
     if families is None or sel.empty:
         sel["relative_arrived"] = np.nan
         return sel
-    rel = {t: set(filter(None, (r or "").split(", ")))
-           for t, r in zip(families["task"], families["relatives"])}
+    rel = relatives_of(families)
     arrived = sel["arrivals"].map(lambda s: {x.rsplit(" (", 1)[0] for x in s.split(", ") if x})
     sel["relative_arrived"] = [bool(rel.get(t, set()) & a) for t, a in zip(sel["task"], arrived)]
     return sel
@@ -162,15 +180,15 @@ def drop_relatives(drops: pd.DataFrame, families: pd.DataFrame | None) -> pd.Dat
 # --------------------------------------------------------------------------- §3–5
 
 
-def ordering(section: str, profile: Profile, scores: pd.DataFrame, claim_order: str,
+def ordering(section: str, judge: Judge, scores: pd.DataFrame, claim_order: str,
              claim: str, window: tuple[int, int] | None = None) -> Finding:
     """A claimed ordering of mean test loss over ``window`` (default: the first N steps)."""
     order = stats.parse_claim(claim_order)
     missing = _missing(section, claim, list(order), set(scores["arrangement"]))
     if missing:
         return missing
-    window = window or first_window(profile)
-    v = stats.ordering_verdict(scores, claim_order, window, alpha=profile.stats.alpha)
+    window = window or judge.first_window
+    v = stats.ordering_verdict(scores, claim_order, window, alpha=judge.alpha)
     means = ", ".join(f"{n} {v.means[n]:.3f}" for n in order)
     tests = "; ".join(f"{t.a}−{t.b} {t.mean_diff:+.3f} (p = {t.p:.3g})" for t in v.tests)
     measured = (f"mean test loss over steps {window[0]}–{window[1]}: {means}; "
@@ -179,24 +197,24 @@ def ordering(section: str, profile: Profile, scores: pd.DataFrame, claim_order: 
                    pd.DataFrame([t.__dict__ for t in v.tests]))
 
 
-def similarity(profile: Profile, scores: pd.DataFrame) -> Finding:
+def similarity(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§3: NFT < RT < FFT in test loss."""
-    return ordering("3. similarity", profile, scores, "nft < rt < fft", CLAIMS["similarity"])
+    return ordering("3. similarity", judge, scores, "nft < rt < fft", CLAIMS["similarity"])
 
 
-def granularity(profile: Profile, scores: pd.DataFrame) -> Finding:
+def granularity(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§4: fine-grained NFT ends lower than coarse-grained NFT."""
-    return ordering("4. granularity", profile, scores, "nft < coarse-nft", CLAIMS["granularity"],
-                    window=last_window(profile))
+    return ordering("4. granularity", judge, scores, "nft < coarse-nft", CLAIMS["granularity"],
+                    window=judge.last_window)
 
 
-def tma(profile: Profile, scores: pd.DataFrame) -> Finding:
+def tma(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§5: TMA-NFT gives lower test loss than TMA-RT and TMA-FFT."""
-    return ordering("5. TMA", profile, scores, "tma-nft < tma-rt < tma-fft", CLAIMS["tma"],
-                    window=last_window(profile))
+    return ordering("5. TMA", judge, scores, "tma-nft < tma-rt < tma-fft", CLAIMS["tma"],
+                    window=judge.last_window)
 
 
-def windows(profile: Profile, scores: pd.DataFrame) -> Finding:
+def windows(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§5 turn windows: earlier rounds give lower test loss."""
     claim = CLAIMS["windows"]
     per = (scores[scores["step"] > 0].groupby(["window_start", "seed"], as_index=False)["loss"]
@@ -210,47 +228,9 @@ def windows(profile: Profile, scores: pd.DataFrame) -> Finding:
     measured = (f"mean test loss {shown}; Spearman ρ(window start, loss) = {rho:+.2f} "
                 f"(p = {p:.3g}, {len(per)} runs)")
     return Finding("5. turn windows", claim, measured,
-                   _status(rho > 0, rho > 0 and p < profile.stats.alpha), per)
+                   _status(rho > 0, rho > 0 and p < judge.alpha), per)
 
 
 def table(found: list[Finding]) -> pd.DataFrame:
     """Findings as a table: the paper's claim, this run's numbers, the agreement."""
     return pd.DataFrame([f.row() for f in found])
-
-
-def collect(profile: Profile, progress: bool = False) -> tuple[list[Finding], pd.DataFrame]:
-    """Every finding for ``profile``, from the run records (runs not on disk are trained).
-
-    Returns the findings and the combined score table of the arrangement runs. Chapters that
-    need task labels are reported ``not measured`` on data without tasks.
-    """
-    from . import experiment as ex
-    from .errors import ParamsError
-    from .params import check_chapter
-
-    def runs(chapter: str, **kw) -> pd.DataFrame | None:
-        try:
-            check_chapter(profile, chapter)
-        except ParamsError:
-            return None
-        return ex.run_many(profile, profile.arrangements(chapter), progress=progress, **kw)
-
-    out: list[Finding] = []
-    frames = []
-    early_scores = runs("01_early_generalization", generate=True)
-    out += [early(profile, early_scores), steadiest_metric(profile, early_scores)]
-    for chapter, key, judge in (("02_permutations", "permutations", permutations),
-                                ("03_similarity", "similarity", similarity),
-                                ("04_granularity", "granularity", granularity),
-                                ("05_tma", "tma", tma)):
-        scores = runs(chapter)
-        if scores is None:
-            out.append(Finding(chapter, CLAIMS[key], "this dataset has no task labels",
-                               "not measured"))
-            continue
-        out.append(judge(profile, scores))
-        frames.append(scores)
-    out.append(windows(profile, ex.run_windows(profile, progress=progress)))
-    combined = pd.concat(frames, ignore_index=True).drop_duplicates(
-        ["arrangement", "seed", "step", "id"]) if frames else pd.DataFrame()
-    return out, combined

@@ -3,7 +3,7 @@
 A chapter is a percent-format ``.py`` notebook (``book/03_similarity.py``); papermill cannot
 read that format, so it receives ``jupytext.read(path)`` and writes an executed ``.ipynb``
 that keeps the ``parameters`` tag and the injected values. A chapter receives ``profile`` and
-``overrides`` (see :func:`zsg_lib.params.load_sweep`) in its ``parameters`` cell.
+``overrides`` (see :func:`zsg_lib.book.sweeps.load_sweep`) in its ``parameters`` cell.
 
 A sweep records every run in ``status.json`` in its output folder, rewritten atomically after
 each run, so an interrupted or failing sweep never loses the other runs' records:
@@ -31,9 +31,12 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import atomic_path, atomic_write_text
-from .errors import ParamsError
-from .paths import zsg_home
+from ..atomic import atomic_path, atomic_write_text
+from ..errors import ParamsError
+from ..paths import zsg_home
+from .chapters import CHAPTERS
+from .params import REPO_ROOT, check_chapter, check_runnable, load_profile
+from .sweeps import load_sweep
 
 STATUS_FILE = "status.json"
 COLUMNS = ["name", "chapter", "profile", "overrides", "status", "error", "notebook", "seconds",
@@ -50,7 +53,7 @@ class RunFailed(RuntimeError):
 
 def book_dir() -> Path:
     """The folder of the book's chapters (``book/`` of this checkout)."""
-    return Path(__file__).resolve().parent.parent / "book"
+    return REPO_ROOT / "book"
 
 
 def resolve_chapter(chapter: str | os.PathLike, where: Path | None = None) -> Path:
@@ -79,10 +82,9 @@ def check_run(chapter: str | os.PathLike, profile: str | None,
     A book chapter is checked against the profile (e.g. a chapter that needs task labels);
     another notebook only gets its profile and overrides validated.
     """
-    from .params import CHAPTER_KEYS, check_chapter, load_profile
-
     prof = load_profile(profile or os.environ.get("ZSG_PROFILE", "cpu-demo"), dict(overrides or {}))
-    if Path(chapter).stem in CHAPTER_KEYS:
+    if Path(chapter).stem in CHAPTERS:
+        check_runnable(prof)
         check_chapter(prof, Path(chapter).stem)
 
 
@@ -242,12 +244,10 @@ def run_sweep(
     out_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    """Expand a sweep file (:func:`zsg_lib.params.load_sweep`) and run it, resuming.
+    """Expand a sweep file (:func:`zsg_lib.book.sweeps.load_sweep`) and run it, resuming.
 
     ``out_dir`` defaults to ``runs/sweeps/<sweep file stem>``.
     """
-    from .params import load_sweep
-
     specs = load_sweep(sweep_path)  # validates every run before any work
     return run_specs(specs, Path(out_dir) if out_dir else default_sweep_dir(sweep_path), log=log)
 

@@ -4,7 +4,9 @@ Under ``accelerate launch`` or ``torchrun`` (``WORLD_SIZE`` > 1) every process t
 slice ``ids[rank::world]`` of each global batch, so the global order stays the arrangement's.
 Gradients are summed across processes after each step (each process divides by the *global*
 response-token count), which gives the same update as one process seeing the whole batch.
-Only the main process scores the test set and writes the run record.
+Only the main process scores the test set and writes the run record. Only the environment
+both launchers set (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...) is read, through
+``torch.distributed``; zsg does not import accelerate.
 
 >>> Dist(rank=1, world=2).shard(["a", "b", "c", "d", "e"])
 ['b', 'd']

@@ -2,7 +2,7 @@
 
 :func:`embedding_map_frame` returns one row per instance with map coordinates, the instance
 text, its task, its position in a training order (training instances a run reaches) and, for
-test instances, their nearest training instances: the table :func:`zsg_lib.plots.embedding_map`
+test instances, their nearest training instances: the table :func:`zsg_lib.book.plots.embedding_map`
 draws. UMAP is seeded, so the same inputs give the same map; its first fit in a process
 compiles for ~15 s.
 
@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..similarity import nearest
+
 
 def project(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     """Seeded 2-D UMAP (cosine metric) of the rows of ``embeddings``."""
@@ -28,30 +30,6 @@ def project(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.
     reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(n_neighbors, n - 1)),
                         metric="cosine", random_state=seed, n_jobs=1, init="random" if n < 8 else "spectral")
     return reducer.fit_transform(np.asarray(embeddings, dtype=np.float32))
-
-
-def nearest(train_emb: np.ndarray, test_emb: np.ndarray, k: int, chunk: int = 65536) -> np.ndarray:
-    """Indices of the ``k`` training rows most cosine-similar to each test row, nearest first
-    (ties to the lower index). Chunked over training rows, so memory stays ``test × chunk``.
-
-    >>> nearest(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([[1.0, 0.2]]), 2).tolist()
-    [[0, 2]]
-    """
-    k = min(k, train_emb.shape[0])
-    b = test_emb / np.linalg.norm(test_emb, axis=1, keepdims=True)
-    best_sim = np.full((b.shape[0], 0), -np.inf, dtype=np.float32)
-    best_idx = np.zeros((b.shape[0], 0), dtype=np.int64)
-    for start in range(0, train_emb.shape[0], chunk):
-        block = train_emb[start:start + chunk]
-        sim = (b @ (block / np.linalg.norm(block, axis=1, keepdims=True)).T).astype(np.float32)
-        idx = np.broadcast_to(np.arange(start, start + block.shape[0]), sim.shape)
-        all_sim = np.concatenate([best_sim, sim], axis=1)
-        all_idx = np.concatenate([best_idx, idx], axis=1)
-        # sort by similarity descending, then index ascending (lexsort: last key is primary)
-        order = np.lexsort((all_idx, -all_sim), axis=1)[:, :k]
-        best_sim = np.take_along_axis(all_sim, order, axis=1)
-        best_idx = np.take_along_axis(all_idx, order, axis=1)
-    return best_idx
 
 
 def nearest_texts(train_emb: np.ndarray, test_emb: np.ndarray, train_texts: Sequence[str],

@@ -1,13 +1,14 @@
 """The glue the chapters call: profile → data → embeddings → arrangement → run → scores.
 
 Chapters never compute anything themselves; they ask this module for a prepared experiment,
-an arrangement or a table of scores, and hand tables to :mod:`zsg_lib.stats` and
-:mod:`zsg_lib.plots`.
+an arrangement or a table of scores (read from the run records by
+:func:`zsg_lib.train.records.load_runs`), and hand tables to :mod:`zsg_lib.analysis` (through
+:mod:`zsg_lib.book.analyses`) and :mod:`zsg_lib.book.plots`.
 
 * **Seeds** vary the sampled data (which training and test instances per task), the
   arrangement's own randomness and the LoRA initialisation; the task split is fixed by
   ``dataset.seed``.
-* **Shared runs**: every run goes through :func:`zsg_lib.train.train_run`, whose run id hashes
+* **Shared runs**: every run goes through :func:`zsg_lib.train.run.train_run`, whose run id hashes
   the training config, the model, the test set and the *ordered* training instances. The
   order handed to it is cut to what the run consumes (``max_steps × batch``), so two
   arrangements that start the same (e.g. ``rt`` and ``random`` at fine granularity, which are
@@ -31,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from tqdm.auto import tqdm
 
-from .data.split import TaskSplit
-from .errors import ParamsError
-from .params import Profile, check_chapter, load_profile
+from .. import data
+from .. import embed as embedding
+from ..arrange import ARRANGEMENTS, Arrangement, arrange
+from ..errors import ParamsError
+from ..paths import cache_dir
+from ..train import records
+from ..train.records import RunRecord
+from .params import Profile, check_chapter, check_runnable, load_profile
 
 # --------------------------------------------------------------------------- profile
 
@@ -72,6 +79,7 @@ def setup(
         prof = profile
     else:
         prof = load_profile(profile, merged)
+    check_runnable(prof)
     if chapter is not None:
         check_chapter(prof, chapter)
     return prof
@@ -100,13 +108,13 @@ def planned_runs(profile: Profile) -> int:
     """How many distinct runs the whole book trains with this profile.
 
     Every arrangement name is one run per seed wherever it appears (chapter 1's runs are
-    shared when its arrangements are in ``train.generate_for``); ``rt`` (fine) is the same run
+    shared when its arrangements are in ``generate_for``); ``rt`` (fine) is the same run
     as ``random``; turn windows add one run per window start and seed.
 
     >>> planned_runs(load_profile("cpu-demo"))
     42
     """
-    c, gen = profile.chapters, set(profile.train.generate_for)
+    c, gen = profile.chapters, set(profile.generate_for)
     plain = set(c.permutations) | set(c.similarity) | set(c.granularity) | set(c.tma)
     names = plain | set(c.early)
     # an early arrangement not in generate_for runs twice where other chapters use it too
@@ -121,7 +129,7 @@ def planned_runs(profile: Profile) -> int:
 
 
 @dataclass(frozen=True)
-class DataSplit(TaskSplit):
+class DataSplit(data.TaskSplit):
     """All instances of the training and test tasks (before per-seed sampling)."""
 
     families: pd.DataFrame | None  # demo only: task, family, split, has_relative, ...
@@ -139,20 +147,15 @@ def _draw(tasks: Sequence[str], n: int | None, seed: int, key: str, profile: Pro
 
 @functools.lru_cache(maxsize=4)
 def load_split(profile: Profile) -> DataSplit:
-    """Load the profile's dataset and split it into training and test tasks."""
-    from . import data
+    """Load the profile's dataset and split it into training and test tasks.
 
+    Explicit task lists (``split.*_tasks``) win; otherwise the dataset's own split where it
+    has one; otherwise a seeded random split.
+    """
     ds, sp = profile.dataset, profile.split
-    families = None
-    if ds.kind == "demo":
-        demo = data.demo_dataset(seed=ds.seed)
-        table, own = demo.table, (demo.train_tasks, demo.test_tasks)
-        families = demo.families
-    elif ds.kind == "niv2":
-        table = data.load_niv2(ds.path, track=ds.track, k_positive=ds.k_positive)
-        own = data.niv2_split(ds.path, ds.track)
-    else:
-        table, own = data.load_dataset(ds.kind, ds.path), None
+    kw = {"k_positive": ds.k_positive} if ds.kind == "niv2" else {}
+    loaded = data.load(ds.kind, ds.path, seed=ds.seed, track=ds.track, **kw)
+    table, own = loaded.table, loaded.own_split
 
     if not profile.has_tasks:
         split = data.split_instances(table, sp.n_test_instances, seed=ds.seed)
@@ -161,18 +164,20 @@ def load_split(profile: Profile) -> DataSplit:
     test = list(sp.test_tasks) if sp.test_tasks is not None else None
     train = list(sp.train_tasks) if sp.train_tasks is not None else None
     if own is not None:
-        train = train if train is not None else [t for t in own[0] if t not in set(test or ())]
-        test = test if test is not None else list(own[1])
+        train = (train if train is not None
+                 else [t for t in own.train_tasks if t not in set(test or ())])
+        test = test if test is not None else list(own.test_tasks)
     if train is not None:
         train = _draw(train, sp.n_train_tasks, ds.seed, "n_train_tasks", profile)
     if test is not None:
         test = _draw(test, sp.n_test_tasks, ds.seed + 1, "n_test_tasks", profile)
-        split = data.split_tasks(table, train_tasks=train, test_tasks=test, n_train=sp.n_train_tasks,
-                                 seed=ds.seed)
+        split = data.split_tasks(table, train_tasks=train, test_tasks=test,
+                                 n_train=sp.n_train_tasks, seed=ds.seed)
     else:
         split = data.split_tasks(table, train_tasks=train, n_train=sp.n_train_tasks,
                                  n_test=sp.n_test_tasks or 1, seed=ds.seed)
-    return DataSplit(split.train, split.test, split.train_tasks, split.test_tasks, families)
+    return DataSplit(split.train, split.test, split.train_tasks, split.test_tasks,
+                     loaded.families)
 
 
 @dataclass(frozen=True)
@@ -206,16 +211,13 @@ class Prepared:
 
 def embed(profile: Profile, table: pa.Table, view: str) -> np.ndarray:
     """Sentence embeddings of ``table`` under ``view`` (cached on disk by :mod:`zsg_lib.embed`)."""
-    from . import embed as emb
-
-    return emb.embed_instances(table, view=view, model=profile.embedding.model, progress=False)
+    return embedding.embed_instances(table, view=view, model=profile.embedding.model,
+                                     progress=False)
 
 
 @functools.lru_cache(maxsize=8)
 def prepare(profile: Profile, seed: int) -> Prepared:
     """Sample this seed's training and test instances and embed them."""
-    from . import data
-
     split = load_split(profile)
     if profile.has_tasks:
         train = data.sample_per_task(split.train, profile.train_per_task, seed=seed, at_most=True)
@@ -230,102 +232,75 @@ def prepare(profile: Profile, seed: int) -> Prepared:
 # --------------------------------------------------------------------------- arrangements
 
 
-def arrangement(profile: Profile, name: str, seed: int, **params: Any):
-    """The named arrangement of this seed's data (an :class:`~zsg_lib.arrange.Arrangement`).
+def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrangement:
+    """The named arrangement of this seed's data.
 
-    Permutations and fine/coarse NFT/FFT/RT order the sampled training set; ``tma-*`` select
-    from the whole ``pool`` under ``tma.budget`` (override with ``budget=``). ``params`` go to
+    Arrangements that order (permutations, fine/coarse NFT/FFT/RT) order the sampled training
+    set; those that select (``tma-*``) select from the whole ``pool`` under ``tma.budget``
+    (override with ``budget=``), as the catalog says (``draws_from``). ``params`` go to
     :func:`zsg_lib.arrange.arrange`.
     """
-    from .arrange import arrange
-
     prep = prepare(profile, seed)
-    if name.startswith("tma-"):
+    spec = ARRANGEMENTS[name]
+    if spec.draws_from == "pool":
         params.setdefault("budget", profile.tma.budget)
         a = arrange(name, prep.pool, prep.pool_emb, prep.test_emb_tma, seed=seed, **params)
-    elif name in ("random", "round-robin", "cluster"):
-        a = arrange(name, prep.train, seed=seed, **params)
     else:
         a = arrange(name, prep.train, prep.train_emb, prep.test_emb, seed=seed, **params)
     return dataclasses.replace(a, name=name)
 
 
-def window_arrangement(profile: Profile, start: int, seed: int, size: int | None = None):
+def window_arrangement(profile: Profile, start: int, seed: int,
+                       size: int | None = None) -> Arrangement:
     """TMA turn window: the nearest-pick rounds ``[start, start + size)`` (PAPER.md §5)."""
-    from .arrange import arrange
-
     prep = prepare(profile, seed)
     return arrange("tma-window", prep.pool, prep.pool_emb, prep.test_emb_tma, start=start,
                    size=size or profile.tma.window_size)
 
 
 def train_table(profile: Profile, name: str, seed: int) -> pa.Table:
-    """The table an arrangement's ids come from (the pool for TMA, else the sample)."""
+    """The table an arrangement's ids come from (the pool or the sample, see the catalog)."""
     prep = prepare(profile, seed)
-    return prep.pool if name.startswith("tma") else prep.train
+    return prep.pool if ARRANGEMENTS[name].draws_from == "pool" else prep.train
 
 
 # --------------------------------------------------------------------------- runs
 
 
-def train_config(profile: Profile, seed: int, steps: int | None = None, generate: bool = False):
-    """The :class:`~zsg_lib.train.TrainConfig` of a run (``steps`` caps ``max_steps``).
-
-    Greedy generation (ROUGE/EM) runs at ``train.generate_at`` only when ``generate``: it is
-    costly on a CPU and only the early-generalization chapter needs it (see :func:`run`).
-    """
-    from .train import TrainConfig
-
-    t = profile.train
-    max_steps = min(t.max_steps, steps) if steps else t.max_steps
-    return TrainConfig(
-        model=profile.model, precision=profile.precision, method=t.method, lora_r=t.lora_r,
-        lora_alpha=2 * t.lora_r, learning_rate=t.learning_rate, schedule=t.schedule,
-        batch_size=t.batch_size, grad_accum=t.grad_accum, max_steps=max_steps,
-        eval_every=t.eval_every,
-        generate_at=tuple(s for s in t.generate_at if s <= max_steps) if generate else (),
-        max_source_len=t.max_source_len, max_target_len=t.max_target_len,
-        max_new_tokens=t.max_new_tokens, template=t.template, lora_dropout=t.lora_dropout,
-        bf16_autocast=t.bf16_autocast, seed=seed,
-    )
-
-
 def runs_root(profile: Profile) -> Path:
     """Where run records go: ``profile.runs_root`` or ``$ZSG_HOME/runs``."""
-    from .paths import cache_dir
-
     return Path(profile.runs_root).expanduser() if profile.runs_root else cache_dir("runs")
 
 
-def _train(profile: Profile, arr, table: pa.Table, test: pa.Table, seed: int, label: str,
-           progress: bool, generate: bool = False):
-    from .train import train_run
+def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
+           label: str, progress: bool, generate: bool = False) -> RunRecord:
+    from ..train.run import train_run  # torch: only when a run is asked for
 
     per_step = profile.train.instances_per_step
     steps = min(profile.train.max_steps, math.ceil(len(arr.ids) / per_step))
     if steps == 0:
         raise ParamsError(f"{profile.source}: arrangement {arr.name!r} selected no instances")
     order = list(arr.ids[: steps * per_step])  # only what the run consumes: shared run ids
-    cfg = train_config(profile, seed, steps, generate)
+    cfg = profile.run_config(seed, steps, generate)
     return train_run(cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
                      progress=progress)
 
 
 def run(profile: Profile, name: str, seed: int, progress: bool = False, generate: bool = False,
-        **arr_params: Any):
+        **arr_params: Any) -> RunRecord:
     """Arrange and train one run; a finished run with the same parameters is read back.
 
     ``generate``: also score greedy generations (ROUGE-1/ROUGE-L/EM) at ``train.generate_at``
-    (always on for the arrangements in ``train.generate_for``).
+    (always on for the arrangements in ``generate_for``).
     """
-    generate = generate or name in profile.train.generate_for
+    generate = generate or name in profile.generate_for
     arr = arrangement(profile, name, seed, **arr_params)
     prep = prepare(profile, seed)
     return _train(profile, arr, train_table(profile, name, seed), prep.test, seed,
                   f"{name}-seed{seed}", progress, generate)
 
 
-def run_window(profile: Profile, start: int, seed: int, progress: bool = False):
+def run_window(profile: Profile, start: int, seed: int, progress: bool = False) -> RunRecord:
     """One TMA turn-window run (rounds ``[start, start + window_size)``)."""
     arr = window_arrangement(profile, start, seed)
     prep = prepare(profile, seed)
@@ -333,21 +308,17 @@ def run_window(profile: Profile, start: int, seed: int, progress: bool = False):
                   progress)
 
 
-def _tidy(record, **labels: Any) -> pd.DataFrame:
-    df = record.scores.copy()
-    for key, value in labels.items():
-        df[key] = value
-    df["run_id"] = record.run_id
-    return df
-
-
-def _runs(jobs: list[tuple[dict, Any]], desc: str, progress: bool) -> pd.DataFrame:
-    from tqdm.auto import tqdm
-
-    frames = []
-    for labels, job in tqdm(jobs, desc=desc, disable=not progress):
-        frames.append(_tidy(job(), **labels))
-    return pd.concat(frames, ignore_index=True)
+def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
+          progress: bool) -> pd.DataFrame:
+    """Run (or read back) each job, then read the score tables of all of them from the run
+    records, one copy per label (two labels can name one shared run)."""
+    labels = []
+    for label, job in tqdm(jobs, desc=desc, disable=not progress):
+        record = job()
+        labels.append({**label, "run_id": record.run_id, "path": record.path})
+    runs = pd.DataFrame(labels)
+    scores = records.load_runs(list(runs["path"])).scores
+    return runs.drop(columns="path").merge(scores, on="run_id", how="left", validate="m:m")
 
 
 def run_many(
@@ -375,79 +346,3 @@ def run_windows(
              functools.partial(run_window, profile, w, s))
             for w in profile.tma.window_starts for s in seeds]
     return _runs(jobs, "windows", progress)
-
-
-# --------------------------------------------------------------------------- analyses
-
-
-def drop_from_step(profile: Profile) -> int:
-    """Where per-task curve shapes start: the first evaluation after step 0 (the first
-    interval is the universal early fall, see :func:`zsg_lib.transitions.classify_tasks`)."""
-    return profile.train.eval_every
-
-
-def sudden_drops(
-    profile: Profile, scores: pd.DataFrame, name: str, seeds: Iterable[int] | None = None
-) -> pd.DataFrame:
-    """Per seed × test task under arrangement ``name``: curve shape, drop step and the training
-    tasks that arrived between the evaluation before the drop and the drop (``arrivals``).
-
-    Curves are classified from the first evaluation after step 0 on (:func:`drop_from_step`).
-    """
-    from .transitions import arrivals, classify_tasks
-
-    seeds = tuple(profile.seeds if seeds is None else seeds)
-    sel = scores[(scores["arrangement"] == name) & (scores["seed"].isin(seeds))]
-    shapes = classify_tasks(sel, from_step=drop_from_step(profile))
-    texts = []
-    for row in shapes.itertuples():
-        if row.kind != "sudden drop":
-            texts.append("")
-            continue
-        table = arrangement(profile, name, int(row.seed)).table
-        # Steps come back as floats (the column holds NaN where there is no drop).
-        arr = arrivals(table, int(row.prev_step), int(row.drop_step),
-                       profile.train.instances_per_step)
-        texts.append(", ".join(f"{t} ({c})" for t, c in zip(arr["task"], arr["count"])))
-    shapes["arrivals"] = texts
-    return shapes
-
-
-def distances(profile: Profile, seed: int) -> pd.DataFrame:
-    """AD / MD / WSD of every sampled training instance to the test set (PAPER.md §3)."""
-    from .similarity import distance_stats
-
-    prep = prepare(profile, seed)
-    st = distance_stats(prep.train_emb, prep.test_emb)
-    return pd.DataFrame({"id": prep.train.column("id").to_pylist(),
-                         "task": prep.train.column("task").to_pylist(),
-                         "ad": st.ad, "md": st.md, "wsd": st.wsd})
-
-
-def embedding_map(profile: Profile, name: str, seed: int) -> pd.DataFrame:
-    """UMAP map of this seed's training + test instances, coloured by ``name``'s positions
-    (training instances past what a run consumes get no position)."""
-    from .maps import embedding_map_frame
-    from .schema import text_view
-
-    prep = prepare(profile, seed)
-    arr = arrangement(profile, name, seed)
-    return embedding_map_frame(
-        prep.train.column("id").to_pylist(), prep.train.column("task").to_pylist(),
-        text_view(prep.train, "all_turns"), prep.train_emb,
-        prep.test.column("task").to_pylist(), text_view(prep.test, "all_turns"), prep.test_emb,
-        arr.ids, consumed=profile.train.max_steps * profile.train.instances_per_step, seed=seed,
-    )
-
-
-def examples(table: pa.Table, per_task: int = 1) -> dict[str, str]:
-    """One (or the first few) instance texts per task, for tooltips."""
-    from .schema import text_view
-
-    out: dict[str, str] = {}
-    for task, text in zip(table.column("task").to_pylist(), text_view(table, "all_turns")):
-        key = task or "(no task)"
-        if key not in out:
-            out[key] = text
-    return out
-

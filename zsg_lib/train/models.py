@@ -24,14 +24,12 @@ from __future__ import annotations
 import functools
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from .errors import TrainError
-
-Precision = Literal["fp32", "bf16", "4bit"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "4bit")
+from ..errors import TrainError
+from .config import PRECISIONS, Precision
 
 EMBEDDED_NAME = "embedded"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

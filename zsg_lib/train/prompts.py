@@ -15,7 +15,7 @@ The last message is the response; every earlier turn is the prompt (the *source*
 * A response that ends with zero tokens (``max_target_len=0`` or an empty response in the plain
   template without eos) is counted, never divided by: :func:`encode_many` reports such ids.
 
->>> from zsg_lib.models import tiny_model
+>>> from zsg_lib.train.models import tiny_model
 >>> _, tok = tiny_model()
 >>> ex = encode_instance(tok, [{"role": "user", "content": "2+2?"},
 ...                            {"role": "assistant", "content": "4"}])
@@ -29,13 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from .errors import TrainError
+from ..errors import TrainError
+from .config import TEMPLATES, Template
 
 IGNORE_INDEX = -100
-Template = Literal["auto", "chat", "plain"]
-TEMPLATES: tuple[str, ...] = ("auto", "chat", "plain")
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def encode_instance(
 ) -> EncodedExample:
     """Tokenise one conversation; see the module docstring for template, labels, truncation.
 
-    >>> from zsg_lib.models import tiny_model
+    >>> from zsg_lib.train.models import tiny_model
     >>> _, tok = tiny_model(chat_template=0)
     >>> msgs = [{"role": "user", "content": "Say hi " * 50}, {"role": "assistant", "content": "hi"}]
     >>> ex = encode_instance(tok, msgs, max_source_len=8, max_target_len=1)
@@ -170,7 +169,7 @@ def encode_many(
 ) -> tuple[dict[str, EncodedExample], EncodingReport]:
     """Encode many conversations; return them by id with a truncation report.
 
-    >>> from zsg_lib.models import tiny_model
+    >>> from zsg_lib.train.models import tiny_model
     >>> _, tok = tiny_model()
     >>> conv = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     >>> enc, rep = encode_many(tok, ["x", "y"], [conv, conv], max_target_len=0)

@@ -1,0 +1,12 @@
+"""Analysis: what the score tables say, from plain tables and arrays (no profile, no runs).
+
+=================  ===========================================================================
+module             job
+=================  ===========================================================================
+``stats``          intervals and tests over seeds (means, paired tests, trends), via SciPy
+``transitions``    per-task curve shapes (sudden drop, gradual, flat) and what arrived before
+``findings``       each claim of the paper judged from the numbers (:class:`Judge`, ``Finding``)
+``beyond``         analyses beyond the paper: OT vs WSD, nearest relatives, closeness vs gain
+``maps``           a seeded 2-D UMAP map of training and test instances
+=================  ===========================================================================
+"""

@@ -1,0 +1,70 @@
+"""The catalog of arrangements: every name, the function behind it and what it needs.
+
+This is the one list of arrangement names. :func:`zsg_lib.arrange.arrange` dispatches through
+it, the profile checker validates ``chapters.*`` against it, the book's glue asks it whether an
+arrangement orders the per-task sample or selects from the whole pool, and the tests iterate
+over it. It is plain data (no function objects), so reading it runs no arrangement code.
+
+>>> ARRANGEMENTS["coarse-fft"].fixed, ARRANGEMENTS["coarse-fft"].needs_tasks
+({'order': 'fft', 'granularity': 'coarse'}, True)
+>>> ARRANGEMENTS["tma-rt"].draws_from, ARRANGEMENTS["rt"].draws_from
+('pool', 'sample')
+>>> [n for n, a in ARRANGEMENTS.items() if not a.by_name_alone]
+['tma-window']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+#: TMA settings (PAPER.md §5): how each round's picks are ordered.
+TMA_SETTINGS = ("nft", "fft", "rt", "max-min", "min-max")
+
+
+@dataclass(frozen=True)
+class ArrangementSpec:
+    """One arrangement: ``function`` (a name in :mod:`zsg_lib.arrange`) called with ``fixed``
+    keywords; whether it needs task labels and embeddings; whether it orders the per-task
+    ``sample`` or selects from the whole ``pool`` of training instances (TMA, PAPER.md §5);
+    whether its name alone defines it (``tma-window`` also needs a start round)."""
+
+    function: str
+    what: str
+    needs_tasks: bool = False
+    needs_embeddings: bool = False
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    draws_from: Literal["sample", "pool"] = "sample"
+    by_name_alone: bool = True
+
+
+def _catalog() -> dict[str, ArrangementSpec]:
+    out = {
+        "random": ArrangementSpec("random_order", "seeded shuffle (§2)"),
+        "round-robin": ArrangementSpec("round_robin", "one instance per task in turn (§2)",
+                                       needs_tasks=True),
+        "cluster": ArrangementSpec("cluster", "task blocks (§2)", needs_tasks=True),
+    }
+    for order in ("nft", "fft", "rt"):
+        out[order] = ArrangementSpec(
+            "by_similarity", f"instances by WSD to the test set, {order} (§3)",
+            needs_embeddings=True, fixed={"order": order, "granularity": "fine"})
+    for order in ("nft", "fft", "rt"):
+        out[f"coarse-{order}"] = ArrangementSpec(
+            "by_similarity", f"tasks by WSD of their mean embedding, {order} (§4)",
+            needs_tasks=True, needs_embeddings=True,
+            fixed={"order": order, "granularity": "coarse"})
+    for setting in TMA_SETTINGS:
+        out[f"tma-{setting}"] = ArrangementSpec(
+            "tma", f"Test-centric Multi-turn Arrangement, {setting} (§5)",
+            needs_embeddings=True, fixed={"setting": setting}, draws_from="pool")
+    out["tma-window"] = ArrangementSpec(
+        "tma_window", "TMA rounds [start, start + size) (§5)", needs_embeddings=True,
+        draws_from="pool", by_name_alone=False)
+    return out
+
+
+ARRANGEMENTS: dict[str, ArrangementSpec] = _catalog()
+#: Names a profile's ``chapters.*`` lists may hold (defined by their name alone).
+ARRANGEMENT_NAMES: tuple[str, ...] = tuple(n for n, a in ARRANGEMENTS.items() if a.by_name_alone)

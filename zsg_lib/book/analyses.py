@@ -1,0 +1,172 @@
+"""A profile's data handed to the analyses: what the chapters call after their runs.
+
+The analyses themselves (:mod:`zsg_lib.analysis`) take plain arrays and tables; each function
+here fetches a seed's prepared data or arrangement from :mod:`zsg_lib.book.experiment` and
+passes it on. :func:`collect_findings` gathers every finding of the paper for the summary.
+
+>>> from zsg_lib.book.params import load_profile
+>>> drop_from_step(load_profile("tiny"))
+2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import pyarrow as pa
+
+from ..analysis import beyond, findings
+from ..analysis.findings import Finding
+from ..analysis.maps import embedding_map_frame
+from ..analysis.transitions import arrivals, classify_tasks
+from ..errors import ParamsError
+from ..schema import text_view
+from ..similarity import distance_stats
+from . import experiment as ex
+from .chapters import CHAPTERS
+from .params import Profile, check_chapter
+
+
+def drop_from_step(profile: Profile) -> int:
+    """Where per-task curve shapes start: the first evaluation after step 0 (the first
+    interval is the universal early fall, see :func:`zsg_lib.analysis.transitions.classify_tasks`)."""
+    return profile.train.eval_every
+
+
+def consumed(profile: Profile) -> int:
+    """Training instances one run consumes (``max_steps`` x instances per step)."""
+    return profile.train.max_steps * profile.train.instances_per_step
+
+
+def sudden_drops(
+    profile: Profile, scores: pd.DataFrame, name: str, seeds: Iterable[int] | None = None
+) -> pd.DataFrame:
+    """Per seed × test task under arrangement ``name``: curve shape, drop step and the training
+    tasks that arrived between the evaluation before the drop and the drop (``arrivals``).
+
+    Curves are classified from the first evaluation after step 0 on (:func:`drop_from_step`).
+    """
+    seeds = tuple(profile.seeds if seeds is None else seeds)
+    sel = scores[(scores["arrangement"] == name) & (scores["seed"].isin(seeds))]
+    shapes = classify_tasks(sel, from_step=drop_from_step(profile))
+    texts = []
+    for row in shapes.itertuples():
+        if row.kind != "sudden drop":
+            texts.append("")
+            continue
+        table = ex.arrangement(profile, name, int(row.seed)).table
+        # Steps come back as floats (the column holds NaN where there is no drop).
+        arr = arrivals(table, int(row.prev_step), int(row.drop_step),
+                       profile.train.instances_per_step)
+        texts.append(", ".join(f"{t} ({c})" for t, c in zip(arr["task"], arr["count"])))
+    shapes["arrivals"] = texts
+    return shapes
+
+
+def distances(profile: Profile, seed: int) -> pd.DataFrame:
+    """AD / MD / WSD of every sampled training instance to the test set (PAPER.md §3)."""
+    prep = ex.prepare(profile, seed)
+    st = distance_stats(prep.train_emb, prep.test_emb)
+    return pd.DataFrame({"id": prep.train.column("id").to_pylist(),
+                         "task": prep.train.column("task").to_pylist(),
+                         "ad": st.ad, "md": st.md, "wsd": st.wsd})
+
+
+def embedding_map(profile: Profile, name: str, seed: int) -> pd.DataFrame:
+    """UMAP map of this seed's training + test instances, coloured by ``name``'s positions
+    (training instances past what a run consumes get no position)."""
+    prep = ex.prepare(profile, seed)
+    arr = ex.arrangement(profile, name, seed)
+    return embedding_map_frame(
+        prep.train.column("id").to_pylist(), prep.train.column("task").to_pylist(),
+        text_view(prep.train, "all_turns"), prep.train_emb,
+        prep.test.column("task").to_pylist(), text_view(prep.test, "all_turns"), prep.test_emb,
+        arr.ids, consumed=consumed(profile), seed=seed,
+    )
+
+
+def examples(table: pa.Table) -> dict[str, str]:
+    """The first instance text of each task, for tooltips."""
+    out: dict[str, str] = {}
+    for task, text in zip(table.column("task").to_pylist(), text_view(table, "all_turns")):
+        out.setdefault(task or "(no task)", text)
+    return out
+
+
+def ot_vs_wsd(profile: Profile, seed: int) -> pd.DataFrame:
+    """Per sampled training instance: WSD and its optimal-transport cost share, with ranks."""
+    prep = ex.prepare(profile, seed)
+    return beyond.ot_vs_wsd(distances(profile, seed), prep.train_emb, prep.test_emb)
+
+
+def nearest_relatives(profile: Profile, seed: int, k: int = 5) -> pd.DataFrame:
+    """Per test instance: the tasks of its ``k`` nearest training instances in the pool, and
+    how many are the same family / a relative (demo data; absent elsewhere)."""
+    prep = ex.prepare(profile, seed)
+    pool_emb = ex.embed(profile, prep.pool, profile.embedding.view)
+    return beyond.nearest_relatives(prep.pool.column("task").to_pylist(), pool_emb,
+                                    prep.test.column("task").to_pylist(), prep.test_emb,
+                                    ex.load_split(profile).families, k)
+
+
+def similarity_vs_gain(profile: Profile, scores: pd.DataFrame,
+                       name: str = "random") -> pd.DataFrame:
+    """Per seed × test instance under ``name``: the minimum distance to the training instances
+    the run consumed, and the fall in loss from step 0 to the last step."""
+    frames = []
+    per_step = profile.train.instances_per_step
+    runs = scores[scores["arrangement"] == name]
+    for seed in sorted(runs["seed"].unique()):
+        sel = runs[runs["seed"] == seed]
+        seen = set(ex.arrangement(profile, name, int(seed)).ids[: sel["step"].max() * per_step])
+        prep = ex.prepare(profile, int(seed))
+        gain = beyond.similarity_vs_gain(
+            sel, prep.train.column("id").to_pylist(), prep.train_emb, seen,
+            prep.test.column("id").to_pylist(), prep.test.column("task").to_pylist(),
+            prep.test_emb)
+        frames.append(gain.assign(seed=int(seed)))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["seed", *[c for c in out.columns if c != "seed"]]]
+
+
+_JUDGES = {
+    "02_permutations": findings.permutations,
+    "03_similarity": findings.similarity,
+    "04_granularity": findings.granularity,
+    "05_tma": findings.tma,
+}
+
+
+def collect_findings(profile: Profile,
+                     progress: bool = False) -> tuple[list[Finding], pd.DataFrame]:
+    """Every finding for ``profile``, from the run records (runs not on disk are trained).
+
+    Returns the findings and the combined score table of the arrangement runs. Chapters that
+    need task labels are reported ``not measured`` on data without tasks.
+    """
+    judge = profile.judge
+
+    def runs(chapter: str, **kw) -> pd.DataFrame | None:
+        try:
+            check_chapter(profile, chapter)
+        except ParamsError:
+            return None
+        return ex.run_many(profile, profile.arrangements(chapter), progress=progress, **kw)
+
+    out: list[Finding] = []
+    frames = []
+    early_scores = runs("01_early_generalization", generate=True)
+    out += [findings.early(judge, early_scores), findings.steadiest_metric(judge, early_scores)]
+    for chapter, judge_fn in _JUDGES.items():
+        scores = runs(chapter)
+        if scores is None:
+            out.append(Finding(chapter, findings.CLAIMS[CHAPTERS[chapter].key],
+                               "this dataset has no task labels", "not measured"))
+            continue
+        out.append(judge_fn(judge, scores))
+        frames.append(scores)
+    out.append(findings.windows(judge, ex.run_windows(profile, progress=progress)))
+    combined = pd.concat(frames, ignore_index=True).drop_duplicates(
+        ["arrangement", "seed", "step", "id"]) if frames else pd.DataFrame()
+    return out, combined

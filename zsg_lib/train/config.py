@@ -1,0 +1,163 @@
+"""The one training configuration, from a profile's ``train:`` section to the loop.
+
+:class:`TrainConfig` is everything that defines a run (hashed, it is part of the run's id). It
+is built the same way from Python keywords and from a YAML profile (:mod:`zsg_lib.book.params`
+holds one directly), checked by one checker (:meth:`TrainConfig.__post_init__`), with one set
+of defaults, and imports no torch. An invalid value raises :class:`ConfigError`, a
+:class:`~zsg_lib.errors.TrainError` that also carries the field and the reason, so a profile
+can report it with its file and dotted key.
+
+>>> TrainConfig(schedule="linear")
+Traceback (most recent call last):
+...
+zsg_lib.train.config.ConfigError: TrainConfig.schedule: expected one of 'constant', 'cosine', got 'linear'
+>>> TrainConfig.from_dict({"lr": 1e-4})
+Traceback (most recent call last):
+...
+zsg_lib.train.config.ConfigError: TrainConfig.lr: unknown key; known keys: model, ...
+>>> TrainConfig(lora_r=8).resolved_alpha, TrainConfig(batch_size=2, grad_accum=3).instances_per_step
+(16, 6)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import TrainError
+from ..typed import FieldError, build, check_fields
+
+Method = Literal["lora", "qlora", "full"]
+Precision = Literal["fp32", "bf16", "4bit"]
+Schedule = Literal["constant", "cosine"]
+#: "auto" = the tokenizer's chat template where it has one (see :mod:`zsg_lib.train.prompts`).
+Template = Literal["auto", "chat", "plain"]
+
+METHODS: tuple[str, ...] = typing.get_args(Method)
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
+TEMPLATES: tuple[str, ...] = typing.get_args(Template)
+
+
+class ConfigError(TrainError, FieldError):
+    """An invalid :class:`TrainConfig` value: ``key`` (the field) and ``reason``."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        FieldError.__init__(self, key, reason)
+        self.args = (f"TrainConfig.{key}: {reason}",)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run (and, hashed, its id). See the module docstring."""
+
+    model: str | None = None  # None = embedded SmolLM2-135M-Instruct; "tiny" for tests
+    precision: Precision | None = None  # None: see resolved_precision
+    method: Method = "lora"
+    lora_r: int = 16
+    lora_alpha: int | None = None  # None = 2 x lora_r
+    lora_dropout: float = 0.05
+    target_modules: str | tuple[str, ...] = "all-linear"
+    learning_rate: float = 2e-4
+    schedule: Schedule = "constant"  # cosine: to 0.1 x lr, no warm-up (the paper's)
+    weight_decay: float = 0.0
+    batch_size: int = 4  # instances per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_steps: int | None = None  # None = one pass over the order
+    eval_every: int = 10
+    generate_at: tuple[int, ...] = ()  # steps with greedy generation + EM/ROUGE (+ reward)
+    save_every: int | None = None  # save adapters every N steps (None = never)
+    checkpoint_every: int | None = None  # resume checkpoints; None = at scored steps, <= 1/30 s
+    max_source_len: int = 1024
+    max_target_len: int = 128
+    max_new_tokens: int | None = None  # generation length; None = max_target_len
+    # "plain" halves the tokens of SmolLM2's short demo instances (its chat template adds a
+    # ~20-token default system prompt to every one).
+    template: Template = "auto"
+    eval_batch_size: int = 16
+    bf16_autocast: bool = True
+    seed: int = 0
+    device: str | None = None  # None = CUDA if available, else CPU
+    reward_model: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            canonical = check_fields(self)
+        except FieldError as exc:
+            raise ConfigError(exc.key, exc.reason) from None
+        for name, value in canonical.items():
+            object.__setattr__(self, name, value)
+        self._check_values()
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build from a mapping (a YAML section, a run record); unknown keys are an error."""
+        try:
+            return build(cls, values)
+        except FieldError as exc:
+            raise ConfigError(exc.key, exc.reason) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    def _check_values(self) -> None:
+        def bad(name: str, reason: str) -> ConfigError:
+            return ConfigError(name, f"{reason}, got {getattr(self, name)!r}")
+
+        if self.method == "qlora" and self.precision not in (None, "4bit"):
+            raise bad("precision", "method 'qlora' needs '4bit'")
+        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "eval_every",
+                     "max_source_len", "eval_batch_size", "max_steps", "save_every",
+                     "checkpoint_every", "max_new_tokens"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise bad(name, "must be positive")
+        if self.max_target_len < 0:
+            raise bad("max_target_len", "must be >= 0")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise bad("learning_rate", "must be a finite number > 0")
+        if not 0 <= self.lora_dropout < 1:
+            raise bad("lora_dropout", "must be in [0, 1)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise bad("weight_decay", "must be a finite number >= 0")
+        if any(s < 0 for s in self.generate_at):
+            raise bad("generate_at", "steps must be >= 0")
+        if self.max_steps is not None and any(s > self.max_steps for s in self.generate_at):
+            raise bad("generate_at", f"goes past max_steps={self.max_steps}")
+
+    @property
+    def resolved_alpha(self) -> int:
+        """LoRA alpha: ``lora_alpha``, or twice the rank when unset."""
+        return self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_r
+
+    @property
+    def resolved_precision(self) -> str:
+        """The precision the base model is loaded in.
+
+        ``None`` means: 4bit for QLoRA; bf16 for LoRA under bf16 autocast (autocast would cast
+        the frozen fp32 weights to bf16 at every matmul anyway: storing them in bf16 gives the
+        same products without the per-step casts, ~1.5x faster on CPU; adapters, optimizer
+        state and losses stay fp32); fp32 otherwise (full fine-tuning keeps fp32 masters).
+
+        >>> TrainConfig().resolved_precision, TrainConfig(method="full").resolved_precision
+        ('bf16', 'fp32')
+        """
+        if self.precision is not None:
+            return self.precision
+        if self.method == "qlora":
+            return "4bit"
+        return "bf16" if self.method == "lora" and self.bf16_autocast else "fp32"
+
+    @property
+    def instances_per_step(self) -> int:
+        """Training instances one optimizer step consumes."""
+        return self.batch_size * self.grad_accum

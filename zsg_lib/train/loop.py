@@ -1,0 +1,293 @@
+"""The ordered training loop of one run: step ``s`` trains on exactly the ``s``-th chunk of
+the order, scores the test set at the scored steps, and checkpoints so a killed run resumes.
+
+:func:`zsg_lib.train.run.train_run` prepares the inputs and the run folder and calls
+:class:`Loop`; nothing here decides *what* a run is.
+
+>>> step_chunks(["a", "b", "c"], 2, 3)
+[['a', 'b'], ['c'], ['a', 'b']]
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import distributed, records
+from .config import TrainConfig
+from .metrics import generation_metrics
+from .prompts import EncodedExample
+from .scoring import (
+    autocast_context,
+    collate,
+    fast_attention,
+    generate_greedy,
+    response_token_losses,
+    reward_scores,
+    score_examples,
+)
+
+CHECKPOINT_SECONDS = 30.0  # default: resume checkpoints at scored steps, at most this often
+
+
+def lr_factor(step_index: int, max_steps: int, schedule: str) -> float:
+    """Learning-rate multiplier before optimizer step ``step_index + 1``.
+
+    >>> lr_factor(0, 10, "cosine"), round(lr_factor(10, 10, "cosine"), 6)
+    (1.0, 0.1)
+    """
+    if schedule == "constant":
+        return 1.0
+    progress = min(step_index / max_steps, 1.0)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def step_chunks(order: Sequence[str], step_size: int, max_steps: int) -> list[list[str]]:
+    """The ids each optimizer step consumes: consecutive chunks of ``order``, wrapping around.
+
+    """
+    per_pass = [list(order[i : i + step_size]) for i in range(0, len(order), step_size)]
+    return [per_pass[s % len(per_pass)] for s in range(max_steps)]
+
+
+def _wrap(base: Any, cfg: TrainConfig) -> Any:
+    """A trainable model: fresh LoRA adapters (seeded) on the cached base, or a full copy."""
+    torch.manual_seed(cfg.seed)
+    if cfg.method == "full":
+        model = copy.deepcopy(base)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if cfg.method == "qlora":
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+    target = cfg.target_modules
+    lcfg = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.resolved_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=list(target) if isinstance(target, tuple) else target,
+        task_type="CAUSAL_LM",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return get_peft_model(base, lcfg)
+
+
+def _unwrap(model: Any, cfg: TrainConfig) -> None:
+    """Give the cached base model back its original layers (LoRA adapters removed)."""
+    if cfg.method != "full" and hasattr(model, "unload"):
+        model.unload()
+
+
+def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _load_trainable(model: Any, state: Mapping[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+def _eval_steps(cfg: TrainConfig, max_steps: int) -> set[int]:
+    steps = {0, max_steps} | set(range(cfg.eval_every, max_steps + 1, cfg.eval_every))
+    return steps | set(cfg.generate_at)
+
+
+class Loop:
+    """One run's training loop and scoring; state is checkpointed between steps."""
+
+    def __init__(self, cfg: TrainConfig, base: Any, tokenizer: Any, device: torch.device,
+                 run_dir: Path, max_steps: int, order: list[str],
+                 train_enc: dict[str, EncodedExample], test_enc: dict[str, EncodedExample],
+                 test_by_id: Mapping[str, Any], progress: bool,
+                 on_step: Callable[[int, dict[str, Any]], None] | None) -> None:
+        self.cfg, self.base, self.tok, self.device = cfg, base, tokenizer, device
+        self.run_dir, self.max_steps = run_dir, max_steps
+        self.chunks = step_chunks(order, cfg.instances_per_step, max_steps)
+        self.train_enc, self.test_enc, self.test_by_id = train_enc, test_enc, test_by_id
+        self.progress, self.on_step = progress, on_step
+        self.dist = distributed.current()
+        self.eval_steps = _eval_steps(cfg, max_steps)
+        self.ckpt_every = cfg.checkpoint_every
+        self.last_ckpt = time.perf_counter()
+        self.log_rows: list[dict[str, Any]] = []
+        self.score_rows: list[dict[str, Any]] = []
+
+    # --- pieces
+    def _score(self, model: Any, step: int) -> float:
+        if not self.dist.is_main:  # every process holds the same model; one scores it
+            return math.nan
+        ids = list(self.test_enc)
+        rows = score_examples(model, self.test_enc, ids, self.tok.pad_token_id,
+                              self.cfg.eval_batch_size, self.cfg.bf16_autocast, self.device)
+        if step in self.cfg.generate_at:
+            self._add_generation(model, rows)
+        for r in rows:
+            r["step"] = step
+            r["task"] = self.test_by_id[r["id"]][1]
+        self.score_rows.extend(rows)
+        losses = [r["loss"] for r in rows if r["n_tokens"] > 0]
+        return sum(losses) / len(losses)
+
+    def _add_generation(self, model: Any, rows: list[dict[str, Any]]) -> None:
+        ids = [r["id"] for r in rows]
+        preds = generate_greedy(model, self.tok, self.test_enc, ids,
+                                self.cfg.max_new_tokens or max(self.cfg.max_target_len, 1),
+                                self.cfg.eval_batch_size, self.cfg.bf16_autocast, self.device)
+        rewards: dict[str, float] = {}
+        if self.cfg.reward_model:
+            convs = {i: self.test_by_id[i][0] for i in ids}
+            rewards = reward_scores(self.cfg.reward_model, convs, preds, self.device)
+        for r in rows:
+            ref = self.test_by_id[r["id"]][0][-1]["content"]
+            r["prediction"] = preds[r["id"]]
+            r.update(generation_metrics(preds[r["id"]], ref))
+            if rewards:
+                r["reward"] = rewards[r["id"]]
+
+    def _train_step(self, model: Any, opt: torch.optim.Optimizer, ids: list[str]) -> dict:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        global_ids = ids
+        ids = self.dist.shard(global_ids)  # this process's slice of the global batch
+        examples = [self.train_enc[i] for i in ids]
+        # Divide by the global response-token count so summed gradients equal one big batch.
+        n_resp = int(self.dist.sum(sum(ex.n_target for ex in examples)))
+        micro = [examples[k : k + cfg.batch_size] for k in range(0, len(examples),
+                                                                   cfg.batch_size)]
+        fed: list[list[int]] = []
+        loss_sum, n_tokens = 0.0, 0
+        opt.zero_grad(set_to_none=True)
+        for mb in micro:
+            batch = collate(mb, self.tok.pad_token_id, device=self.device)
+            # The log is built from the tensors actually fed (guards the order, see tests).
+            fed.extend(batch.input_ids[r, : len(mb[r].input_ids)].tolist()
+                       for r in range(len(mb)))
+            n_tokens += batch.n_tokens
+            if n_resp == 0:
+                continue
+            with autocast_context(cfg.bf16_autocast, self.device):
+                sums, _ = response_token_losses(model, batch)
+            loss = sums.sum() / n_resp
+            loss.backward()
+            loss_sum += float(sums.detach().sum())
+        lr = opt.param_groups[0]["lr"]
+        if n_resp:
+            self.dist.sum_grads(p for g in opt.param_groups for p in g["params"])
+        opt.step()  # no response tokens -> no grads -> AdamW leaves every parameter alone
+        fed_ids = [ids[k] for k, toks in enumerate(fed) if toks == examples[k].input_ids]
+        fed_ids = self.dist.interleave(self.dist.gather(fed_ids))
+        loss_sum, n_tokens = self.dist.sum(loss_sum), int(self.dist.sum(n_tokens))
+        return {
+            "instance_ids": fed_ids, "n_instances": len(global_ids),
+            "train_loss": loss_sum / n_resp if n_resp else math.nan, "lr": lr,
+            "tokens": n_tokens, "response_tokens": n_resp,
+            "seconds": time.perf_counter() - t0,
+        }
+
+    # --- the loop
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        model = _wrap(self.base, cfg)
+        longest = max(len(e.input_ids) for e in (*self.train_enc.values(),
+                                                 *self.test_enc.values()))
+        try:
+            with fast_attention(model, self.device, longest):
+                return self._run(model)
+        finally:
+            _unwrap(model, cfg)
+
+    def _run(self, model: Any) -> dict[str, Any]:
+        cfg = self.cfg
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                foreach=False)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_factor(s, self.max_steps, cfg.schedule))
+        t_start = time.perf_counter()
+        start, last_test = 0, math.nan
+        state = records.load_checkpoint(self.run_dir)
+        if state is not None:
+            _load_trainable(model, state["trainable"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state.get("rng_by_rank", [state["rng"]])[self.dist.rank])
+            start, last_test = state["step"], state["last_test"]
+            self.log_rows, self.score_rows = state["log"], state["scores"]
+        elif 0 in self.eval_steps:
+            last_test = self._score(model, 0)
+
+        bar = _bar(self.progress and self.dist.is_main, self.max_steps, start)
+        model.train()
+        tokens_seen, seconds = 0, 0.0
+        for step in range(start + 1, self.max_steps + 1):
+            row = self._train_step(model, opt, self.chunks[step - 1])
+            sched.step()
+            row["step"] = step
+            self.log_rows.append(row)
+            tokens_seen += row["tokens"]
+            seconds += row["seconds"]
+            if step in self.eval_steps:
+                last_test = self._score(model, step)
+            if cfg.save_every and step % cfg.save_every == 0:
+                records.save_adapter(self.run_dir, model, step)
+            if self.on_step is not None:
+                self.on_step(step, row)
+            if step < self.max_steps and self._checkpoint_due(step):
+                # Every rank's RNG (dropout masks differ per rank); the main rank writes.
+                rngs = self.dist.gather(torch.get_rng_state())
+                if self.dist.is_main:
+                    records.save_checkpoint(self.run_dir, {
+                        "step": step, "last_test": last_test,
+                        "trainable": _trainable_state(model), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "rng": rngs[0], "rng_by_rank": rngs,
+                        "log": self.log_rows, "scores": self.score_rows,
+                    })
+                self.dist.barrier()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{last_test:.3f}",
+                                tok_s=f"{tokens_seen / max(seconds, 1e-9):.0f}")
+        if bar is not None:
+            bar.close()
+        if self.dist.is_main:
+            self._write_tables()
+        return {
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "steps": self.max_steps,
+            "resumed_from": start, "wall_seconds_this_process": time.perf_counter() - t_start,
+            "final_test_loss": last_test,
+        }
+
+    def _checkpoint_due(self, step: int) -> bool:
+        if self.ckpt_every is not None:
+            return step % self.ckpt_every == 0
+        # Default: at scored steps, at most every CHECKPOINT_SECONDS, so short CPU runs do not
+        # spend their time writing optimizer state. Records do not depend on when (resume
+        # replays identically from any checkpoint).
+        due = (step in self.eval_steps
+               and time.perf_counter() - self.last_ckpt >= CHECKPOINT_SECONDS)
+        if self.dist.world > 1:  # ranks' clocks differ: checkpoint if any rank is due
+            due = self.dist.sum(float(due)) > 0
+        if due:
+            self.last_ckpt = time.perf_counter()
+        return due
+
+    def _write_tables(self) -> None:
+        records.write_log(self.run_dir, self.log_rows)
+        records.write_scores(self.run_dir, self.score_rows)
+
+def _bar(enabled: bool, total: int, start: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", unit="step")

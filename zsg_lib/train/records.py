@@ -1,0 +1,302 @@
+"""Run records: the one module that writes and reads them (ids, layout, tables, checkpoints).
+
+A run lives in ``<runs_root>/<run_id>/``::
+
+    params.json       config, data identity, model identity, library versions, run id
+    order.parquet     the arrangement: position, id, task
+    log.parquet       one row per optimizer step: instance ids, train loss, lr, tokens, seconds
+    scores.parquet    one row per scored step x test instance: loss, n_tokens, task, metrics
+    adapters/step-N/  saved adapters (every ``save_every`` steps)
+    checkpoint.pt     the state to resume from (trainable params, optimizer, scheduler, RNG,
+                      step, records so far); removed once the run is DONE
+    DONE              written last: a run is finished iff this file exists
+
+The run id hashes the config, the model, the test set and the ordered training instances (ids
+and content), so the same experiment asked for twice, from any chapter, is one run. Every file
+is written atomically (:mod:`zsg_lib.atomic`).
+
+Writing is :func:`write_params`, :func:`write_table` (``order``), :func:`write_log`,
+:func:`write_scores`, :func:`mark_done`; reading is :func:`read_record` (one run) and
+:func:`load_runs` (any set of runs, as tidy tables).
+
+>>> run_id_of({"a": 1}, {"test": "x"}) == run_id_of({"a": 1}, {"test": "x"})
+True
+>>> len(run_id_of({"a": 1}, {"test": "x"}))
+16
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..atomic import atomic_path, atomic_write_text
+from ..errors import TrainError
+from .config import TrainConfig
+
+FORMAT_VERSION = 1
+PARAMS, ORDER, LOG, SCORES, CHECKPOINT, DONE = (
+    "params.json", "order.parquet", "log.parquet", "scores.parquet", "checkpoint.pt", "DONE",
+)
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_id_of(config: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    """16 hex digits identifying (format version, config, data identity)."""
+    return _digest({"format": FORMAT_VERSION, "config": config, "data": data})[:16]
+
+
+def table_digest(ids: Sequence[str], messages: Sequence[Any], tasks: Sequence[Any]) -> str:
+    """Hash of instances in the given order (ids, tasks and conversation text)."""
+    h = hashlib.sha256()
+    for i, m, t in zip(ids, messages, tasks, strict=True):
+        h.update(json.dumps([i, t, m], sort_keys=True).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run's numbers depend on."""
+    out = {"python": platform.python_version()}
+    for pkg in ("zsg", "torch", "transformers", "peft", "accelerate", "tokenizers", "rouge-score"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def check_compatible(run_dir: Path, run_id: str) -> dict[str, Any] | None:
+    """Read an existing run's params; raise if another format or another run wrote them."""
+    path = run_dir / PARAMS
+    if not path.exists():
+        return None
+    try:
+        params = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TrainError(f"{path}: unreadable run record ({exc}); delete the folder") from exc
+    version = params.get("format_version")
+    if version != FORMAT_VERSION:
+        raise TrainError(
+            f"{run_dir}: written by run-record format {version!r}, this zsg writes "
+            f"{FORMAT_VERSION}; delete the folder or use another runs_root"
+        )
+    if params.get("run_id") != run_id:
+        raise TrainError(f"{path}: belongs to run {params.get('run_id')!r}, not {run_id!r}")
+    return params
+
+
+def write_params(run_dir: Path, params: Mapping[str, Any]) -> None:
+    """params.json, pretty-printed."""
+    atomic_write_text(run_dir / PARAMS, json.dumps(params, indent=2, sort_keys=True, default=str))
+
+
+def write_table(path: Path, rows: Sequence[Mapping[str, Any]] | pa.Table,
+                schema: pa.Schema | None = None) -> None:
+    """A Parquet file from rows (or a table), atomically."""
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows), schema=schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def save_checkpoint(run_dir: Path, state: Mapping[str, Any]) -> None:
+    """The resume state, atomically (a kill mid-write leaves the previous one)."""
+    import torch  # lazy: reading records needs no torch
+
+    with atomic_path(run_dir / CHECKPOINT) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The last saved resume state, or ``None``."""
+    import torch
+
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def save_adapter(run_dir: Path, model: Any, step: int) -> Path:
+    """``adapters/step-N`` via ``save_pretrained``, written to a temp folder then renamed."""
+    final = run_dir / "adapters" / f"step-{step}"
+    if final.exists():
+        return final
+    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    os.replace(tmp, final)
+    return final
+
+
+def mark_done(run_dir: Path, summary: Mapping[str, Any]) -> None:
+    """Write DONE (last) and drop the resume checkpoint, which a finished run never needs."""
+    atomic_write_text(run_dir / DONE, json.dumps(dict(summary), indent=2, default=str))
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
+
+
+def is_done(run_dir: Path) -> bool:
+    """True when the run in ``run_dir`` finished."""
+    return (run_dir / DONE).exists()
+
+
+# --------------------------------------------------------------------------- the tables
+
+LOG_SCHEMA = pa.schema([
+    ("step", pa.int64()), ("instance_ids", pa.list_(pa.string())),
+    ("n_instances", pa.int64()), ("train_loss", pa.float64()), ("lr", pa.float64()),
+    ("tokens", pa.int64()), ("response_tokens", pa.int64()), ("seconds", pa.float64()),
+])
+SCORES_SCHEMA = pa.schema([
+    ("step", pa.int64()), ("id", pa.string()), ("task", pa.string()),
+    ("loss", pa.float64()), ("n_tokens", pa.int64()),
+    ("prediction", pa.string()), ("exact_match", pa.float64()),
+    ("rouge1", pa.float64()), ("rougeL", pa.float64()), ("reward", pa.float64()),
+])
+
+
+def write_log(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """log.parquet: one row per optimizer step (:data:`LOG_SCHEMA`)."""
+    write_table(run_dir / LOG, rows, LOG_SCHEMA)
+
+
+def write_scores(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """scores.parquet: one row per scored step x test instance (:data:`SCORES_SCHEMA`)."""
+    write_table(run_dir / SCORES, rows, SCORES_SCHEMA)
+
+
+@dataclass
+class RunRecord:
+    """A finished run: its folder, id and parameters; its tables are read on first use."""
+
+    path: Path
+    run_id: str
+    params: dict[str, Any]
+    reused: bool = False  # True when an earlier finished run was returned
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> TrainConfig:
+        """The training configuration the run was made with."""
+        return TrainConfig.from_dict(self.params["config"])
+
+    @functools.cached_property
+    def log(self) -> pd.DataFrame:
+        """One row per optimizer step."""
+        return pd.read_parquet(self.path / LOG)
+
+    @functools.cached_property
+    def scores(self) -> pd.DataFrame:
+        """One row per scored step x test instance."""
+        return pd.read_parquet(self.path / SCORES)
+
+
+def read_record(run_dir: Path, reused: bool = False) -> RunRecord:
+    """The finished run in ``run_dir``."""
+    params = json.loads((run_dir / PARAMS).read_text())
+    summary = json.loads((run_dir / DONE).read_text())
+    return RunRecord(path=run_dir, run_id=params["run_id"], params=params, reused=reused,
+                     summary=summary)
+
+
+# --------------------------------------------------------------------------- many runs
+
+
+@dataclass
+class RunTables:
+    """Tidy tables over a set of runs (see :func:`load_runs`)."""
+
+    params: pd.DataFrame
+    log: pd.DataFrame
+    scores: pd.DataFrame
+
+    def loss_curves(self, by: Iterable[str] = ()) -> pd.DataFrame:
+        """Mean test loss per run x step (x ``by`` columns of ``scores``, e.g. ``task``)."""
+        keys = ["run_id", "step", *by]
+        return self.scores.groupby(keys, as_index=False)["loss"].mean()
+
+
+def _run_dirs(root_or_paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    items = [root_or_paths] if isinstance(root_or_paths, (str, Path)) else list(root_or_paths)
+    dirs: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if not path.exists():
+            raise TrainError(f"no run record at {path}")
+        if (path / PARAMS).exists():
+            dirs.append(path)
+        else:
+            dirs.extend(sorted(p.parent for p in path.glob(f"*/{PARAMS}")))
+    return list(dict.fromkeys(dirs))
+
+
+def _flatten(prefix: str, value: object, out: dict[str, object]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else k, v, out)
+    elif isinstance(value, list):
+        out[prefix] = json.dumps(value)  # lists stay one cell (hashable, groupable)
+    else:
+        out[prefix] = value
+
+
+def load_runs(root_or_paths: str | Path | Iterable[str | Path],
+              include_unfinished: bool = False) -> RunTables:
+    """Tidy tables of every (finished) run found under a runs root, in one run folder, or in
+    a list of either:
+
+    * ``params``: one row per run; the config flattened (``config.learning_rate``, ...), the
+      data identity (``data.n_test``, ...), ``run_id``, ``name``, ``path``;
+    * ``log``: one row per run x optimizer step (``instance_ids`` a list per row);
+    * ``scores``: one row per run x scored step x test instance (loss, n_tokens, task, ...).
+
+    Every table carries ``run_id``, so joins with ``params`` pick up any parameter. Unfinished
+    runs (no ``DONE``) are skipped unless ``include_unfinished`` (their tables are then empty).
+
+    >>> import tempfile
+    >>> load_runs(tempfile.mkdtemp()).params.empty
+    True
+    """
+    param_rows, logs, scores = [], [], []
+    for d in _run_dirs(root_or_paths):
+        done = is_done(d)
+        if not done and not include_unfinished:
+            continue
+        params = json.loads((d / PARAMS).read_text())
+        if params.get("format_version") != FORMAT_VERSION:
+            raise TrainError(f"{d}: run-record format {params.get('format_version')!r}, "
+                             f"this zsg reads {FORMAT_VERSION}")
+        row: dict[str, object] = {}
+        for key in ("run_id", "name", "max_steps", "steps_per_pass"):
+            row[key] = params.get(key)
+        _flatten("config", params.get("config", {}), row)
+        _flatten("data", params.get("data", {}), row)
+        _flatten("versions", params.get("versions", {}), row)
+        row["done"], row["path"] = done, str(d)
+        param_rows.append(row)
+        if done:
+            for name, bucket in ((LOG, logs), (SCORES, scores)):
+                frame = pd.read_parquet(d / name)
+                frame.insert(0, "run_id", params["run_id"])
+                bucket.append(frame)
+    return RunTables(
+        params=pd.DataFrame(param_rows),
+        log=pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(),
+        scores=pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(),
+    )

@@ -1,0 +1,190 @@
+"""Ordered instruction tuning with per-instance test scoring: :func:`train_run`.
+
+The training order *is* the experiment (PAPER.md), so the loop is a plain one (nanoGPT-style),
+not a framework's: step ``s`` trains on exactly the ``s``-th chunk of ``order`` — never
+shuffled, grouped by length or packed — and the log records the ids of the batch the step
+actually consumed. Loss is on response tokens only (:mod:`zsg_lib.train.prompts`).
+
+* **Batches**: ``batch_size`` instances per micro-batch, ``grad_accum`` micro-batches per
+  optimizer step, so one step consumes ``batch_size * grad_accum`` consecutive ids of
+  ``order``. The step loss is the mean over all response tokens of the step (so gradient
+  accumulation equals one big batch). ``max_steps=None`` is one pass over ``order`` (the last
+  step may be smaller); more steps than one pass start the order again.
+* **Schedule**: constant, or cosine from ``learning_rate`` to ``0.1 * learning_rate``; no
+  warm-up (the paper's).
+* **Scoring**: at step 0, every ``eval_every`` steps, at ``generate_at`` steps and at the end,
+  the mean response cross-entropy of *every* test instance (a row each); at ``generate_at``
+  steps also greedy generation scored by Exact-Match, ROUGE-1, ROUGE-L (and a reward model
+  when ``reward_model`` is given).
+* **Records, resume, reuse**: see :mod:`zsg_lib.train.records`. A checkpoint is written every
+  ``checkpoint_every`` steps, or by default after a scored step once 30 s have passed since
+  the last one; a killed run resumes from it and ends with the same records; a finished run
+  with the same id is returned without recomputation.
+
+>>> from zsg_lib.schema import instances_from_records
+>>> conv = lambda q, a: [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+>>> train = instances_from_records(
+...     [{"id": f"t{i}", "task": "add", "messages": conv(f"{i}+1?", str(i + 1))} for i in range(8)])
+>>> test = instances_from_records(
+...     [{"id": "x", "task": "add", "messages": conv("9+1?", "10")}])
+>>> import tempfile
+>>> from zsg_lib.train.config import TrainConfig
+>>> cfg = TrainConfig(model="tiny", batch_size=2, eval_every=2, learning_rate=1e-2,
+...                   bf16_autocast=False)
+>>> rec = train_run(cfg, train, test, [f"t{i}" for i in range(8)],
+...                 runs_root=tempfile.mkdtemp(), progress=False)
+>>> rec.log["step"].tolist(), rec.log["instance_ids"].iloc[0].tolist()
+([1, 2, 3, 4], ['t0', 't1'])
+>>> sorted(set(rec.scores["step"]))
+[0, 2, 4]
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import TrainError
+from ..paths import cache_dir
+from . import distributed, records
+from .config import TrainConfig
+from .loop import Loop
+from .models import load_model, model_identity
+from .prompts import encode_many
+from .records import RunRecord
+
+# ----------------------------------------------------------------------------- preparation
+
+
+def _instances(table: pa.Table, name: str) -> dict[str, tuple[Any, Any]]:
+    for col in ("id", "messages", "task"):
+        if col not in table.schema.names:
+            raise TrainError(f"{name} set: missing column {col!r} (see zsg_lib.schema)")
+    ids = table.column("id").to_pylist()
+    msgs = table.column("messages").to_pylist()
+    tasks = table.column("task").to_pylist()
+    out = {i: (m, t) for i, m, t in zip(ids, msgs, tasks)}
+    if len(out) != len(ids):
+        raise TrainError(f"{name} set: duplicate instance ids")
+    return out
+
+
+def _check_order(order: Sequence[str], train: Mapping[str, Any]) -> list[str]:
+    order = [str(i) for i in order]
+    if not order:
+        raise TrainError("order is empty: nothing to train on")
+    missing = list(dict.fromkeys(i for i in order if i not in train))
+    if missing:
+        shown = ", ".join(repr(i) for i in missing[:10])
+        more = f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
+        raise TrainError(f"order names {len(missing)} id(s) not in the training set: "
+                         f"{shown}{more}")
+    return order
+
+
+def _data_identity(cfg: TrainConfig, train: Mapping[str, Any], test: Mapping[str, Any],
+                   order: Sequence[str]) -> dict[str, Any]:
+    test_ids = sorted(test)
+    return {
+        "model": model_identity(cfg.model),
+        "train_ordered": records.table_digest(order, [train[i][0] for i in order],
+                                              [train[i][1] for i in order]),
+        "test": records.table_digest(test_ids, [test[i][0] for i in test_ids],
+                                     [test[i][1] for i in test_ids]),
+        "n_order": len(order),
+        "n_test": len(test),
+    }
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def train_run(
+    config: TrainConfig,
+    train: pa.Table,
+    test: pa.Table,
+    order: Sequence[str],
+    runs_root: str | Path | None = None,
+    run_name: str | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> RunRecord:
+    """Train on exactly ``order`` (ids of ``train``), scoring every ``test`` instance.
+
+    Returns the run's :class:`RunRecord`; an already finished run with the same id is read
+    back, an interrupted one resumed. ``runs_root`` defaults to ``cache_dir("runs")``.
+    ``run_name`` is a label stored with the run (not part of its id). ``on_step(step, row)``
+    is called after each optimizer step with its log row (live plots, tests).
+    All input checks happen before the model is touched.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TrainError(f"config: expected a TrainConfig, got {type(config).__name__}")
+    cfg = config
+    train_by_id = _instances(train, "training")
+    test_by_id = _instances(test, "test")
+    if not test_by_id:
+        raise TrainError("test set is empty")
+    order = _check_order(order, train_by_id)
+    per_pass = math.ceil(len(order) / cfg.instances_per_step)
+    max_steps = cfg.max_steps or per_pass
+    if any(s > max_steps for s in cfg.generate_at):
+        raise TrainError(f"TrainConfig.generate_at: {cfg.generate_at} goes past the run's "
+                         f"{max_steps} steps")
+
+    cfg_dict = cfg.to_dict()
+    data_id = _data_identity(cfg, train_by_id, test_by_id, order)
+    run_id = records.run_id_of(cfg_dict, data_id)
+    root = Path(runs_root) if runs_root is not None else cache_dir("runs")
+    run_dir = root / run_id
+    existing = records.check_compatible(run_dir, run_id)
+    if existing is not None and records.is_done(run_dir):
+        return records.read_record(run_dir, reused=True)
+
+    base, tokenizer = load_model(cfg.model, cfg.resolved_precision, cfg.device)
+    device = next(base.parameters()).device
+    enc_kw = dict(max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
+                  template=cfg.template)
+    train_ids = list(dict.fromkeys(order))
+    train_enc, train_rep = encode_many(tokenizer, train_ids,
+                                       [train_by_id[i][0] for i in train_ids], **enc_kw)
+    test_ids = list(test_by_id)
+    test_enc, test_rep = encode_many(tokenizer, test_ids,
+                                     [test_by_id[i][0] for i in test_ids], **enc_kw)
+    if len(test_rep.zero_target) == len(test_ids):
+        raise TrainError(f"test set is empty after truncation: all {len(test_ids)} responses "
+                         f"have zero tokens (max_target_len={cfg.max_target_len})")
+    for name, rep in (("training", train_rep), ("test", test_rep)):
+        if rep.zero_target:
+            warnings.warn(f"{len(rep.zero_target)} {name} instance(s) have zero response tokens "
+                          f"after truncation and carry no loss: {rep.zero_target[:5]}",
+                          stacklevel=2)
+
+    params = {
+        "format_version": records.FORMAT_VERSION, "run_id": run_id, "name": run_name,
+        "config": cfg_dict, "data": data_id, "max_steps": max_steps,
+        "steps_per_pass": per_pass, "versions": records.library_versions(),
+        "encoding": {"train": train_rep.summary(), "test": test_rep.summary(),
+                     "zero_target_test_ids": test_rep.zero_target,
+                     "zero_target_train_ids": train_rep.zero_target},
+    }
+    dist = distributed.current()
+    if existing is None and dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        records.write_table(run_dir / records.ORDER, [
+            {"position": p, "id": i, "task": train_by_id[i][1]} for p, i in enumerate(order)])
+        records.write_params(run_dir, params)
+
+    loop = Loop(cfg, base, tokenizer, device, run_dir, max_steps, order,
+                 train_enc, test_enc, test_by_id, progress, on_step)
+    summary = loop.run()
+    if dist.is_main:
+        records.mark_done(run_dir, summary)
+    dist.barrier()
+    record = records.read_record(run_dir, reused=False)
+    record.params["name"] = run_name or record.params.get("name")
+    return record
