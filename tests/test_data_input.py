@@ -652,3 +652,23 @@ def test_cache_dir_that_is_a_file(tmp_path):
     src = write_json(tmp_path / "f.json", RECORDS)
     assert_parts(error_of(load_flan_mini, src, cache_dir=tmp_path / "c"), "is a file",
                  "expected a folder")
+
+
+@pytest.mark.parametrize("call", [
+    lambda bad: load_flan_mini(bad), lambda bad: load_sharegpt(bad), lambda bad: load_p3(bad),
+    lambda bad: load_norobots(bad), lambda bad: load_niv2(bad), lambda bad: niv2_split(bad),
+    lambda bad: read_task_list(bad), lambda bad: list(iter_records(bad)),
+])
+@pytest.mark.parametrize("bad", [123, ["a.json"], None, ""])
+def test_paths_of_the_wrong_type(call, bad):
+    assert "expected a file or folder path" in error_of(call, bad)
+
+
+@pytest.mark.parametrize("track", [5, "", "../default", None])
+def test_niv2_bad_track(tmp_path, track):
+    assert "track=" in error_of(niv2_split, niv2_root(tmp_path), track)
+
+
+def test_cache_dir_of_the_wrong_type(tmp_path):
+    src = write_json(tmp_path / "f.json", RECORDS)
+    assert_parts(error_of(load_flan_mini, src, cache_dir=3), "cache_dir", "int")

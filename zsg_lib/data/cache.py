@@ -42,7 +42,7 @@ from ..atomic import atomic_path
 from ..errors import DataError, DataWarning
 from ..paths import cache_dir as default_cache_dir
 from ..schema import INSTANCE_SCHEMA
-from .records import check_file
+from .records import as_path, check_file
 
 #: Bump when a converter's output changes, so old caches are not reused. (2: caches are
 #: only written from records that passed the conversation rules of zsg_lib.schema.)
@@ -143,8 +143,12 @@ def read_cache(path: Path) -> pa.Table:
 
 
 def _check_cache_dir(cache_dir: str | Path | None) -> None:
-    if cache_dir is not None and Path(cache_dir).exists() and not Path(cache_dir).is_dir():
-        raise DataError(f"cache_dir {str(cache_dir)!r}: is a file, expected a folder")
+    """A DataError when ``cache_dir`` is given but is no path, or is an existing file."""
+    if cache_dir is None:
+        return
+    folder = as_path(cache_dir, "cache_dir")
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"cache_dir {str(folder)!r}: is a file, expected a folder")
 
 
 def _rebuild(target: Path, rows: Callable[[], Iterable[Mapping[str, Any]]],

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
-from .records import IdSet, blank, record_id, require
+from .records import IdSet, as_path, blank, record_id, require
 from .split import TaskList, check_count, check_task_names, read_task_list
 
 SOURCE = "niv2"
@@ -64,6 +64,14 @@ def task_path(root: Path, name: str) -> Path:
     return path
 
 
+def _check_track(track: Any) -> str:
+    """``track`` when it names one folder under ``splits/`` (DataError otherwise)."""
+    if not isinstance(track, str) or not track.strip() or "/" in track or "\\" in track:
+        raise DataError(f"track={track!r}: expected the name of a folder under splits/, "
+                        "e.g. 'default' or 'xlingual'")
+    return track
+
+
 def niv2_split(root: str | Path, track: str = "default") -> tuple[TaskList, TaskList]:
     """The track's ``(train_tasks, test_tasks)`` from ``splits/<track>/``.
 
@@ -72,8 +80,8 @@ def niv2_split(root: str | Path, track: str = "default") -> tuple[TaskList, Task
     and the task. The lists are :class:`~zsg_lib.data.split.TaskList` objects: they remember
     their file, so :func:`~zsg_lib.data.split_tasks` names it too.
     """
-    root = _check_root(Path(root))
-    split_dir = root / "splits" / track
+    root = _check_root(as_path(root, "root"))
+    split_dir = root / "splits" / _check_track(track)
     sides = []
     for side in ("train", "test"):
         path = split_dir / f"{side}_tasks.txt"
@@ -210,7 +218,7 @@ def load_niv2(
     ``instances_per_task`` keeps the first n instances of each task (file order), ``None``
     keeps all.
     """
-    root = _check_root(Path(root))
+    root = _check_root(as_path(root, "root"))
     k_positive = check_count(k_positive, "k_positive", minimum=0)
     if instances_per_task is not None:
         instances_per_task = check_count(instances_per_task, "instances_per_task")

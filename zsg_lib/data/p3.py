@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
-from .records import IdSet, data_files, iter_any, record_id, require_text
+from .records import IdSet, as_path, data_files, iter_any, record_id, require_text
 
 SOURCE = "p3"
 SPLIT_NAMES = {"train", "validation", "test", "dev", "data"}
@@ -66,7 +66,7 @@ def _task(rec: dict, loc: tuple, root: Path, file: Path) -> str:
 
 def load_p3(path: str | Path) -> pa.Table:
     """Load P3 records from a file or folder as an instance table (see module doc)."""
-    root = Path(path)
+    root = as_path(path)
     data_files(root)  # fails early, naming the path, when there is nothing to read
     counters: Counter[str] = Counter()
     ids = IdSet()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterator, Mapping
@@ -63,9 +64,23 @@ _UTF8_HINT = "re-encode it as UTF-8 (e.g. iconv -f {enc} -t UTF-8 in.json > out.
 _EXPECTED = "expected a JSON array of records or JSON Lines (one record per line)"
 
 
+def as_path(value: Any, arg: str = "path") -> Path:
+    """``value`` as a Path; DataError naming ``arg`` when it is not a str or path-like.
+
+    >>> as_path(["a.json"])
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.DataError: path: expected a file or folder path (str or os.PathLike), got list
+    """
+    if isinstance(value, (str, os.PathLike)) and str(value) != "":
+        return Path(value)
+    got = "an empty string" if value == "" else type(value).__name__
+    raise DataError(f"{arg}: expected a file or folder path (str or os.PathLike), got {got}")
+
+
 def check_file(path: str | Path) -> Path:
     """``path`` as a Path, or DataError when it does not exist or is a folder."""
-    path = Path(path)
+    path = as_path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a file (a JSON array of records or "
                         "JSON Lines)")
@@ -554,7 +569,7 @@ def data_files(path: str | Path) -> list[Path]:
     A folder written by ``datasets.save_to_disk`` holds ``*.arrow`` shards next to
     ``dataset_info.json``/``state.json``; those JSON sidecars are not data and are skipped.
     """
-    path = Path(path)
+    path = as_path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -615,7 +630,7 @@ def conversation_rows(
     Flan-mini and ShareGPT share this format; Flan-mini names its task in ``task_field``
     (``"source"``), ShareGPT has none (``None``). Each record is checked (DataError).
     """
-    path = Path(path)
+    path = as_path(path)
     ids = IdSet()
     for index, rec in iter_records(path):
         rid = record_id(rec, path, index)

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from ..errors import DataError
 from ..schema import check_table
+from .records import as_path
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def read_task_list(path: str | Path) -> TaskList:
     >>> tl, tl.lines
     (['task1', 'task2'], [2, 4])
     """
-    path = Path(path)
+    path = as_path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a file (a task list, one per line)")
     if not path.is_file():
