@@ -18,6 +18,10 @@ class DataError(ZsgError):
     """A dataset file, record or split is malformed."""
 
 
+class DataWarning(UserWarning):
+    """Something in the data was repaired on the way in (e.g. a corrupt cache rebuilt)."""
+
+
 class ArrangementError(ZsgError):
     """An arrangement cannot be computed from the given embeddings or instances."""
 

@@ -38,57 +38,108 @@ import pyarrow as pa
 
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
-from .records import IdSet, record_id, require
+from .records import IdSet, as_path, blank, record_id, require
+from .split import TaskList, check_count, check_task_names, read_task_list
 
 SOURCE = "niv2"
 
 
-def _read_task_list(path: Path) -> list[str]:
+def _check_root(root: Path) -> Path:
+    """``root`` when it is a folder; DataError saying what it is otherwise."""
+    if root.is_file():
+        raise DataError(f"{root}: is a file, expected the NIV2 folder (with tasks/ and splits/)")
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder (expected the NIV2 folder with tasks/ and "
+                        "splits/)")
+    return root
+
+
+def task_path(root: Path, name: str) -> Path:
+    """``tasks/<name>.json``, checked to be a file (DataError naming the path otherwise)."""
+    path = root / "tasks" / f"{name}.json"
+    if path.is_dir():
+        raise DataError(f"task {name!r}: {path} is a folder, expected a file (the task's JSON)")
     if not path.is_file():
-        raise DataError(f"{path}: split file not found")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    return [n for n in names if n and not n.startswith("#")]
+        raise DataError(f"task {name!r}: {path} does not exist")
+    return path
 
 
-def niv2_split(root: str | Path, track: str = "default") -> tuple[list[str], list[str]]:
+def _check_track(track: Any) -> str:
+    """``track`` when it names one folder under ``splits/`` (DataError otherwise)."""
+    if not isinstance(track, str) or not track.strip() or "/" in track or "\\" in track:
+        raise DataError(f"track={track!r}: expected the name of a folder under splits/, "
+                        "e.g. 'default' or 'xlingual'")
+    return track
+
+
+def niv2_split(root: str | Path, track: str = "default") -> tuple[TaskList, TaskList]:
     """The track's ``(train_tasks, test_tasks)`` from ``splits/<track>/``.
 
-    A split file naming a task with no ``tasks/<name>.json``, or a task on both sides, is a
-    :class:`DataError` naming the split file, the line and the task.
+    A split file naming a task with no ``tasks/<name>.json``, a task listed twice in one
+    file, or a task on both sides, is a :class:`DataError` naming the split file, the line
+    and the task. The lists are :class:`~zsg_lib.data.split.TaskList` objects: they remember
+    their file, so :func:`~zsg_lib.data.split_tasks` names it too.
     """
-    root = Path(root)
-    split_dir = root / "splits" / track
+    root = _check_root(as_path(root, "root"))
+    split_dir = root / "splits" / _check_track(track)
     sides = []
     for side in ("train", "test"):
         path = split_dir / f"{side}_tasks.txt"
-        names = _read_task_list(path)
-        for line_no, name in enumerate(names, start=1):
-            if not (root / "tasks" / f"{name}.json").is_file():
-                raise DataError(
-                    f"{path}: entry {line_no} names task {name!r}, but "
-                    f"{root / 'tasks' / (name + '.json')} does not exist"
-                )
+        names = read_task_list(path)
+        for entry, (name, line_no) in enumerate(zip(names, names.lines), start=1):
+            task = root / "tasks" / f"{name}.json"
+            if not task.is_file():
+                what = "is a folder, expected a file" if task.is_dir() else "does not exist"
+                raise DataError(f"{path}: entry {entry} (line {line_no}) names task {name!r}, "
+                                f"but {task} {what}")
         sides.append(names)
-    overlap = sorted(set(sides[0]) & set(sides[1]))
+    train, test = sides
+    overlap = sorted(set(train) & set(test))
     if overlap:
-        raise DataError(f"{split_dir}: task(s) {overlap} are in both train and test")
-    return sides[0], sides[1]
+        name = overlap[0]
+        raise DataError(f"{split_dir}: task(s) {overlap} are in both train and test ({name!r} "
+                        f"is at {train.where(name)} and {test.where(name)}); a task may be on "
+                        "one side only: remove it from one of the files")
+    return train, test
 
 
-def _text(value: Any, loc: tuple, field: str) -> str:
+def _text(value: Any, loc: tuple, field: str, what: str | None = None) -> str:
+    """``value`` checked to be a string; with ``what``, also not blank (then ``what`` says
+    what belongs there)."""
     if not isinstance(value, str):
         raise DataError(f"{where(*loc, field)}: expected string, got {type(value).__name__}")
+    problem = blank(value) if what else None
+    if problem:
+        raise DataError(f"{where(*loc, field)}: {problem}; expected {what}")
     return value
 
 
 def _outputs(value: Any, loc: tuple, field: str) -> list[str]:
-    """NIV2 outputs are a list of strings (positive examples sometimes have a bare string)."""
+    """NIV2 outputs are a list of strings (positive examples sometimes have a bare string);
+    the first one becomes the response, so it must not be blank."""
     outs = [value] if isinstance(value, str) else value
     if not isinstance(outs, list) or not outs:
         raise DataError(f"{where(*loc, field)}: expected a non-empty list of strings")
     for j, o in enumerate(outs):
-        _text(o, loc, f"{field}[{j}]")
+        _text(o, loc, f"{field}[{j}]", "the reference output" if j == 0 else None)
     return outs
+
+
+def _definition(data: Any, path: Path) -> str:
+    """The task's ``Definition`` (a string or a list of strings, joined), not blank."""
+    head = (path, None, None)
+    defs = require(data, "Definition", (list, str), head)
+    if isinstance(defs, list) and not defs:
+        raise DataError(f"{where(path, None, None, 'Definition')}: empty list; expected the "
+                        "task's definition text (a string, or a list of strings)")
+    parts = [defs] if isinstance(defs, str) else [
+        _text(d, head, f"Definition[{j}]") for j, d in enumerate(defs)]
+    definition = " ".join(parts)
+    problem = blank(definition)
+    if problem:
+        raise DataError(f"{where(path, None, None, 'Definition')}: {problem}; expected the "
+                        "task's definition text")
+    return definition
 
 
 def build_prompt(definition: str, examples: Sequence[tuple[str, str]], text: str) -> str:
@@ -122,16 +173,14 @@ def task_rows(path: Path, k_positive: int = 2, limit: int | None = None,
         raise DataError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
                         f"{exc.msg}") from None
     head = (path, None, None)
-    defs = require(data, "Definition", (list, str), head)
-    definition = defs if isinstance(defs, str) else " ".join(
-        _text(d, head, f"Definition[{j}]") for j, d in enumerate(defs))
+    definition = _definition(data, path)
     examples = []
     for j, ex in enumerate(require(data, "Positive Examples", list, head)[:k_positive]):
         loc = (path, j, None)
         field = f"Positive Examples[{j}]"
         if not isinstance(ex, dict):
             raise DataError(f"{where(path, None, None, field)}: expected an object")
-        examples.append((_text(ex.get("input"), loc, f"{field}.input"),
+        examples.append((_text(ex.get("input"), loc, f"{field}.input", "the example input"),
                          _outputs(ex.get("output"), loc, f"{field}.output")[0]))
     instances = require(data, "Instances", list, head)
     if not instances:
@@ -142,7 +191,7 @@ def task_rows(path: Path, k_positive: int = 2, limit: int | None = None,
         rid = record_id(inst, path, index)
         ids.add(rid, path, index)
         loc = (path, index, rid)
-        text = _text(inst.get("input"), loc, "input")
+        text = _text(inst.get("input"), loc, "input", "the instance input")
         refs = _outputs(inst.get("output"), loc, "output")
         prompt = build_prompt(definition, examples, text)
         yield {
@@ -165,21 +214,22 @@ def load_niv2(
     """Load NIV2 tasks as an instance table (train tasks first, then test tasks).
 
     ``tasks=None`` loads every task named by the track's split files; otherwise the named
-    tasks, which must exist under ``tasks/``. ``instances_per_task`` keeps the first n
-    instances of each task (file order), ``None`` keeps all.
+    tasks (a list of distinct names), which must exist under ``tasks/``.
+    ``instances_per_task`` keeps the first n instances of each task (file order), ``None``
+    keeps all.
     """
-    root = Path(root)
-    if k_positive < 0:
-        raise DataError(f"k_positive must be >= 0, got {k_positive}")
+    root = _check_root(as_path(root, "root"))
+    k_positive = check_count(k_positive, "k_positive", minimum=0)
+    if instances_per_task is not None:
+        instances_per_task = check_count(instances_per_task, "instances_per_task")
     if tasks is None:
         train, test = niv2_split(root, track)
         tasks = train + test
+    tasks = check_task_names(tasks, "tasks")
     ids = IdSet()
     rows: list[dict[str, Any]] = []
     for name in tasks:
-        path = root / "tasks" / f"{name}.json"
-        if not path.is_file():
-            raise DataError(f"task {name!r}: {path} does not exist")
+        path = task_path(root, name)
         rows.extend(task_rows(path, k_positive, instances_per_task, ids))
     if not rows:
         raise DataError(f"{root}: no tasks selected")

@@ -7,10 +7,12 @@ Accepted layouts (``path`` is a file or a folder searched recursively):
   pyarrow; the ``datasets`` package is not needed).
 
 Text columns: ``inputs_pretokenized``/``targets_pretokenized`` when present (Hugging Face's P3
-stores token ids in ``inputs``/``targets``), else ``inputs``/``targets``. The task is the
-record's ``task_name`` or ``task``; without one, the first sub-folder below ``path`` that is not
-a split name (P3 keeps one folder per prompted task), else the file's stem. Ids are the
-record's ``id`` if any, else ``<task>-<n>``.
+stores token ids in ``inputs``/``targets``), else ``inputs``/``targets``; neither may be blank.
+The task is the record's ``task_name`` or ``task``; only when the record has neither (absent
+or null) does it fall back to the first sub-folder below ``path`` that is not a split name
+(P3 keeps one folder per prompted task), else the file's stem. An empty or whitespace-only
+task name is an error, never replaced. Ids are the record's ``id`` if any (not blank), else
+``<task>-<n>``.
 
 >>> import json, tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "p3.jsonl"
@@ -32,7 +34,7 @@ import pyarrow as pa
 
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
-from .records import IdSet, data_files, iter_any, require
+from .records import IdSet, as_path, data_files, iter_any, record_id, require_text
 
 SOURCE = "p3"
 SPLIT_NAMES = {"train", "validation", "test", "dev", "data"}
@@ -48,15 +50,23 @@ def _task_from_path(root: Path, file: Path) -> str:
     return file.stem
 
 
-def _text(rec: Any, keys: tuple[str, str], loc: tuple) -> str:
-    """The first of ``keys`` present in ``rec``, checked to be a string."""
+def _text(rec: Any, keys: tuple[str, str], loc: tuple, what: str) -> str:
+    """The first of ``keys`` present in ``rec``, checked to be a string that is not blank."""
     key = keys[0] if isinstance(rec, dict) and rec.get(keys[0]) is not None else keys[1]
-    return require(rec, key, str, loc)
+    return require_text(rec, key, loc, what)
+
+
+def _task(rec: dict, loc: tuple, root: Path, file: Path) -> str:
+    """The record's task name (``task_name`` or ``task``), else the one its path implies."""
+    for key in ("task_name", "task"):
+        if rec.get(key) is not None:
+            return require_text(rec, key, loc, "task name")
+    return _task_from_path(root, file)
 
 
 def load_p3(path: str | Path) -> pa.Table:
     """Load P3 records from a file or folder as an instance table (see module doc)."""
-    root = Path(path)
+    root = as_path(path)
     data_files(root)  # fails early, naming the path, when there is nothing to read
     counters: Counter[str] = Counter()
     ids = IdSet()
@@ -64,13 +74,11 @@ def load_p3(path: str | Path) -> pa.Table:
     for file, index, rec in iter_any(root):
         if not isinstance(rec, dict):
             raise DataError(f"{where(file, index, None, None)}: record is not an object")
-        rid = rec.get("id")
+        rid = record_id(rec, file, index) if rec.get("id") is not None else None
         loc = (file, index, rid)
-        task = rec.get("task_name") or rec.get("task") or _task_from_path(root, file)
-        if not isinstance(task, str):
-            raise DataError(f"{where(*loc, 'task_name')}: expected string")
-        prompt = _text(rec, ("inputs_pretokenized", "inputs"), loc)
-        target = _text(rec, ("targets_pretokenized", "targets"), loc)
+        task = _task(rec, loc, root, file)
+        prompt = _text(rec, ("inputs_pretokenized", "inputs"), loc, "prompt text")
+        target = _text(rec, ("targets_pretokenized", "targets"), loc, "target text")
         if rid is None:
             rid = f"{task}-{counters[task]}"
         counters[task] += 1

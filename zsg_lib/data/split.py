@@ -10,6 +10,11 @@
 Random choices use ``numpy.random.default_rng(seed)`` over tasks in sorted order, and kept
 rows stay in table order, so results depend only on the data and the seed.
 
+Arguments are checked before any work: a task list must be a list of non-blank names with
+no repeats (a string or a path is an error: read a file with :func:`read_task_list`), and
+counts are whole numbers (``True`` and ``2.0`` are not). A :class:`TaskList` read from a
+file remembers it, so a message about one of its tasks names the file and the line.
+
 >>> from zsg_lib.schema import instances_from_records
 >>> msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
 >>> t = instances_from_records([{"id": f"{k}{i}", "task": k, "messages": msgs}
@@ -23,14 +28,19 @@ rows stay in table order, so results depend only on the data and the seed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DataError
+from ..schema import check_table
+from .records import as_path
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,118 @@ class TaskSplit:
     test: pa.Table
     train_tasks: tuple[str, ...]
     test_tasks: tuple[str, ...]
+
+
+class TaskList(list):
+    """A list of task names that remembers the file, and the line of each name, it came from.
+
+    It is a plain ``list`` otherwise (compares equal to one, concatenates, slices).
+
+    >>> tl = TaskList(["a", "b"], source="train.txt", lines=[1, 3])
+    >>> tl == ["a", "b"], tl.where("b")
+    (True, 'line 3 of train.txt')
+    """
+
+    def __init__(self, names: Iterable[str] = (), source: str | Path | None = None,
+                 lines: Sequence[int] | None = None) -> None:
+        super().__init__(names)
+        self.source = source
+        self.lines = list(lines) if lines is not None else None
+
+    def where(self, name: str) -> str:
+        """``"line N of FILE"`` for a name read from a file, ``""`` otherwise."""
+        if self.source is None or name not in self:
+            return ""
+        i = self.index(name)
+        line = f"line {self.lines[i]} of " if self.lines and i < len(self.lines) else ""
+        return f"{line}{self.source}"
+
+
+def read_task_list(path: str | Path) -> TaskList:
+    """Task names from a text file, one per line (blank lines and ``#`` comments skipped).
+
+    A missing file, a folder, or a task listed twice is a :class:`DataError` naming the file
+    and the lines.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "test_tasks.txt"
+    >>> _ = p.write_text("# held out\\ntask1\\n\\ntask2\\n")
+    >>> tl = read_task_list(p)
+    >>> tl, tl.lines
+    (['task1', 'task2'], [2, 4])
+    """
+    path = as_path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file (a task list, one per line)")
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found")
+    names, lines, first = [], [], {}
+    for line_no, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        name = raw.strip()
+        if not name or name.startswith("#"):
+            continue
+        if name in first:
+            raise DataError(f"{path}: line {line_no}: task {name!r} is listed twice (first on "
+                            f"line {first[name]}); list each task once")
+        first[name] = line_no
+        names.append(name)
+        lines.append(line_no)
+    return TaskList(names, source=path, lines=lines)
+
+
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, or DataError naming the argument when it is not a whole number
+    ``>= minimum`` (bools and floats such as ``2.0`` are refused).
+
+    >>> check_count(3, "n")
+    3
+    >>> check_count(2.5, "n")
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.DataError: n=2.5: expected a whole number >= 1 (an int), got float
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise DataError(f"{name}={value!r}: expected a whole number >= {minimum} (an int), "
+                        f"got {type(value).__name__}")
+    if value < minimum:
+        raise DataError(f"{name}={value}: must be >= {minimum}")
+    return int(value)
+
+
+def check_task_names(tasks: Any, arg: str) -> list[str]:
+    """``tasks`` checked to be a list of distinct, non-blank task names (DataError if not).
+
+    A :class:`TaskList` is returned as it is, so later messages can name its file.
+
+    >>> check_task_names("task1", "test_tasks")
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.DataError: test_tasks: expected a list of task names, got the string 'task1'; ...
+    """
+    if isinstance(tasks, (str, Path)):
+        kind = "string" if isinstance(tasks, str) else "path"
+        raise DataError(f"{arg}: expected a list of task names, got the {kind} {str(tasks)!r}; "
+                        f"write [{str(tasks)!r}] (or read a file of names with read_task_list)")
+    if not isinstance(tasks, Iterable) or isinstance(tasks, (dict, bytes)):
+        raise DataError(f"{arg}: expected a list of task names, got {type(tasks).__name__}")
+    names = tasks if isinstance(tasks, TaskList) else list(tasks)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            what = "a blank string" if isinstance(name, str) else type(name).__name__
+            raise DataError(f"{arg}[{i}]: expected a non-blank task name, got {what}"
+                            f"{_at(names, name)}")
+        if name in seen:
+            raise DataError(f"{arg}: task {name!r} is listed twice (positions {seen[name]} and "
+                            f"{i}){_at(names, name)}; list each task once")
+        seen[name] = i
+    return names
+
+
+def _at(tasks: Sequence[str], name: Any) -> str:
+    """`` (line N of FILE)`` for a name of a TaskList read from a file, ``""`` otherwise."""
+    loc = _origin(tasks, name) if isinstance(name, str) else ""
+    return f" ({loc})" if loc else ""
 
 
 def _tasks_of(table: pa.Table) -> list[str]:
@@ -58,11 +180,33 @@ def _select(table: pa.Table, tasks: Sequence[str]) -> pa.Table:
     return table.filter(mask)
 
 
+def _origin(tasks: Sequence[str], name: str) -> str:
+    """``"line N of FILE"`` when ``tasks`` is a TaskList read from a file, else ``""``."""
+    return tasks.where(name) if isinstance(tasks, TaskList) else ""
+
+
 def _check_known(tasks: Sequence[str], known: set[str], side: str) -> None:
     missing = [t for t in tasks if t not in known]
-    if missing:
-        raise DataError(f"{side} task(s) not in the data: {missing[:10]}"
-                        + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+    if not missing:
+        return
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    origins = [f"{t!r} at {o}" for t in missing[:3] if (o := _origin(tasks, t))]
+    source = f" ({'; '.join(origins)})" if origins else ""
+    raise DataError(f"{side} task(s) not in the data: {missing[:10]}{more}{source}; the data "
+                    f"has {len(known)} task(s), e.g. {sorted(known)[:5]}: check the names, or "
+                    "load the data that holds these tasks")
+
+
+def _check_disjoint(train: Sequence[str], test: Sequence[str]) -> None:
+    overlap = sorted(set(train) & set(test))
+    if not overlap:
+        return
+    name = overlap[0]
+    sides = [f"{o} ({side})" for side, tasks in (("train", train), ("test", test))
+             if (o := _origin(tasks, name))]
+    source = f"; {name!r} is at {' and '.join(sides)}" if sides else ""
+    raise DataError(f"task(s) in both train and test: {overlap}{source}; a task may be on one "
+                    "side only: remove it from one of the lists")
 
 
 def split_tasks(
@@ -76,18 +220,23 @@ def split_tasks(
 ) -> TaskSplit:
     """Split instances by task.
 
-    - Both lists given: exactly those tasks on each side.
+    - Both lists given: exactly those tasks on each side (``n_train``/``n_test`` unused).
     - One list given: the other side is the remaining tasks (``n_train``/``n_test`` then
       draws that many of them at random).
     - No list: a seeded random split of ``n_test`` test tasks and ``n_train`` train tasks
       (default: all the rest).
 
     Raises :class:`DataError` when a named task is not in the table, when a task is on both
-    sides, or when more tasks are asked for than exist.
+    sides, when more tasks are asked for than exist, or when an argument has the wrong type.
     """
+    table = check_table(table)
+    train_tasks = None if train_tasks is None else check_task_names(train_tasks, "train_tasks")
+    test_tasks = None if test_tasks is None else check_task_names(test_tasks, "test_tasks")
+    n_train = None if n_train is None else check_count(n_train, "n_train")
+    n_test = None if n_test is None else check_count(n_test, "n_test")
+    rng = np.random.default_rng(check_count(seed, "seed", minimum=0))
     known = _tasks_of(table)
     known_set = set(known)
-    rng = np.random.default_rng(seed)
 
     def draw(pool: list[str], n: int | None, side: str) -> list[str]:
         if n is None:
@@ -101,23 +250,22 @@ def split_tasks(
     if test_tasks is not None:
         _check_known(test_tasks, known_set, "test")
     if train_tasks is not None and test_tasks is not None:
-        train, test = list(train_tasks), list(test_tasks)
+        train, test = train_tasks, test_tasks
     elif test_tasks is not None:
-        test = list(test_tasks)
+        test = test_tasks
         train = draw([t for t in known if t not in set(test)], n_train, "train")
     elif train_tasks is not None:
-        train = list(train_tasks)
+        train = train_tasks
         test = draw([t for t in known if t not in set(train)], n_test, "test")
     else:
         if n_test is None:
             raise DataError("split_tasks needs train_tasks/test_tasks or n_test")
         test = draw(known, n_test, "test")
         train = draw([t for t in known if t not in set(test)], n_train, "train")
-    overlap = sorted(set(train) & set(test))
-    if overlap:
-        raise DataError(f"task(s) in both train and test: {overlap}")
+    _check_disjoint(train, test)
     if not train or not test:
-        raise DataError(f"empty split: {len(train)} train and {len(test)} test task(s)")
+        raise DataError(f"empty split: {len(train)} train and {len(test)} test task(s); each "
+                        "side needs at least one task")
     return TaskSplit(_select(table, train), _select(table, test), tuple(train), tuple(test))
 
 
@@ -131,10 +279,12 @@ def split_instances(table: pa.Table, n_test: int, seed: int = 0) -> TaskSplit:
     >>> s.train.num_rows, s.test.num_rows, s.test_tasks
     (7, 3, ())
     """
-    if not 0 < n_test < table.num_rows:
+    table = check_table(table)
+    n_test = check_count(n_test, "n_test")
+    rng = np.random.default_rng(check_count(seed, "seed", minimum=0))
+    if not n_test < table.num_rows:
         raise DataError(f"n_test={n_test}: must be between 1 and {table.num_rows - 1} "
                         f"(the table has {table.num_rows} instances)")
-    rng = np.random.default_rng(seed)
     test_idx = np.sort(rng.choice(table.num_rows, size=n_test, replace=False))
     mask = np.zeros(table.num_rows, dtype=bool)
     mask[test_idx] = True
@@ -147,13 +297,16 @@ def sample_per_task(table: pa.Table, n: int, seed: int = 0, at_most: bool = Fals
     A task with fewer than ``n`` instances raises :class:`DataError` naming it, unless
     ``at_most=True`` (then all of its instances are kept).
     """
-    if n < 1:
-        raise DataError(f"sample size n={n}: must be >= 1")
+    table = check_table(table)
+    n = check_count(n, "n")
+    rng = np.random.default_rng(check_count(seed, "seed", minimum=0))
+    if not isinstance(at_most, (bool, np.bool_)):
+        raise DataError(f"at_most={at_most!r}: expected True or False, "
+                        f"got {type(at_most).__name__}")
     tasks = _tasks_of(table)
     codes = pc.index_in(table.column("task"), value_set=pa.array(tasks)).to_numpy()
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(tasks) + 1))
-    rng = np.random.default_rng(seed)
     keep: list[np.ndarray] = []
     for k, task in enumerate(tasks):
         rows = order[bounds[k]:bounds[k + 1]]
