@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from zsg_lib.data import cache as cache_mod
 from zsg_lib.data import (
     load_flan_mini,
     load_niv2,
@@ -34,7 +35,6 @@ from zsg_lib.data import (
     split_instances,
     split_tasks,
 )
-from zsg_lib.data import cache as cache_mod
 from zsg_lib.data.records import file_format, iter_records
 from zsg_lib.data.split import TaskList, read_task_list
 from zsg_lib.errors import DataError, DataWarning
