@@ -276,3 +276,30 @@ def test_scoring_with_a_shared_prefix_matches_the_plain_loss():
         with torch.no_grad():
             ref = model(input_ids=b.input_ids, labels=b.labels).loss.item()
         assert r["loss"] == pytest.approx(ref, abs=1e-5) and r["n_tokens"] == ex.n_target
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_scores_split_first_and_end_token_losses(shared_prefix):
+    """first_loss / end_loss are the cross-entropies of the first and the end-of-response token
+    (the model's own full-logits values), on both scoring paths; a cut-off end has none."""
+    from zsg_lib.train.scoring import score_examples
+
+    model, tok = load_model("tiny")
+    head = ([{"role": "system", "content": "You are a careful assistant who answers briefly."}]
+            if shared_prefix else [])
+    convs = [[*head, *conv("q" * k, "ans " * k)] for k in (1, 4, 9, 2)]
+    enc = {f"i{k}": encode_instance(tok, c) for k, c in enumerate(convs)}
+    enc["cut"] = encode_instance(tok, convs[2], max_target_len=2)  # end token truncated away
+    rows = score_examples(model, enc, list(enc), tok.pad_token_id, batch_size=3)
+    for r in rows:
+        ex = enc[r["id"]]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ex.input_ids])).logits[0, :-1]
+        ce = torch.nn.functional.cross_entropy(logits, torch.tensor(ex.input_ids[1:]),
+                                               reduction="none")[ex.n_source - 1:]
+        assert r["first_loss"] == pytest.approx(ce[0].item(), abs=1e-5)
+        assert r["loss"] == pytest.approx(ce.mean().item(), abs=1e-5)
+        if r["id"] == "cut":
+            assert math.isnan(r["end_loss"]) and not ex.ends_with_eos
+        else:
+            assert r["end_loss"] == pytest.approx(ce[-1].item(), abs=1e-5)

@@ -81,6 +81,9 @@ class TrainConfig:
     # "plain" halves the tokens of SmolLM2's short demo instances (its chat template adds a
     # ~20-token default system prompt to every one).
     template: Template = "auto"
+    # A system turn for conversations without one: None = the template's own (SmolLM2's is a
+    # ~20-token default prompt); "" = an empty system turn.
+    system_prompt: str | None = None
     eval_batch_size: int = 16
     bf16_autocast: bool = True
     seed: int = 0

@@ -3,7 +3,11 @@
 The last message is the response; every earlier turn is the prompt (the *source*).
 
 * **Template**: the tokenizer's chat template when it has one (``template="auto"``), else a
-  plain one: ``"User: ...\\n\\nAssistant: "`` followed by the response and the eos token.
+  plain one: ``"User: ...\\n\\nAssistant:"``, a space, the response and the eos token.
+* **Tokens as at generation time**: prompt and response are cut from the tokenization of the
+  *whole* text, and the prompt's own tokens must be its prefix, so the ids trained on are the
+  ids the model reads and writes when it generates from the prompt (no token split or merged
+  at the boundary; :class:`~zsg_lib.errors.TrainError` if a template cannot do that).
 * **Labels**: ``-100`` on every prompt token, so the loss counts response tokens only. The
   response ends with the template's end-of-turn token (eos) so the model learns to stop;
   whatever the template writes after it (a newline) is dropped.
@@ -47,6 +51,7 @@ class EncodedExample:
     n_target: int
     source_truncated: bool = False
     target_truncated: bool = False
+    ends_with_eos: bool = False  # the response's last token is the end-of-turn token
 
     @property
     def source_ids(self) -> list[int]:
@@ -83,9 +88,37 @@ def _messages(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
     return msgs
 
 
-def _plain_source(msgs: list[dict[str, str]]) -> str:
+def _plain_texts(msgs: list[dict[str, str]]) -> tuple[str, str]:
+    """The plain template's prompt and whole text. The prompt ends with ``"Assistant:"`` and
+    the response starts with its own space: word-piece tokenizers attach a leading space to the
+    next word (``"ĠEUR"``), so a prompt ending in a space would leave a lone space token before
+    a response word the model never writes that way."""
     turns = [f"{m['role'].capitalize()}: {m['content']}" for m in msgs[:-1]]
-    return "\n\n".join(turns) + "\n\nAssistant: "
+    prompt = "\n\n".join(turns) + "\n\nAssistant:"
+    response = msgs[-1]["content"]
+    return prompt, prompt + (" " + response if response else "")
+
+
+def _with_system(msgs: list[dict[str, str]], system_prompt: str | None) -> list[dict[str, str]]:
+    if system_prompt is None or msgs[0]["role"] == "system":
+        return msgs
+    return [{"role": "system", "content": system_prompt}, *msgs]
+
+
+def _split_whole(tokenizer: Any, prompt: str, whole: str,
+                 special: bool) -> tuple[list[int], list[int]]:
+    """Token ids of ``prompt`` and of the rest of ``whole``, cut from the tokenization of the
+    whole text, so prompt + response is exactly what the model sees (and, generating from the
+    prompt, writes). A boundary that splits or merges a token is an error."""
+    src = tokenizer(prompt, add_special_tokens=special)["input_ids"]
+    ids = tokenizer(whole, add_special_tokens=special)["input_ids"]
+    if ids[: len(src)] != src:
+        raise TrainError(
+            "the prompt's tokens are not a prefix of the whole conversation's tokens (the "
+            f"template's prompt/response boundary merges or splits a token near "
+            f"{prompt[-20:]!r}); use another template"
+        )
+    return src, ids[len(src):]
 
 
 def _chat_parts(tokenizer: Any, msgs: list[dict[str, str]]) -> tuple[list[int], list[int]]:
@@ -96,8 +129,7 @@ def _chat_parts(tokenizer: Any, msgs: list[dict[str, str]]) -> tuple[list[int], 
             "the tokenizer's chat template does not write the prompt as a prefix of the whole "
             "conversation; use template='plain'"
         )
-    src = tokenizer(source, add_special_tokens=False)["input_ids"]
-    tgt = tokenizer(full[len(source) :], add_special_tokens=False)["input_ids"]
+    src, tgt = _split_whole(tokenizer, source, full, special=False)
     eos = tokenizer.eos_token_id
     if eos is not None and eos in tgt:  # drop what follows the end-of-turn token
         last = len(tgt) - 1 - tgt[::-1].index(eos)
@@ -106,8 +138,7 @@ def _chat_parts(tokenizer: Any, msgs: list[dict[str, str]]) -> tuple[list[int], 
 
 
 def _plain_parts(tokenizer: Any, msgs: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    src = tokenizer(_plain_source(msgs), add_special_tokens=True)["input_ids"]
-    tgt = tokenizer(msgs[-1]["content"], add_special_tokens=False)["input_ids"]
+    src, tgt = _split_whole(tokenizer, *_plain_texts(msgs), special=True)
     if tokenizer.eos_token_id is not None:
         tgt = tgt + [tokenizer.eos_token_id]
     return src, tgt
@@ -129,8 +160,12 @@ def encode_instance(
     max_source_len: int = 1024,
     max_target_len: int = 128,
     template: Template = "auto",
+    system_prompt: str | None = None,
 ) -> EncodedExample:
     """Tokenise one conversation; see the module docstring for template, labels, truncation.
+
+    ``system_prompt`` (when the conversation has no system turn): ``None`` leaves it to the
+    template (SmolLM2's adds a ~20-token default), ``""`` writes an empty system turn.
 
     >>> from zsg_lib.train.models import tiny_model
     >>> _, tok = tiny_model(chat_template=0)
@@ -138,7 +173,7 @@ def encode_instance(
     >>> ex = encode_instance(tok, msgs, max_source_len=8, max_target_len=1)
     >>> ex.n_source, ex.n_target, ex.source_truncated, ex.target_truncated
     (8, 1, True, True)
-    >>> tok.decode(ex.source_ids).endswith("Assistant: ")
+    >>> tok.decode(ex.source_ids).endswith("Assistant:")
     True
     """
     if max_source_len < 1 or max_target_len < 0:
@@ -146,7 +181,7 @@ def encode_instance(
             f"max_source_len={max_source_len}, max_target_len={max_target_len}: "
             "need max_source_len >= 1 and max_target_len >= 0"
         )
-    msgs = _messages(messages)
+    msgs = _with_system(_messages(messages), system_prompt)
     chat = uses_chat_template(tokenizer, template)
     src, tgt = (_chat_parts if chat else _plain_parts)(tokenizer, msgs)
     src_cut, tgt_cut = len(src) > max_source_len, len(tgt) > max_target_len
@@ -156,6 +191,7 @@ def encode_instance(
         input_ids=src + tgt, labels=[IGNORE_INDEX] * len(src) + tgt,
         n_source=len(src), n_target=len(tgt),
         source_truncated=src_cut, target_truncated=tgt_cut,
+        ends_with_eos=bool(tgt) and tgt[-1] == tokenizer.eos_token_id,
     )
 
 
@@ -166,6 +202,7 @@ def encode_many(
     max_source_len: int = 1024,
     max_target_len: int = 128,
     template: Template = "auto",
+    system_prompt: str | None = None,
 ) -> tuple[dict[str, EncodedExample], EncodingReport]:
     """Encode many conversations; return them by id with a truncation report.
 
@@ -179,7 +216,8 @@ def encode_many(
     report = EncodingReport(n=len(ids))
     encoded: dict[str, EncodedExample] = {}
     for id_, conv in zip(ids, conversations, strict=True):
-        ex = encode_instance(tokenizer, conv, max_source_len, max_target_len, template)
+        ex = encode_instance(tokenizer, conv, max_source_len, max_target_len, template,
+                             system_prompt)
         encoded[id_] = ex
         if ex.source_truncated:
             report.source_truncated.append(id_)

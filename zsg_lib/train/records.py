@@ -5,7 +5,8 @@ A run lives in ``<runs_root>/<run_id>/``::
     params.json       config, data identity, model identity, library versions, run id
     order.parquet     the arrangement: position, id, task
     log.parquet       one row per optimizer step: instance ids, train loss, lr, tokens, seconds
-    scores.parquet    one row per scored step x test instance: loss, n_tokens, task, metrics
+    scores.parquet    one row per scored step x test instance: loss (mean over response
+                      tokens), first_loss, end_loss, n_tokens, task, metrics
     adapters/step-N/  saved adapters (every ``save_every`` steps)
     checkpoint.pt     the state to resume from (trainable params, optimizer, scheduler, RNG,
                       step, records so far); removed once the run is DONE
@@ -47,7 +48,7 @@ from ..atomic import atomic_path, atomic_write_text
 from ..errors import TrainError
 from .config import TrainConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: scores carry first_loss and end_loss
 PARAMS, ORDER, LOG, SCORES, CHECKPOINT, DONE = (
     "params.json", "order.parquet", "log.parquet", "scores.parquet", "checkpoint.pt", "DONE",
 )
@@ -166,6 +167,7 @@ LOG_SCHEMA = pa.schema([
 SCORES_SCHEMA = pa.schema([
     ("step", pa.int64()), ("id", pa.string()), ("task", pa.string()),
     ("loss", pa.float64()), ("n_tokens", pa.int64()),
+    ("first_loss", pa.float64()), ("end_loss", pa.float64()),
     ("prediction", pa.string()), ("exact_match", pa.float64()),
     ("rouge1", pa.float64()), ("rougeL", pa.float64()), ("reward", pa.float64()),
 ])

@@ -148,7 +148,7 @@ def train_run(
     base, tokenizer = load_model(cfg.model, cfg.resolved_precision, cfg.device)
     device = next(base.parameters()).device
     enc_kw = dict(max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
-                  template=cfg.template)
+                  template=cfg.template, system_prompt=cfg.system_prompt)
     train_ids = list(dict.fromkeys(order))
     train_enc, train_rep = encode_many(tokenizer, train_ids,
                                        [train_by_id[i][0] for i in train_ids], **enc_kw)

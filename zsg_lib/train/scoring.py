@@ -91,16 +91,14 @@ def _response_only_ok(lm: Any) -> bool:
     return not special and lm.get_output_embeddings() is not None and hasattr(lm, "get_decoder")
 
 
-def response_token_losses(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and token count over response tokens, per example (float32).
-
-    Equivalent to the model's own shifted loss, with the LM head run at response positions only.
-    """
+def response_token_ce(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of every response token of the batch (float32, row-major order) and the
+    row each belongs to. The LM head runs at response positions only; equivalent to the
+    model's own shifted loss."""
     lm = causal_lm_of(model)
     labels = batch.labels[:, 1:]
     mask = labels != IGNORE_INDEX
     rows = mask.nonzero(as_tuple=True)[0]
-    n_tok = mask.sum(dim=1)
     if _response_only_ok(lm):
         hidden = lm.get_decoder()(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
@@ -109,10 +107,36 @@ def response_token_losses(model: Any, batch: Batch) -> tuple[torch.Tensor, torch
     else:  # pragma: no cover - softcapped models: full logits, still exact
         logits = lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                     use_cache=False).logits[:, :-1][mask]
-    ce = F.cross_entropy(logits.float(), labels[mask], reduction="none")
-    sums = torch.zeros(labels.shape[0], dtype=torch.float32, device=ce.device)
-    sums = sums.index_add(0, rows, ce)
-    return sums, n_tok
+    return F.cross_entropy(logits.float(), labels[mask], reduction="none"), rows
+
+
+def response_token_losses(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy and token count over response tokens, per example (float32)."""
+    ce, rows = response_token_ce(model, batch)
+    n = batch.input_ids.shape[0]
+    sums = torch.zeros(n, dtype=torch.float32, device=ce.device).index_add(0, rows, ce)
+    return sums, torch.bincount(rows, minlength=n)
+
+
+def per_row_losses(ce: torch.Tensor, rows: torch.Tensor, n_rows: int) -> dict[str, list]:
+    """Per row: summed cross-entropy, token count, and the loss of its first and of its last
+    response token (``nan`` for a row without tokens).
+
+    >>> out = per_row_losses(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0, 0, 2]), 3)
+    >>> out["sum"], out["n"], out["first"][0], out["last"][0], out["last"][2]
+    ([3.0, 0.0, 4.0], [2, 0, 1], 1.0, 2.0, 4.0)
+    """
+    counts = torch.bincount(rows, minlength=n_rows)
+    sums = torch.zeros(n_rows, dtype=torch.float32, device=ce.device).index_add(0, rows, ce)
+    first = torch.full((n_rows,), math.nan, dtype=torch.float32, device=ce.device)
+    last = first.clone()
+    if len(ce):
+        ends = torch.cumsum(counts, 0) - 1  # row-major order: a row's tokens are contiguous
+        has = counts > 0
+        first[has] = ce[(ends - counts + 1)[has]]
+        last[has] = ce[ends[has]]
+    return {"sum": sums.tolist(), "n": counts.tolist(), "first": first.tolist(),
+            "last": last.tolist()}
 
 
 @contextlib.contextmanager
@@ -167,9 +191,9 @@ def shared_prefix_len(examples: Sequence[EncodedExample]) -> int:
     return n
 
 
-def _prefix_losses(model: Any, batch: Batch, prefix_cache: Any,
-                   n_prefix: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`response_token_losses` for a batch whose first ``n_prefix`` tokens are the shared
+def _prefix_ce(model: Any, batch: Batch, prefix_cache: Any,
+               n_prefix: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`response_token_ce` for a batch whose first ``n_prefix`` tokens are the shared
     prefix already run into ``prefix_cache`` (only the suffixes go through the decoder)."""
     lm = causal_lm_of(model)
     rows = batch.input_ids.shape[0]
@@ -184,8 +208,7 @@ def _prefix_losses(model: Any, batch: Batch, prefix_cache: Any,
     keep = labels != IGNORE_INDEX
     ce = F.cross_entropy(lm.get_output_embeddings()(hidden[keep]).float(), labels[keep],
                          reduction="none")
-    sums = torch.zeros(rows, dtype=torch.float32, device=ce.device)
-    return sums.index_add(0, keep.nonzero(as_tuple=True)[0], ce), keep.sum(dim=1)
+    return ce, keep.nonzero(as_tuple=True)[0]
 
 
 MIN_SHARED_PREFIX = 8  # below this, running the prefix once saves less than it costs
@@ -196,11 +219,15 @@ def score_examples(model: Any, encoded: Mapping[str, EncodedExample], ids: Seque
                    device: str | torch.device = "cpu") -> list[dict[str, Any]]:
     """Mean response-token cross-entropy of each instance, one row per id, in ``ids`` order.
 
+    Beside the mean (``loss``, the paper's measure), each row holds the loss of the first
+    response token (``first_loss``) and of the end-of-response token (``end_loss``; ``nan``
+    when truncation cut it off), so a fall in loss can be split into format and content.
     Instances with no response tokens get ``loss = nan`` and ``n_tokens = 0`` (reported, never
     divided by zero).
     """
     rows: dict[str, dict[str, Any]] = {
-        i: {"id": i, "loss": math.nan, "n_tokens": 0} for i in ids
+        i: {"id": i, "loss": math.nan, "n_tokens": 0, "first_loss": math.nan,
+            "end_loss": math.nan} for i in ids
     }
     live = [i for i in ids if encoded[i].n_target > 0]
     lengths = {i: len(encoded[i].input_ids) for i in live}
@@ -219,12 +246,15 @@ def score_examples(model: Any, encoded: Mapping[str, EncodedExample], ids: Seque
             for chunk in _length_batches(live, lengths, batch_size):
                 batch = collate([encoded[i] for i in chunk], pad_id, device=device)
                 if prefix_cache is not None:
-                    sums, n_tok = _prefix_losses(model, batch, prefix_cache, n_prefix)
+                    ce, row_of = _prefix_ce(model, batch, prefix_cache, n_prefix)
                 else:
-                    sums, n_tok = response_token_losses(model, batch)
-                for i, s, n in zip(chunk, sums.tolist(), n_tok.tolist()):
-                    rows[i]["loss"] = s / n
-                    rows[i]["n_tokens"] = int(n)
+                    ce, row_of = response_token_ce(model, batch)
+                got = per_row_losses(ce, row_of, len(chunk))
+                for k, i in enumerate(chunk):
+                    rows[i].update(loss=got["sum"][k] / got["n"][k], n_tokens=int(got["n"][k]),
+                                   first_loss=got["first"][k])
+                    if encoded[i].ends_with_eos:  # else truncation cut the end token off
+                        rows[i]["end_loss"] = got["last"][k]
     finally:
         model.train(was_training)
     return [rows[i] for i in ids]
