@@ -122,7 +122,8 @@ def test_tma_window_equals_reference_rounds(p, start, size):
     order, rounds = reference_tma(train, test, max_rounds=start + size)
     want = [o for o, r in zip(order, rounds) if r >= start]
     table = _table(p["n"])
-    win = tma_window(table, train, test, start=start, size=size, k=p["k"], chunk_size=p["chunk"])
+    win = tma_window(table, train, test, start=start, size=size, k=p["k"], chunk_size=p["chunk"],
+                     within_round="test-order")
     assert win.ids == [f"x{i}" for i in want]
     assert set(win.table["round"]) <= set(range(start, start + size))
 
@@ -144,8 +145,11 @@ def test_tma_settings_compose_reference_rounds(p, setting):
     table = _table(p["n"])
     with np.testing.suppress_warnings() as sup:
         sup.filter(UserWarning)
-        a = tma(table, train, test, setting, budget=budget, seed=p["seed"], k=p["k"])
-        b = tma(table, train, test, setting, budget=budget, seed=p["seed"], k=p["k"])
+        # the reference keeps picks in the order the test instances made them
+        a = tma(table, train, test, setting, budget=budget, seed=p["seed"], k=p["k"],
+                within_round="test-order")
+        b = tma(table, train, test, setting, budget=budget, seed=p["seed"], k=p["k"],
+                within_round="test-order")
     assert a.ids == b.ids  # same seed, same order
     assert len(set(a.ids)) == len(a.ids) and set(a.ids) <= {f"x{i}" for i in range(p["n"])}
     near, near_r = reference_tma(train, test, False, budget)
@@ -262,3 +266,34 @@ def test_tma_equals_reference_at_screening_scale(seed, farthest, noise, k):
     assert got.order.tolist() == dense_reference(train, test, farthest, budget)
     sims = exact_similarity(train, test)
     np.testing.assert_array_equal(got.distance, -sims[got.order, got.test_index].astype(np.float64))
+
+
+@pytest.mark.parametrize("setting", ["nft", "fft", "max-min", "min-max"])
+def test_within_round_order_reorders_picks_inside_rounds_only(setting):
+    rng = np.random.default_rng(3)
+    train, test = rng.normal(size=(120, 6)), rng.normal(size=(12, 6))
+    by = {how: tma(_table(120), train, test, setting, budget=60, seed=4, within_round=how)
+          for how in ("test-order", "train-index", "shuffle")}
+    ref = by["test-order"].table
+    for how, a in by.items():
+        t = a.table
+        assert t["round"].tolist() == ref["round"].tolist()  # rounds stay where they were
+        for _, grp in ref.groupby(["half", "round"], sort=False):
+            same = t.loc[grp.index]
+            assert sorted(same["id"]) == sorted(grp["id"])  # the same picks in each round
+    rows = lambda a: [int(i[1:]) for i in a.ids]  # noqa: E731 - ids are x<row>
+    blocks = by["train-index"].table.groupby(["half", "round"], sort=False)["id"]
+    assert all(list(g.map(lambda i: int(i[1:]))) == sorted(g.map(lambda i: int(i[1:])))
+               for _, g in blocks)
+    assert rows(by["shuffle"]) != rows(by["test-order"])
+    again = tma(_table(120), train, test, setting, budget=60, seed=4)  # shuffle is the default
+    assert again.ids == by["shuffle"].ids
+    other = tma(_table(120), train, test, setting, budget=60, seed=5)
+    assert other.ids != again.ids and sorted(other.ids) == sorted(again.ids)
+
+
+def test_within_round_order_is_checked():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ArrangementError, match="within_round"):
+        tma(_table(5), rng.normal(size=(5, 3)), rng.normal(size=(2, 3)), "nft",
+            within_round="by-task")

@@ -179,6 +179,33 @@ def tma_rounds(
                      distance=dist, exhausted=budget is not None and budget > n, n_rounds=r)
 
 
+WithinRound = Literal["shuffle", "train-index", "test-order"]
+WITHIN_ROUND: tuple[str, ...] = ("shuffle", "train-index", "test-order")
+
+
+def within_round_order(rounds: np.ndarray, rows: np.ndarray, how: WithinRound,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Positions that keep the sequence's rounds in place and order the picks inside each
+    round: ``shuffle`` (seeded), ``train-index`` (by training row, the authors' choice) or
+    ``test-order`` (as the test instances picked them: with a test table grouped by task, a
+    round becomes a run of task blocks).
+
+    >>> within_round_order(np.array([0, 0, 0, 1, 1]), np.array([7, 2, 5, 9, 1]),
+    ...                    "train-index", np.random.default_rng(0)).tolist()
+    [1, 2, 0, 4, 3]
+    """
+    if how not in WITHIN_ROUND:
+        raise ArrangementError(f"within_round must be one of {WITHIN_ROUND}; got {how!r}")
+    block = np.concatenate([[0], np.cumsum(rounds[1:] != rounds[:-1])]) if len(rounds) else rounds
+    if how == "test-order":
+        inner = np.arange(len(rows))
+    elif how == "train-index":
+        inner = rows
+    else:
+        inner = rng.permutation(len(rows))
+    return np.lexsort((inner, block))
+
+
 def _reverse_rounds(sel: TMARounds) -> np.ndarray:
     """Positions of ``sel`` with rounds in reverse order (order within a round kept)."""
     return np.argsort(-sel.rounds, kind="stable")
@@ -193,6 +220,7 @@ def tma(
     seed: int = 0,
     k: int | None = DEFAULT_K,
     chunk_size: int = DEFAULT_CHUNK,
+    within_round: WithinRound = "shuffle",
 ) -> Arrangement:
     """TMA training order under a selection budget (``None``: the whole training set).
 
@@ -203,7 +231,8 @@ def tma(
     rounds first, then the farthest half in reverse (ending far). The two halves are selected
     independently from the whole training set; an instance in both keeps its first position,
     so the result can be shorter than the budget (``params["duplicates_dropped"]``).
-    Works without task labels. Table extras: ``test_index``, ``half`` (``near``/``far``);
+    Picks inside a round are ordered by ``within_round`` (see :func:`within_round_order`;
+    seeded by ``seed``). Works without task labels. Table extras: ``test_index``, ``half`` (``near``/``far``);
     ``score`` is the distance ``-cos`` to the test instance that picked it.
 
     >>> from zsg_lib.schema import instances_from_records
@@ -222,7 +251,8 @@ def tma(
     if setting not in TMA_SETTINGS:
         raise ArrangementError(f"TMA setting must be one of {TMA_SETTINGS}; got {setting!r}")
     n = len(ids)
-    params = {"setting": setting, "budget": budget, "seed": seed, "k": k}
+    params = {"setting": setting, "budget": budget, "seed": seed, "k": k,
+              "within_round": within_round}
     if budget is not None and budget > n:
         warnings.warn(f"TMA budget {budget} exceeds the training set ({n}); selection stops "
                       f"when it runs out", stacklevel=2)
@@ -240,7 +270,9 @@ def tma(
             b = tma_rounds(train_emb, test_emb, not far_first, second, **kw)
             parts.append((b, _reverse_rounds(b), "near" if far_first else "far"))
     rows, rounds, tix, dist, half = [], [], [], [], []
+    rng = np.random.default_rng(seed)
     for sel, pos, tag in parts:
+        pos = pos[within_round_order(sel.rounds[pos], sel.order[pos], within_round, rng)]
         rows.append(sel.order[pos])
         rounds.append(sel.rounds[pos])
         tix.append(sel.test_index[pos])
@@ -269,9 +301,12 @@ def tma_window(
     farthest: bool = False,
     k: int | None = DEFAULT_K,
     chunk_size: int = DEFAULT_CHUNK,
+    within_round: WithinRound = "shuffle",
+    seed: int = 0,
 ) -> Arrangement:
     """The instances of TMA rounds ``[start, start + size)`` in round order (turn windows,
-    PAPER.md §5; nearest picks unless ``farthest``). No budget: the rounds are those of
+    PAPER.md §5; nearest picks unless ``farthest``; picks inside a round ordered by
+    ``within_round``, seeded by ``seed``). No budget: the rounds are those of
     Algorithm 1 on the whole training set. If the training set runs out first the window is
     shorter (possibly empty) and ``params["rounds_available"]`` says how many rounds exist.
 
@@ -289,8 +324,10 @@ def tma_window(
         raise ArrangementError(f"window needs start >= 0 and size >= 1; got {start}, {size}")
     sel = tma_rounds(train_emb, test_emb, farthest, None, start + size, k, chunk_size)
     pos = np.flatnonzero(sel.rounds >= start)
+    pos = pos[within_round_order(sel.rounds[pos], sel.order[pos], within_round,
+                                 np.random.default_rng(seed))]
     params = {"start": start, "size": size, "farthest": farthest, "k": k,
-              "rounds_available": sel.n_rounds}
+              "rounds_available": sel.n_rounds, "within_round": within_round, "seed": seed}
     return make_arrangement("tma-window", ids, tasks, sel.order[pos], params,
                             score=sel.distance[pos], rounds=sel.rounds[pos],
                             extra={"test_index": sel.test_index[pos]})

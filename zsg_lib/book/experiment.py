@@ -244,6 +244,7 @@ def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrang
     spec = ARRANGEMENTS[name]
     if spec.draws_from == "pool":
         params.setdefault("budget", profile.tma.budget)
+        params.setdefault("within_round", profile.tma.within_round)
         a = arrange(name, prep.pool, prep.pool_emb, prep.test_emb_tma, seed=seed, **params)
     else:
         a = arrange(name, prep.train, prep.train_emb, prep.test_emb, seed=seed, **params)
@@ -255,7 +256,8 @@ def window_arrangement(profile: Profile, start: int, seed: int,
     """TMA turn window: the nearest-pick rounds ``[start, start + size)`` (PAPER.md §5)."""
     prep = prepare(profile, seed)
     return arrange("tma-window", prep.pool, prep.pool_emb, prep.test_emb_tma, start=start,
-                   size=size or profile.tma.window_size)
+                   size=size or profile.tma.window_size, within_round=profile.tma.within_round,
+                   seed=seed)
 
 
 def train_table(profile: Profile, name: str, seed: int) -> pa.Table:

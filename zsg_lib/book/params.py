@@ -34,6 +34,7 @@ import yaml
 
 from ..analysis.findings import Judge
 from ..arrange.catalog import ARRANGEMENT_NAMES, ARRANGEMENTS
+from ..arrange.multiturn import WithinRound
 from ..data import TASKLESS_KINDS, DatasetKind
 from ..errors import ParamsError
 from ..schema import TextView
@@ -83,9 +84,13 @@ class EmbeddingParams:
 
 @dataclass(frozen=True)
 class TmaParams:
-    """TMA selection budget (instances) and the turn-window ablation (rounds)."""
+    """TMA selection budget (instances), the order of picks inside a round, and the
+    turn-window ablation (rounds)."""
 
     budget: int = 96
+    # shuffle (seeded) | train-index (the authors' choice) | test-order (rounds become task
+    # blocks when the test table is grouped by task): see zsg_lib.arrange.multiturn.
+    within_round: WithinRound = "shuffle"
     window_size: int = 2
     window_starts: tuple[int, ...] = (0, 2, 4)
 
