@@ -71,6 +71,10 @@ class TrainConfig:
     batch_size: int = 4  # instances per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     max_steps: int | None = None  # None = one pass over the order
+    # Steps the lr schedule spans (None = this run's own): a warm-up and the runs branching
+    # from it share one schedule over warm-up + branch steps.
+    schedule_steps: int | None = None
+    keep_final_state: bool = False  # keep the last state so other runs can branch from it
     eval_every: int = 10
     generate_at: tuple[int, ...] = ()  # steps with greedy generation + EM/ROUGE (+ reward)
     save_every: int | None = None  # save adapters every N steps (None = never)
@@ -119,7 +123,7 @@ class TrainConfig:
         if self.method == "qlora" and self.precision not in (None, "4bit"):
             raise bad("precision", "method 'qlora' needs '4bit'")
         for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "eval_every",
-                     "max_source_len", "eval_batch_size", "max_steps", "save_every",
+                     "max_source_len", "eval_batch_size", "max_steps", "schedule_steps", "save_every",
                      "checkpoint_every", "max_new_tokens"):
             v = getattr(self, name)
             if v is not None and v < 1:

@@ -15,6 +15,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,26 +98,43 @@ def _load_trainable(model: Any, state: Mapping[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
-def _eval_steps(cfg: TrainConfig, max_steps: int) -> set[int]:
-    steps = {0, max_steps} | set(range(cfg.eval_every, max_steps + 1, cfg.eval_every))
-    return steps | set(cfg.generate_at)
+def _eval_steps(cfg: TrainConfig, first: int, end: int) -> set[int]:
+    steps = {first, end} | set(range(first + cfg.eval_every, end + 1, cfg.eval_every))
+    return steps | {s for s in cfg.generate_at if first <= s <= end}
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Where a branched run starts: another run's final state (trainable weights, optimizer,
+    scheduler, RNG) at its last ``step``, and its scores there (``None``: score again)."""
+
+    step: int
+    state: Mapping[str, Any]
+    scores: list[dict[str, Any]] | None = None
 
 
 class Loop:
-    """One run's training loop and scoring; state is checkpointed between steps."""
+    """One run's training loop and scoring; state is checkpointed between steps.
+
+    Without a branch the run trains steps ``1 … max_steps``; from a :class:`Branch` at step
+    ``b`` it trains steps ``b + 1 … b + max_steps`` (the step counter continues).
+    """
 
     def __init__(self, cfg: TrainConfig, base: Any, tokenizer: Any, device: torch.device,
                  run_dir: Path, max_steps: int, order: list[str],
                  train_enc: dict[str, EncodedExample], test_enc: dict[str, EncodedExample],
                  test_by_id: Mapping[str, Any], progress: bool,
-                 on_step: Callable[[int, dict[str, Any]], None] | None) -> None:
+                 on_step: Callable[[int, dict[str, Any]], None] | None,
+                 branch: Branch | None = None) -> None:
         self.cfg, self.base, self.tok, self.device = cfg, base, tokenizer, device
-        self.run_dir, self.max_steps = run_dir, max_steps
+        self.run_dir, self.max_steps, self.branch = run_dir, max_steps, branch
+        self.first = branch.step if branch is not None else 0
+        self.end = self.first + max_steps
         self.chunks = step_chunks(order, cfg.instances_per_step, max_steps)
         self.train_enc, self.test_enc, self.test_by_id = train_enc, test_enc, test_by_id
         self.progress, self.on_step = progress, on_step
         self.dist = distributed.current()
-        self.eval_steps = _eval_steps(cfg, max_steps)
+        self.eval_steps = _eval_steps(cfg, self.first, self.end)
         self.ckpt_every = cfg.checkpoint_every
         self.last_ckpt = time.perf_counter()
         self.log_rows: list[dict[str, Any]] = []
@@ -135,8 +153,7 @@ class Loop:
             r["step"] = step
             r["task"] = self.test_by_id[r["id"]][1]
         self.score_rows.extend(rows)
-        losses = [r["loss"] for r in rows if r["n_tokens"] > 0]
-        return sum(losses) / len(losses)
+        return _mean_loss(rows)
 
     def _add_generation(self, model: Any, rows: list[dict[str, Any]]) -> None:
         ids = [r["id"] for r in rows]
@@ -211,26 +228,31 @@ class Loop:
         trainable = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                 foreach=False)
+        horizon = cfg.schedule_steps or self.end
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: lr_factor(s, self.max_steps, cfg.schedule))
+            opt, lambda s: lr_factor(s, horizon, cfg.schedule))
         t_start = time.perf_counter()
-        start, last_test = 0, math.nan
+        start, last_test = self.first, math.nan
         state = records.load_checkpoint(self.run_dir)
         if state is not None:
-            _load_trainable(model, state["trainable"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state.get("rng_by_rank", [state["rng"]])[self.dist.rank])
+            self._restore(model, opt, sched, state)
             start, last_test = state["step"], state["last_test"]
             self.log_rows, self.score_rows = state["log"], state["scores"]
-        elif 0 in self.eval_steps:
+        elif self.branch is not None:
+            self._restore(model, opt, sched, self.branch.state)
+            if self.branch.scores is not None:  # the branch point was scored by the branch run
+                self.score_rows = [dict(r) for r in self.branch.scores]
+                last_test = _mean_loss(self.score_rows)
+            else:
+                last_test = self._score(model, self.first)
+        else:
             last_test = self._score(model, 0)
 
-        bar = _bar(self.progress and self.dist.is_main, self.max_steps, start)
+        bar = _bar(self.progress and self.dist.is_main, self.max_steps, start - self.first)
         model.train()
         tokens_seen, seconds = 0, 0.0
-        for step in range(start + 1, self.max_steps + 1):
-            row = self._train_step(model, opt, self.chunks[step - 1])
+        for step in range(start + 1, self.end + 1):
+            row = self._train_step(model, opt, self.chunks[step - self.first - 1])
             sched.step()
             row["step"] = step
             self.log_rows.append(row)
@@ -242,14 +264,11 @@ class Loop:
                 records.save_adapter(self.run_dir, model, step)
             if self.on_step is not None:
                 self.on_step(step, row)
-            if step < self.max_steps and self._checkpoint_due(step):
-                # Every rank's RNG (dropout masks differ per rank); the main rank writes.
-                rngs = self.dist.gather(torch.get_rng_state())
+            if step < self.end and self._checkpoint_due(step):
+                state = self._state(model, opt, sched, step)  # on every rank (RNG gather)
                 if self.dist.is_main:
                     records.save_checkpoint(self.run_dir, {
-                        "step": step, "last_test": last_test,
-                        "trainable": _trainable_state(model), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "rng": rngs[0], "rng_by_rank": rngs,
+                        **state, "last_test": last_test,
                         "log": self.log_rows, "scores": self.score_rows,
                     })
                 self.dist.barrier()
@@ -259,13 +278,33 @@ class Loop:
                                 tok_s=f"{tokens_seen / max(seconds, 1e-9):.0f}")
         if bar is not None:
             bar.close()
+        final = self._state(model, opt, sched, self.end) if cfg.keep_final_state else None
         if self.dist.is_main:
             self._write_tables()
+            if final is not None:  # other runs branch from here
+                records.save_final_state(self.run_dir, final)
         return {
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "steps": self.max_steps,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "steps": self.end,
             "resumed_from": start, "wall_seconds_this_process": time.perf_counter() - t_start,
             "final_test_loss": last_test,
         }
+
+    def _state(self, model: Any, opt: torch.optim.Optimizer, sched: Any,
+               step: int) -> dict[str, Any]:
+        """What resuming (or branching) needs: weights, optimizer, scheduler, every rank's
+        RNG (dropout masks differ per rank) and the step."""
+        rngs = self.dist.gather(torch.get_rng_state())
+        return {"step": step, "trainable": _trainable_state(model),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": rngs[0], "rng_by_rank": rngs}
+
+    def _restore(self, model: Any, opt: torch.optim.Optimizer, sched: Any,
+                 state: Mapping[str, Any]) -> None:
+        _load_trainable(model, state["trainable"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rngs = state.get("rng_by_rank", [state["rng"]])
+        torch.set_rng_state(rngs[self.dist.rank % len(rngs)])
 
     def _checkpoint_due(self, step: int) -> bool:
         if self.ckpt_every is not None:
@@ -284,6 +323,11 @@ class Loop:
     def _write_tables(self) -> None:
         records.write_log(self.run_dir, self.log_rows)
         records.write_scores(self.run_dir, self.score_rows)
+
+def _mean_loss(rows: list[dict[str, Any]]) -> float:
+    losses = [r["loss"] for r in rows if r["n_tokens"] > 0]
+    return sum(losses) / len(losses)
+
 
 def _bar(enabled: bool, total: int, start: int):
     if not enabled:

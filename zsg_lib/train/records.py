@@ -10,6 +10,8 @@ A run lives in ``<runs_root>/<run_id>/``::
     adapters/step-N/  saved adapters (every ``save_every`` steps)
     checkpoint.pt     the state to resume from (trainable params, optimizer, scheduler, RNG,
                       step, records so far); removed once the run is DONE
+    final-state.pt    the state at the last step, kept when other runs branch from this one
+                      (``keep_final_state``: a shared warm-up)
     DONE              written last: a run is finished iff this file exists
 
 The run id hashes the config, the model, the test set and the ordered training instances (ids
@@ -49,8 +51,9 @@ from ..errors import TrainError
 from .config import TrainConfig
 
 FORMAT_VERSION = 2  # 2: scores carry first_loss and end_loss
-PARAMS, ORDER, LOG, SCORES, CHECKPOINT, DONE = (
-    "params.json", "order.parquet", "log.parquet", "scores.parquet", "checkpoint.pt", "DONE",
+PARAMS, ORDER, LOG, SCORES, CHECKPOINT, FINAL, DONE = (
+    "params.json", "order.parquet", "log.parquet", "scores.parquet", "checkpoint.pt",
+    "final-state.pt", "DONE",
 )
 
 
@@ -131,6 +134,25 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / CHECKPOINT
     if not path.exists():
         return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def save_final_state(run_dir: Path, state: Mapping[str, Any]) -> None:
+    """The state at the run's last step, atomically, for runs that branch from it."""
+    import torch
+
+    with atomic_path(run_dir / FINAL) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def load_final_state(run_dir: Path) -> dict[str, Any]:
+    """The final state a finished run kept; TrainError naming the folder if it kept none."""
+    import torch
+
+    path = run_dir / FINAL
+    if not path.exists():
+        raise TrainError(f"{run_dir}: the run kept no final state to branch from (train it "
+                         "with keep_final_state=True)")
     return torch.load(path, map_location="cpu", weights_only=False)
 
 

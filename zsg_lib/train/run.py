@@ -53,7 +53,7 @@ from ..errors import TrainError
 from ..paths import cache_dir
 from . import distributed, records
 from .config import TrainConfig
-from .loop import Loop
+from .loop import Branch, Loop
 from .models import load_model, model_identity
 from .prompts import encode_many
 from .records import RunRecord
@@ -101,6 +101,44 @@ def _data_identity(cfg: TrainConfig, train: Mapping[str, Any], test: Mapping[str
     }
 
 
+#: Fields a branched run must share with the run it starts from: they define the model,
+#: the optimizer state it inherits and the schedule it continues.
+BRANCH_FIELDS = ("model", "precision", "method", "lora_r", "lora_alpha", "lora_dropout",
+                 "target_modules", "learning_rate", "weight_decay", "schedule",
+                 "schedule_steps", "bf16_autocast", "seed")
+
+
+def _check_branch(cfg: TrainConfig, start_from: RunRecord | None) -> int:
+    """The step a branched run starts at (0 without a branch); TrainError if it cannot."""
+    if start_from is None:
+        return 0
+    if not isinstance(start_from, RunRecord):
+        raise TrainError(f"start_from: expected a RunRecord, got {type(start_from).__name__}")
+    if not (start_from.path / records.FINAL).exists():
+        raise TrainError(f"start_from: {start_from.path} kept no final state (train the "
+                         "warm-up with keep_final_state=True)")
+    theirs = start_from.params["config"]
+    mine = cfg.to_dict()
+    differ = [f for f in BRANCH_FIELDS if mine[f] != theirs.get(f)]
+    if differ:
+        shown = ", ".join(f"{f}: {theirs.get(f)!r} there, {mine[f]!r} here" for f in differ)
+        raise TrainError(f"start_from: run {start_from.run_id} differs in {shown}")
+    return int(start_from.summary["steps"])
+
+
+def _branch(start_from: RunRecord, test_digest: str) -> Branch:
+    """The branch point: the start run's final state, and its scores there when it scored
+    the same test set (the arms need not score it again)."""
+    state = records.load_final_state(start_from.path)
+    step = int(state["step"])
+    scores = None
+    if start_from.params["data"]["test"] == test_digest:
+        at = start_from.scores[start_from.scores["step"] == step]
+        scores = at[["step", "id", "task", "loss", "n_tokens", "first_loss",
+                     "end_loss"]].to_dict("records")  # the losses; generation is not shared
+    return Branch(step, state, scores)
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -113,6 +151,7 @@ def train_run(
     run_name: str | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    start_from: RunRecord | None = None,
 ) -> RunRecord:
     """Train on exactly ``order`` (ids of ``train``), scoring every ``test`` instance.
 
@@ -120,6 +159,9 @@ def train_run(
     back, an interrupted one resumed. ``runs_root`` defaults to ``cache_dir("runs")``.
     ``run_name`` is a label stored with the run (not part of its id). ``on_step(step, row)``
     is called after each optimizer step with its log row (live plots, tests).
+    ``start_from``: a finished run that kept its final state (a shared warm-up); this run
+    continues from it — weights, optimizer, schedule, RNG and step counter — so runs branching
+    from one warm-up differ only in the data that follows. Its id names the branch.
     All input checks happen before the model is touched.
     """
     if not isinstance(config, TrainConfig):
@@ -132,12 +174,15 @@ def train_run(
     order = _check_order(order, train_by_id)
     per_pass = math.ceil(len(order) / cfg.instances_per_step)
     max_steps = cfg.max_steps or per_pass
-    if any(s > max_steps for s in cfg.generate_at):
+    branch_step = _check_branch(cfg, start_from)
+    if any(s > branch_step + max_steps for s in cfg.generate_at):
         raise TrainError(f"TrainConfig.generate_at: {cfg.generate_at} goes past the run's "
-                         f"{max_steps} steps")
+                         f"last step {branch_step + max_steps}")
 
     cfg_dict = cfg.to_dict()
     data_id = _data_identity(cfg, train_by_id, test_by_id, order)
+    if start_from is not None:
+        data_id["branch"] = {"run_id": start_from.run_id, "step": branch_step}
     run_id = records.run_id_of(cfg_dict, data_id)
     root = Path(runs_root) if runs_root is not None else cache_dir("runs")
     run_dir = root / run_id
@@ -180,7 +225,8 @@ def train_run(
         records.write_params(run_dir, params)
 
     loop = Loop(cfg, base, tokenizer, device, run_dir, max_steps, order,
-                 train_enc, test_enc, test_by_id, progress, on_step)
+                train_enc, test_enc, test_by_id, progress, on_step,
+                _branch(start_from, data_id["test"]) if start_from is not None else None)
     summary = loop.run()
     if dist.is_main:
         records.mark_done(run_dir, summary)
