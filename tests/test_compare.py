@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zsg_lib.analysis import findings
 from zsg_lib.analysis.compare import cluster_view, compare, per_task, verdict, worst
 
 
@@ -101,3 +102,32 @@ def test_per_task_rows_and_worst():
     assert worst(["agrees", "opposite, significantly", "does not agree"]) == \
         "opposite, significantly"
     assert verdict([]) == "does not agree"
+
+
+def test_an_ordering_claim_holds_as_far_as_its_weakest_pair():
+    rng = np.random.default_rng(5)
+    judge = findings.Judge(max_steps=4, eval_every=4, first_n_steps=4)
+
+    def arms(effects: dict[str, float]) -> pd.DataFrame:
+        base = simulate(rng, task_sd=0.02)
+        frames = []
+        for name, effect in effects.items():
+            arm = base[base["arrangement"] == "b"].copy()
+            later = arm["step"] == 4
+            arm.loc[later, "loss"] += effect + rng.normal(0, 0.01, later.sum())
+            frames.append(arm.assign(arrangement=name))
+        return pd.concat(frames, ignore_index=True)
+
+    clear = findings.ordering("x", judge, arms({"nft": -0.3, "rt": 0.0, "fft": 0.3}),
+                              "nft < rt < fft", "claim")
+    assert clear.status == "agrees" and len(clear.comparisons) == 2
+    assert "task-balanced" in clear.measured and "views agree" in clear.measured
+    assert list(clear.details["verdict"]) == ["agrees", "agrees"]
+    half = findings.ordering("x", judge, arms({"nft": -0.3, "rt": 0.0, "fft": 0.0}),
+                             "nft < rt < fft", "claim")
+    assert half.status in {"does not agree", "agrees in direction only"}
+    wrong = findings.ordering("x", judge, arms({"nft": 0.3, "rt": 0.0, "fft": 0.3}),
+                              "nft < rt < fft", "claim")
+    assert wrong.status == "opposite, significantly"
+    missing = findings.ordering("x", judge, arms({"nft": 0.0}), "nft < rt", "claim")
+    assert missing.status == "not measured"

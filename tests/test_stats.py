@@ -72,20 +72,6 @@ def test_paired_test_by_instance_pairs_seed_and_instance() -> None:
     assert res.n == 12 and res.unit == "instance"
 
 
-def test_ordering_verdict_three_ways() -> None:
-    clear = frame({"nft": [1.0, 1.1, 1.2], "rt": [2.0, 2.2, 2.3], "fft": [3.0, 3.3, 3.5]})
-    v = stats.ordering_verdict(clear, "nft < rt < fft", (0, 10))
-    assert v.holds and v.significant and v.status == "agrees"
-    assert "nft 1.100" in v.text and "agrees" in v.text
-
-    noisy = frame({"nft": [1.0, 2.5, 1.2], "rt": [2.0, 1.2, 2.3], "fft": [3.0, 3.3, 3.5]})
-    v = stats.ordering_verdict(noisy, "nft < rt < fft", (0, 10))
-    assert v.holds and not v.significant and v.status == "agrees in means only"
-
-    v = stats.ordering_verdict(clear, "fft < nft", (0, 10))
-    assert not v.holds and v.status == "does not agree"
-
-
 def test_early_share_and_stability() -> None:
     df = pd.DataFrame({"seed": [0] * 3 + [1] * 3, "step": [0, 4, 8] * 2,
                        "loss": [4, 2, 2, 4, 3, 2.0], "rouge1": [0.1, 0.5, 0.2, 0.1, 0.1, 0.6]})

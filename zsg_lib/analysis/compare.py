@@ -219,3 +219,30 @@ def per_task(pairs: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0)
         rows.append({"task": task, "mean": float(d.mean()), "lo": lo, "hi": hi, "n": len(d),
                      "why": why})
     return pd.DataFrame(rows, columns=["task", "mean", "lo", "hi", "n", "why"])
+
+
+def trend(scores: pd.DataFrame, x: str, window: tuple[int, int], value: str = "loss",
+          n_resamples: int = N_RESAMPLES, seed: int = 0) -> tuple[View, pd.DataFrame]:
+    """The mean slope of window-mean ``value`` on the rank of ``x`` (e.g. the turn window's
+    first round), fitted per test task × seed and bootstrapped over those clusters, so the
+    runs of one seed stay paired. Returns the view and the per-cluster slopes.
+
+    >>> df = pd.DataFrame([{"w": w, "seed": s, "task": t, "id": t, "step": 4,
+    ...                     "loss": 1.0 + 0.1 * w * (1 + k + s)}
+    ...                    for w in (0, 2, 4) for s in (0, 1) for k, t in enumerate("ab")])
+    >>> v, slopes = trend(df, "w", (1, 4))
+    >>> round(v.estimate, 3), len(slopes), v.lo > 0
+    (0.4, 4, True)
+    """
+    lo, hi = window
+    sel = scores[(scores["step"] >= lo) & (scores["step"] <= hi)].dropna(subset=[value])
+    means = sel.groupby(["seed", "task", x], observed=True)[value].mean().reset_index()
+    means["rank"] = means.groupby(["seed", "task"], observed=True)[x].rank(method="dense")
+    rows = []
+    for (s, t), grp in means.groupby(["seed", "task"], observed=True):
+        if grp["rank"].nunique() >= 2:
+            slope = float(np.polyfit(grp["rank"], grp[value], 1)[0])
+            rows.append({"seed": s, "task": t, "slope": slope})
+    slopes = pd.DataFrame(rows, columns=["seed", "task", "slope"])
+    return cluster_view(slopes, "slope", balanced=True, n_resamples=n_resamples,
+                        seed=seed), slopes

@@ -7,9 +7,12 @@ what was measured (a sentence built from the numbers), and the agreement status.
 their own finding; the summary chapter collects them all
 (:func:`zsg_lib.book.analyses.collect_findings`). Nothing here is a hard-coded verdict.
 
-Statuses: ``agrees`` (direction as claimed and significant at ``stats.alpha``),
-``agrees in means only`` (direction as claimed, not significant), ``does not agree``, and
-``not measured`` (the profile does not run the arrangements the claim needs).
+Statuses (the same words everywhere, :data:`zsg_lib.analysis.compare.STATUSES`): ``agrees``
+(as claimed, and the 95% intervals exclude no effect), ``agrees in direction only``,
+``does not agree``, ``opposite, significantly``, and ``not measured`` (the profile does not
+run what the claim needs). Comparisons of arrangements (§3–5) are judged by
+:mod:`zsg_lib.analysis.compare`: arms paired on the same test instances, three views, cluster
+bootstrap over test task × seed, after the branch point.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.demo import relatives_of
-from . import stats
+from . import compare, stats
+from .compare import Comparison, View, verdict, worst
 from .transitions import classify_tasks
 
 
@@ -33,23 +37,28 @@ class Judge:
     >>> j = Judge(max_steps=20, eval_every=4, first_n_steps=12, alpha=0.05)
     >>> j.first_window, j.last_window
     ((1, 12), (14, 20))
+    >>> Judge(max_steps=48, eval_every=4, first_n_steps=12, branch_step=8).first_window
+    (9, 20)
     """
 
     max_steps: int
     eval_every: int
     first_n_steps: int
     alpha: float = 0.05
+    branch_step: int = 0  # where the compared runs start (a shared warm-up's last step)
 
     @property
     def first_window(self) -> tuple[int, int]:
-        """Steps 1…``first_n_steps`` (for "reaches lower loss sooner" claims)."""
-        return (1, min(self.first_n_steps, self.max_steps))
+        """The first ``first_n_steps`` steps after the branch point (for "reaches lower loss
+        sooner" claims)."""
+        b = self.branch_step
+        return (b + 1, min(b + self.first_n_steps, self.max_steps))
 
     @property
     def last_window(self) -> tuple[int, int]:
-        """The last third of the run's steps (for "ends lower" claims)."""
-        end = self.max_steps
-        return (max(1, end - end // 3), end)
+        """The last third of the steps after the branch point (for "ends lower" claims)."""
+        b, end = self.branch_step, self.max_steps
+        return (max(b + 1, end - (end - b) // 3), end)
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class Finding:
     measured: str
     status: str
     details: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False, repr=False)
+    comparisons: tuple[Comparison, ...] = field(default=(), compare=False, repr=False)
 
     def row(self) -> dict[str, str]:
         return {"finding": self.section, "paper": self.claim, "this run": self.measured,
@@ -85,7 +95,19 @@ CLAIMS = {
 def _status(direction: bool, significant: bool) -> str:
     if direction and significant:
         return "agrees"
-    return "agrees in means only" if direction else "does not agree"
+    return "agrees in direction only" if direction else "does not agree"
+
+
+def parse_claim(claim: str) -> tuple[str, ...]:
+    """``"nft < rt < fft"`` → ``("nft", "rt", "fft")`` (lowest first).
+
+    >>> parse_claim("nft < rt<fft")
+    ('nft', 'rt', 'fft')
+    """
+    names = tuple(part.strip() for part in claim.split("<"))
+    if len(names) < 2 or not all(names):
+        raise ValueError(f"a claim looks like 'a < b < c', got {claim!r}")
+    return names
 
 
 def _missing(section: str, claim: str, needed: list[str], have: set[str]) -> Finding | None:
@@ -182,19 +204,31 @@ def drop_relatives(drops: pd.DataFrame, families: pd.DataFrame | None) -> pd.Dat
 
 def ordering(section: str, judge: Judge, scores: pd.DataFrame, claim_order: str,
              claim: str, window: tuple[int, int] | None = None) -> Finding:
-    """A claimed ordering of mean test loss over ``window`` (default: the first N steps)."""
-    order = stats.parse_claim(claim_order)
+    """A claimed ordering of test loss over ``window`` (default: the first steps after the
+    branch point): each adjacent pair compared on the same test instances (three views,
+    cluster-bootstrap intervals); the claim holds as far as its weakest pair."""
+    order = parse_claim(claim_order)
     missing = _missing(section, claim, list(order), set(scores["arrangement"]))
     if missing:
         return missing
     window = window or judge.first_window
-    v = stats.ordering_verdict(scores, claim_order, window, alpha=judge.alpha)
-    means = ", ".join(f"{n} {v.means[n]:.3f}" for n in order)
-    tests = "; ".join(f"{t.a}−{t.b} {t.mean_diff:+.3f} (p = {t.p:.3g})" for t in v.tests)
-    measured = (f"mean test loss over steps {window[0]}–{window[1]}: {means}; "
-                f"paired over {v.tests[0].n} seeds: {tests}")
-    return Finding(section, claim, measured, v.status,
-                   pd.DataFrame([t.__dict__ for t in v.tests]))
+    pairs = tuple(compare.compare(scores, a, b, window, judge.branch_step)
+                  for a, b in zip(order, order[1:]))
+    shown = "; ".join(
+        f"{c.a} − {c.b}: " + ", ".join(f"{k} {v.shown()}" for k, v in c.views.items())
+        for c in pairs)
+    agree = "the three views agree" if all(c.views_agree for c in pairs) else \
+        "the views disagree in sign"
+    means = stats.window_means(scores, window).groupby("arrangement")["loss"].mean()
+    mean_text = ", ".join(f"{n} {means.get(n, np.nan):.3f}" for n in order)
+    seed_t = "; ".join(f"{c.a} − {c.b} t = {c.seed_t[0]:.2f}, p = {c.seed_t[1]:.3g}"
+                       for c in pairs)
+    measured = (f"mean test loss over steps {window[0]}–{window[1]}: {mean_text}. Paired on "
+                f"the same test instances (95% cluster-bootstrap intervals over test task × "
+                f"seed): {shown}; {agree}. Secondary, seed-level paired t "
+                f"({pairs[0].seed_t[2]} seeds): {seed_t}")
+    return Finding(section, claim, measured, worst([c.status for c in pairs]),
+                   pd.DataFrame([c.row() for c in pairs]), pairs)
 
 
 def similarity(judge: Judge, scores: pd.DataFrame) -> Finding:
@@ -215,20 +249,22 @@ def tma(judge: Judge, scores: pd.DataFrame) -> Finding:
 
 
 def windows(judge: Judge, scores: pd.DataFrame) -> Finding:
-    """§5 turn windows: earlier rounds give lower test loss."""
+    """§5 turn windows: earlier rounds give lower test loss — the slope of loss on the window's
+    rank, per test task × seed (runs of a seed stay paired), bootstrapped over those."""
     claim = CLAIMS["windows"]
-    per = (scores[scores["step"] > 0].groupby(["window_start", "seed"], as_index=False)["loss"]
-           .mean())
-    if per["window_start"].nunique() < 2:
+    after = (judge.branch_step + 1, judge.max_steps)
+    if scores["window_start"].nunique() < 2:
         return Finding("5. turn windows", claim, "fewer than two windows were run",
-                       "not measured", per)
-    rho, p = stats.trend_test(per["window_start"], per["loss"])
-    means = per.groupby("window_start")["loss"].mean()
+                       "not measured")
+    slope, per = compare.trend(scores, "window_start", after)
+    means = (scores[(scores["step"] >= after[0])].groupby("window_start")["loss"].mean())
     shown = ", ".join(f"rounds from {w}: {m:.3f}" for w, m in means.items())
-    measured = (f"mean test loss {shown}; Spearman ρ(window start, loss) = {rho:+.2f} "
-                f"(p = {p:.3g}, {len(per)} runs)")
-    return Finding("5. turn windows", claim, measured,
-                   _status(rho > 0, rho > 0 and p < judge.alpha), per)
+    measured = (f"mean test loss over steps {after[0]}–{after[1]}: {shown}; slope of loss per "
+                f"later window {slope.shown()} (95% cluster bootstrap over "
+                f"{slope.n_clusters} test task × seed)")
+    # the claim "earlier is lower" is a positive slope: judge −slope as "early − late < 0"
+    flipped = View(-slope.estimate, -slope.hi, -slope.lo, slope.n_clusters, slope.why)
+    return Finding("5. turn windows", claim, measured, verdict([flipped]), per)
 
 
 def table(found: list[Finding]) -> pd.DataFrame:

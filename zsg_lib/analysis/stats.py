@@ -1,4 +1,5 @@
-"""Statistics over seeds: means with 95% t-intervals, paired tests, verdicts on claims.
+"""Statistics over seeds: means with 95% t-intervals and paired tests (arm comparisons with
+their verdicts are :mod:`zsg_lib.analysis.compare`).
 
 Input is the tidy score table the book works with (:func:`zsg_lib.book.experiment.run_many`): one
 row per run × step × test instance with at least ``arrangement``, ``seed``, ``step`` and the
@@ -19,16 +20,14 @@ ignores that instances of one run are correlated), and is offered as a secondary
 >>> ci = mean_ci(df)
 >>> ci[["arrangement", "step", "mean", "n"]].to_dict("records")[0]
 {'arrangement': 'a', 'step': 4, 'mean': 1.1, 'n': 3}
->>> verdict = ordering_verdict(df, "a < b", window=(1, 4))
->>> verdict.holds, verdict.significant
-(True, True)
+>>> paired_test(df, "a", "b", window=(1, 4)).mean_diff
+-1.0333333333333332
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -159,72 +158,6 @@ def paired_test(
                       float(pair[b].mean()), mean_d, lo, hi, t, p)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Whether a claimed ordering holds in the measured numbers.
-
-    ``holds``: every adjacent pair is ordered as claimed in the mean over seeds;
-    ``significant``: and every adjacent paired test has p < alpha. ``text`` is built from the
-    numbers only.
-    """
-
-    claim: str
-    order: tuple[str, ...]
-    means: dict[str, float]
-    tests: tuple[PairedTest, ...]
-    holds: bool
-    significant: bool
-    alpha: float
-    text: str = field(default="")
-
-    @property
-    def status(self) -> str:
-        """``agrees``, ``agrees in means only`` or ``does not agree``."""
-        if self.holds and self.significant:
-            return "agrees"
-        if self.holds:
-            return "agrees in means only"
-        return "does not agree"
-
-
-def parse_claim(claim: str) -> tuple[str, ...]:
-    """``"nft < rt < fft"`` → ``("nft", "rt", "fft")`` (lowest first).
-
-    >>> parse_claim("nft < rt<fft")
-    ('nft', 'rt', 'fft')
-    """
-    names = tuple(part.strip() for part in claim.split("<"))
-    if len(names) < 2 or not all(names):
-        raise ValueError(f"a claim looks like 'a < b < c', got {claim!r}")
-    return names
-
-
-def ordering_verdict(
-    scores: pd.DataFrame,
-    claim: str,
-    window: tuple[int, int],
-    value: str = "loss",
-    alpha: float = 0.05,
-    unit: str = "seed",
-) -> Verdict:
-    """Judge a claimed ordering (lower first) of window-mean ``value`` across arrangements."""
-    order = parse_claim(claim)
-    means = window_means(scores, window, value, ("arrangement",), "seed")
-    by_arr = means.groupby("arrangement", observed=True)[value].mean().to_dict()
-    tests = tuple(paired_test(scores, a, b, window, value, unit) for a, b in zip(order, order[1:]))
-    holds = all(t.mean_diff < 0 for t in tests)
-    significant = holds and all(t.p < alpha for t in tests)
-    shown = " , ".join(f"{n} {by_arr.get(n, float('nan')):.3f}" for n in order)
-    verdict = Verdict(claim, order, {n: float(by_arr.get(n, np.nan)) for n in order}, tests,
-                      holds, significant, alpha)
-    text = (
-        f"Claim {claim} (mean {value}, steps {window[0]}–{window[1]}): measured {shown}; "
-        f"{verdict.status}"
-        + " (paired tests: " + "; ".join(str(t) for t in tests) + ")"
-    )
-    return dataclasses.replace(verdict, text=text)
-
-
 def early_share(scores: pd.DataFrame, upto: int, value: str = "loss") -> pd.DataFrame:
     """Per seed: share of the total fall of mean ``value`` (step 0 → last) reached by ``upto``.
 
@@ -317,3 +250,54 @@ def window_summary(
         mean, lo, hi = t_interval(grp[value].to_numpy(), level)
         rows.append({**dict(zip(by, key)), "mean": mean, "lo": lo, "hi": hi, "n": len(grp)})
     return pd.DataFrame(rows, columns=[*by, "mean", "lo", "hi", "n"])
+
+
+LOSS_PARTS = ("first token", "end token", "content")
+
+
+def loss_parts(scores: pd.DataFrame, by: Sequence[str] = ("seed",)) -> pd.DataFrame:
+    """The mean test loss split into what its first response token, its end-of-response
+    token and the tokens between contribute, per ``by`` × step (rows: ``part``, ``value``).
+
+    An instance's loss is the mean over its ``n`` response tokens, so its first token adds
+    ``first_loss / n`` and its end token ``end_loss / n`` (a one-token response is its end
+    token only); the parts sum to the paper's measure. Instances without an end token (cut
+    by truncation) are left out.
+
+    >>> df = pd.DataFrame({"seed": 0, "step": [0, 0], "id": ["a", "b"], "loss": [3.0, 2.0],
+    ...                    "n_tokens": [3, 1], "first_loss": [6.0, 2.0],
+    ...                    "end_loss": [2.0, 2.0]})
+    >>> loss_parts(df).set_index("part")["value"].to_dict()
+    {'content': 0.1666..., 'end token': 1.3333..., 'first token': 1.0}
+    """
+    df = scores.dropna(subset=["loss", "end_loss"]).copy()
+    n = df["n_tokens"].astype(float)
+    first = np.where(df["n_tokens"] >= 2, df["first_loss"], 0.0) / n
+    end = df["end_loss"] / n
+    df["first token"], df["end token"] = first, end
+    df["content"] = df["loss"] - first - end
+    keys = [*by, "step"]
+    means = df.groupby(keys, observed=True)[list(LOSS_PARTS)].mean().reset_index()
+    return means.melt(id_vars=keys, var_name="part", value_name="value").sort_values(
+        [*keys, "part"], ignore_index=True)
+
+
+def fall_shares(parts: pd.DataFrame, by: Sequence[str] = ("seed",)) -> pd.DataFrame:
+    """Per ``by``: the fall of the mean test loss from its first to its last scored step, and
+    the share of that fall each part of :func:`loss_parts` makes.
+
+    >>> parts = pd.DataFrame({"seed": 0, "step": [0, 0, 0, 9, 9, 9],
+    ...                       "part": ["first token", "end token", "content"] * 2,
+    ...                       "value": [2.0, 2.0, 2.0, 1.0, 0.5, 1.5]})
+    >>> fall_shares(parts).round(3).to_dict("records")
+    [{'seed': 0, 'fall': 3.0, 'first token': 0.333, 'end token': 0.5, 'content': 0.167}]
+    """
+    rows = []
+    for key, grp in parts.groupby(list(by), observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        wide = grp.pivot_table(index="step", columns="part", values="value")
+        drop = wide.iloc[0] - wide.iloc[-1]
+        fall = float(drop.sum())
+        rows.append({**dict(zip(by, key)), "fall": fall,
+                     **{p: float(drop[p] / fall) if fall else np.nan for p in LOSS_PARTS}})
+    return pd.DataFrame(rows, columns=[*by, "fall", *LOSS_PARTS])

@@ -29,9 +29,10 @@ from .params import Profile, check_chapter
 
 
 def drop_from_step(profile: Profile) -> int:
-    """Where per-task curve shapes start: the first evaluation after step 0 (the first
-    interval is the universal early fall, see :func:`zsg_lib.analysis.transitions.classify_tasks`)."""
-    return profile.train.eval_every
+    """Where per-task curve shapes start: the first evaluation after the branch point (the
+    first interval is the universal early fall, see
+    :func:`zsg_lib.analysis.transitions.classify_tasks`)."""
+    return profile.warmup.steps + profile.train.eval_every
 
 
 def consumed(profile: Profile) -> int:
@@ -57,7 +58,8 @@ def sudden_drops(
             continue
         table = ex.arrangement(profile, name, int(row.seed)).table
         # Steps come back as floats (the column holds NaN where there is no drop).
-        arr = arrivals(table, int(row.prev_step), int(row.drop_step),
+        w = profile.warmup.steps  # arrangement positions count from the branch point
+        arr = arrivals(table, int(row.prev_step) - w, int(row.drop_step) - w,
                        profile.train.instances_per_step)
         texts.append(", ".join(f"{t} ({c})" for t, c in zip(arr["task"], arr["count"])))
     shapes["arrivals"] = texts
@@ -113,13 +115,15 @@ def nearest_relatives(profile: Profile, seed: int, k: int = 5) -> pd.DataFrame:
 def similarity_vs_gain(profile: Profile, scores: pd.DataFrame,
                        name: str = "random") -> pd.DataFrame:
     """Per seed × test instance under ``name``: the minimum distance to the training instances
-    the run consumed, and the fall in loss from step 0 to the last step."""
+    the run consumed, and the fall in loss from its first scored step (0, or the branch
+    point) to the last."""
     frames = []
     per_step = profile.train.instances_per_step
     runs = scores[scores["arrangement"] == name]
     for seed in sorted(runs["seed"].unique()):
         sel = runs[runs["seed"] == seed]
-        seen = set(ex.arrangement(profile, name, int(seed)).ids[: sel["step"].max() * per_step])
+        steps = sel["step"].max() - sel["step"].min()  # from the first scored step on
+        seen = set(ex.arrangement(profile, name, int(seed)).ids[: steps * per_step])
         prep = ex.prepare(profile, int(seed))
         gain = beyond.similarity_vs_gain(
             sel, prep.train.column("id").to_pylist(), prep.train_emb, seen,
@@ -156,8 +160,9 @@ def collect_findings(profile: Profile,
 
     out: list[Finding] = []
     frames = []
-    early_scores = runs("01_early_generalization", generate=True)
-    out += [findings.early(judge, early_scores), findings.steadiest_metric(judge, early_scores)]
+    early_scores = runs("01_early_generalization", generate=True, branch=False)
+    out += [findings.early(profile.early_judge, early_scores),
+            findings.steadiest_metric(profile.early_judge, early_scores)]
     for chapter, judge_fn in _JUDGES.items():
         scores = runs(chapter)
         if scores is None:

@@ -95,10 +95,14 @@ def describe(profile: Profile) -> pd.DataFrame:
         "instances per task (train / test)": f"{profile.train_per_task} / {profile.test_per_task}",
         "training": f"{t.method} r={t.lora_r}, lr {t.learning_rate:g} ({t.schedule}), "
                     f"batch {t.batch_size}×{t.grad_accum}, {t.max_steps} steps",
+        "shared warm-up": (f"{profile.warmup.steps} steps on a seeded random draw from the "
+                           "training pool; every comparison branches from it"
+                           if profile.warmup.steps else "none (comparisons start at step 0)"),
         "test loss scored every": f"{t.eval_every} steps (chapter 1 also generates at steps {list(t.generate_at)})",
         "instances consumed per run": str(t.max_steps * t.instances_per_step),
         "seeds": ", ".join(map(str, profile.seeds)),
-        "comparisons over": f"steps 1–{profile.stats.first_n_steps}",
+        "comparisons over": "steps {}–{} (sooner) and {}–{} (later)".format(
+            *profile.judge.first_window, *profile.judge.last_window),
         "training runs for the whole book": f"{planned_runs(profile)} (shared between chapters)",
     }
     return pd.DataFrame({"setting": list(rows), "value": list(rows.values())})
@@ -107,22 +111,28 @@ def describe(profile: Profile) -> pd.DataFrame:
 def planned_runs(profile: Profile) -> int:
     """How many distinct runs the whole book trains with this profile.
 
-    Every arrangement name is one run per seed wherever it appears (chapter 1's runs are
-    shared when its arrangements are in ``generate_for``); ``rt`` (fine) is the same run
-    as ``random``; turn windows add one run per window start and seed.
+    Per seed: every arrangement the comparisons (chapters 2–5) use, once wherever it appears
+    (``rt`` at fine granularity is the same run as ``random``: the same seeded shuffle); the
+    turn windows; with a warm-up, the warm-up itself and chapter 1's runs from step 0 apart;
+    without one, chapter 1's runs are shared where their generation settings match.
 
     >>> planned_runs(load_profile("cpu-demo"))
     42
     """
     c, gen = profile.chapters, set(profile.generate_for)
-    plain = set(c.permutations) | set(c.similarity) | set(c.granularity) | set(c.tma)
-    names = plain | set(c.early)
-    # an early arrangement not in generate_for runs twice where other chapters use it too
-    twice = (set(c.early) - gen) & plain
-    if "random" in names and ("rt" in gen) == ("random" in gen):
-        names.discard("rt")
-    per_seed = len(names) + len(twice) + len(profile.tma.window_starts)
-    return per_seed * len(profile.seeds)
+    compared = set(c.permutations) | set(c.similarity) | set(c.granularity) | set(c.tma)
+    early = set(c.early)
+
+    def distinct(names: set[str], generating: set[str]) -> int:
+        shared = "random" in names and "rt" in names and ("rt" in generating) == (
+            "random" in generating)
+        return len(names) - shared
+
+    if profile.warmup.steps:
+        per_seed = 1 + distinct(compared, set()) + distinct(early, early)
+    else:  # an early arrangement not in generate_for runs twice where comparisons use it too
+        per_seed = distinct(compared | early, gen) + len((early - gen) & compared)
+    return (per_seed + len(profile.tma.window_starts)) * len(profile.seeds)
 
 
 # --------------------------------------------------------------------------- data
@@ -182,23 +192,23 @@ def load_split(profile: Profile) -> DataSplit:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One seed's data: sampled train/test instances and their embeddings.
+    """One seed's data: the warm-up draw, sampled train/test instances and their embeddings.
 
-    ``pool`` is every instance of the training tasks (TMA selects from it, PAPER.md §5);
-    ``pool_emb`` / ``test_emb_tma`` use the TMA text view and are computed on first use.
+    ``warmup`` holds the instances of the shared warm-up (empty without one); ``pool`` is
+    every other instance of the training tasks (TMA selects from it, PAPER.md §5), and
+    ``train`` is sampled from the pool, so no instance is seen twice. ``pool_emb`` /
+    ``test_emb_tma`` use the TMA text view and are computed on first use.
     """
 
     profile: Profile
     seed: int
     split: DataSplit
+    warmup: pa.Table
+    pool: pa.Table
     train: pa.Table
     test: pa.Table
     train_emb: np.ndarray
     test_emb: np.ndarray
-
-    @property
-    def pool(self) -> pa.Table:
-        return self.split.train
 
     @functools.cached_property
     def pool_emb(self) -> np.ndarray:
@@ -215,17 +225,33 @@ def embed(profile: Profile, table: pa.Table, view: str) -> np.ndarray:
                                      progress=False)
 
 
+def warmup_draw(profile: Profile, pool: pa.Table, seed: int) -> np.ndarray:
+    """Row indices of the warm-up instances: a seeded random draw from ``pool``, in the
+    order they are trained (the same for every arm of the seed)."""
+    n = profile.warmup.steps * profile.train.instances_per_step
+    if n > pool.num_rows // 2:
+        raise ParamsError(f"{profile.source}: warmup.steps: {profile.warmup.steps} steps need "
+                          f"{n} instances, but the training pool holds {pool.num_rows} (keep "
+                          "at least half of it for the comparisons)")
+    # its own stream (seed, 1): the draw does not shift the sampling or the arrangements
+    return np.random.default_rng([seed, 1]).choice(pool.num_rows, size=n, replace=False)
+
+
 @functools.lru_cache(maxsize=8)
 def prepare(profile: Profile, seed: int) -> Prepared:
-    """Sample this seed's training and test instances and embed them."""
+    """Draw this seed's warm-up, sample its training and test instances, embed them."""
     split = load_split(profile)
+    drawn = warmup_draw(profile, split.train, seed)
+    keep = np.ones(split.train.num_rows, bool)
+    keep[drawn] = False
+    warm, pool = split.train.take(drawn), split.train.filter(keep)
     if profile.has_tasks:
-        train = data.sample_per_task(split.train, profile.train_per_task, seed=seed, at_most=True)
+        train = data.sample_per_task(pool, profile.train_per_task, seed=seed, at_most=True)
         test = data.sample_per_task(split.test, profile.test_per_task, seed=seed, at_most=True)
     else:  # no tasks: the held-out conversations are the test set; seeds vary training only
-        train, test = split.train, split.test
+        train, test = pool, split.test
     view = profile.embedding.view
-    return Prepared(profile, seed, split, train, test, embed(profile, train, view),
+    return Prepared(profile, seed, split, warm, pool, train, test, embed(profile, train, view),
                     embed(profile, test, view))
 
 
@@ -274,8 +300,25 @@ def runs_root(profile: Profile) -> Path:
     return Path(profile.runs_root).expanduser() if profile.runs_root else cache_dir("runs")
 
 
+def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunRecord | None:
+    """The shared warm-up run of ``seed`` (``None`` without one): trained once, its final
+    state kept so every comparison of the seed branches from it."""
+    if profile.warmup.steps == 0:
+        return None
+    from ..train.run import train_run  # torch: only when a run is asked for
+
+    prep = prepare(profile, seed)
+    cfg = dataclasses.replace(
+        profile.run_config(seed, profile.warmup.steps), keep_final_state=True,
+        schedule_steps=profile.warmup.steps + profile.train.max_steps)
+    return train_run(cfg, prep.warmup, prep.test, prep.warmup.column("id").to_pylist(),
+                     runs_root=runs_root(profile), run_name=f"warmup-seed{seed}",
+                     progress=progress)
+
+
 def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
-           label: str, progress: bool, generate: bool = False) -> RunRecord:
+           label: str, progress: bool, generate: bool = False,
+           branch: bool = True) -> RunRecord:
     from ..train.run import train_run  # torch: only when a run is asked for
 
     per_step = profile.train.instances_per_step
@@ -284,27 +327,38 @@ def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, 
         raise ParamsError(f"{profile.source}: arrangement {arr.name!r} selected no instances")
     order = list(arr.ids[: steps * per_step])  # only what the run consumes: shared run ids
     cfg = profile.run_config(seed, steps, generate)
+    start = branch_point(profile, seed, progress) if branch else None
+    if start is not None:  # one schedule over warm-up + comparison, as the warm-up has
+        cfg = dataclasses.replace(
+            cfg, schedule_steps=profile.warmup.steps + profile.train.max_steps)
     return train_run(cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
-                     progress=progress)
+                     progress=progress, start_from=start)
 
 
 def run(profile: Profile, name: str, seed: int, progress: bool = False, generate: bool = False,
-        **arr_params: Any) -> RunRecord:
+        branch: bool = True, **arr_params: Any) -> RunRecord:
     """Arrange and train one run; a finished run with the same parameters is read back.
 
-    ``generate``: also score greedy generations (ROUGE-1/ROUGE-L/EM) at ``train.generate_at``
-    (always on for the arrangements in ``generate_for``).
+    ``branch``: start from the seed's shared warm-up (:func:`branch_point`), as every
+    comparison does; chapter 1 measures from step 0 (``branch=False``). ``generate``: also
+    score greedy generations (ROUGE-1/ROUGE-L/EM) at ``train.generate_at`` (always on for
+    the arrangements in ``generate_for`` when the run starts at step 0).
     """
-    generate = generate or name in profile.generate_for
+    unbranched = not branch or profile.warmup.steps == 0
+    generate = generate or (name in profile.generate_for and unbranched)
     arr = arrangement(profile, name, seed, **arr_params)
     prep = prepare(profile, seed)
     return _train(profile, arr, train_table(profile, name, seed), prep.test, seed,
-                  f"{name}-seed{seed}", progress, generate)
+                  f"{name}-seed{seed}", progress, generate, branch)
 
 
 def run_window(profile: Profile, start: int, seed: int, progress: bool = False) -> RunRecord:
-    """One TMA turn-window run (rounds ``[start, start + window_size)``)."""
+    """One TMA turn-window run (rounds ``[start, start + window_size)``), cut to as many
+    instances as the smallest window of the seed has, so windows are compared at equal
+    lengths."""
     arr = window_arrangement(profile, start, seed)
+    n = min(len(window_arrangement(profile, w, seed).ids) for w in profile.tma.window_starts)
+    arr = dataclasses.replace(arr, ids=arr.ids[:n])
     prep = prepare(profile, seed)
     return _train(profile, arr, prep.pool, prep.test, seed, f"tma-window{start}-seed{seed}",
                   progress)
@@ -325,16 +379,17 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
 
 def run_many(
     profile: Profile, names: Iterable[str], seeds: Iterable[int] | None = None,
-    progress: bool = True, generate: bool = False,
+    progress: bool = True, generate: bool = False, branch: bool = True,
 ) -> pd.DataFrame:
     """Scores of every arrangement × seed: one row per run × step × test instance.
 
-    Columns: ``arrangement, seed, run_id, step, id, task, loss, ...`` (the metrics where
-    generation ran). Runs already on disk are read back, not retrained.
+    Columns: ``arrangement, seed, run_id, step, id, task, loss, first_loss, end_loss, ...``
+    (the metrics where generation ran). Runs already on disk are read back, not retrained.
+    ``branch``: from the shared warm-up (see :func:`run`).
     """
     seeds = tuple(profile.seeds if seeds is None else seeds)
     jobs = [({"arrangement": n, "seed": s},
-             functools.partial(run, profile, n, s, generate=generate))
+             functools.partial(run, profile, n, s, generate=generate, branch=branch))
             for n in names for s in seeds]
     return _runs(jobs, "runs", progress)
 

@@ -96,6 +96,17 @@ class TmaParams:
 
 
 @dataclass(frozen=True)
+class WarmupParams:
+    """A shared warm-up before every comparison (chapters 2–5): ``steps`` optimizer steps on
+    a seeded random draw of ``steps × instances per step`` instances from the training pool
+    (every instance of the training tasks), the same for every arm of a seed and excluded
+    from every arm's data, so arms differ only in the data that follows. One run per seed,
+    shared by the whole book; chapter 1 measures from step 0. ``0``: no warm-up."""
+
+    steps: int = 0
+
+
+@dataclass(frozen=True)
 class StatsParams:
     """How findings are judged: mean test loss over the first ``first_n_steps`` steps."""
 
@@ -128,6 +139,7 @@ class Profile:
     embedding: EmbeddingParams = EmbeddingParams()
     tma: TmaParams = TmaParams()
     train: TrainConfig = TrainConfig()  # model, precision and seed: set above and by seeds
+    warmup: WarmupParams = WarmupParams()
     # Arrangements whose runs always generate (ROUGE/EM at train.generate_at). Runs are shared
     # between chapters only with identical settings, so chapter 1's baseline (random, and rt:
     # the same seeded shuffle) generates wherever it is used.
@@ -145,9 +157,17 @@ class Profile:
 
     @property
     def judge(self) -> Judge:
-        """What the findings need: run length, scoring interval, windows, alpha."""
-        return Judge(max_steps=self.train.max_steps, eval_every=self.train.eval_every,
-                     first_n_steps=self.stats.first_n_steps, alpha=self.stats.alpha)
+        """What the comparisons (chapters 2–5) need: they branch from the warm-up at step
+        ``warmup.steps`` and run ``train.max_steps`` more."""
+        w = self.warmup.steps
+        return Judge(max_steps=w + self.train.max_steps, eval_every=self.train.eval_every,
+                     first_n_steps=self.stats.first_n_steps, alpha=self.stats.alpha,
+                     branch_step=w)
+
+    @property
+    def early_judge(self) -> Judge:
+        """What chapter 1 needs: its runs start at step 0 (early movement is its finding)."""
+        return dataclasses.replace(self.judge, max_steps=self.train.max_steps, branch_step=0)
 
     def arrangements(self, chapter: str) -> tuple[str, ...]:
         """The arrangements ``chapter`` compares (a ``chapters`` key or a chapter stem)."""
@@ -317,6 +337,11 @@ def _validate(profile: Profile) -> Profile:
     for key, value in positive.items():
         if value <= 0:
             raise ParamsError(f"{src}: {key}: must be positive, got {value}")
+    if profile.warmup.steps < 0:
+        raise ParamsError(f"{src}: warmup.steps: must be >= 0, got {profile.warmup.steps}")
+    if profile.train.max_steps is not None and profile.warmup.steps > profile.train.max_steps:
+        raise ParamsError(f"{src}: warmup.steps: {profile.warmup.steps} is longer than the "
+                          f"comparison after it (train.max_steps={profile.train.max_steps})")
     if not profile.seeds:
         raise ParamsError(f"{src}: seeds: at least one seed is needed")
     if len(set(profile.seeds)) != len(profile.seeds):

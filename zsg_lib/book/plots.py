@@ -268,3 +268,43 @@ def scatter(
         enc["color"] = alt.Color(f"{color}:N")
     return alt.Chart(data).mark_circle(size=60).encode(**enc).properties(
         width=WIDTH * 0.8, height=HEIGHT, title=title)
+
+
+def loss_parts(parts: pd.DataFrame, title: str = "") -> alt.Chart:
+    """Stacked areas: how much of the mean test loss at each step is the first response
+    token, the end token and the content between (``step, part, value``; from
+    :func:`zsg_lib.analysis.stats.loss_parts`, averaged over seeds)."""
+    order = {"end token": 0, "first token": 1, "content": 2}
+    data = parts.assign(order=parts["part"].map(order))
+    return alt.Chart(data).mark_area(opacity=0.85).encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", stack="zero", title="mean test loss (nats)"),
+        color=alt.Color("part:N", title="part of the response",
+                        scale=alt.Scale(domain=list(order), range=["#d62728", "#ff9896",
+                                                                   "#1f77b4"])),
+        order=alt.Order("order:Q"),
+        tooltip=["step:Q", "part:N", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=WIDTH, height=HEIGHT, title=title)
+
+
+def task_differences(table: pd.DataFrame, color: str = "relative", title: str = "",
+                     x_title: str = "difference in test loss (a − b; below 0: a lower)",
+                     ) -> alt.LayerChart:
+    """Per test task: the mean difference between two arms with its 95% interval, coloured
+    by ``color`` (e.g. the kind of relative the task has among the training tasks); a rule
+    at 0. Columns: ``task, mean, lo, hi, n`` and ``color``."""
+    data = table.copy()
+    if color not in data:
+        data[color] = "—"
+    base = alt.Chart(data).encode(
+        y=alt.Y("task:N", sort=alt.EncodingSortField("mean", order="ascending"), title=None),
+        color=alt.Color(f"{color}:N", scale=alt.Scale(scheme="set1"), title=color))
+    bars = base.mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title=x_title), x2="hi:Q")
+    points = base.mark_point(filled=True, size=70).encode(
+        x="mean:Q",
+        tooltip=["task:N", f"{color}:N", alt.Tooltip("mean:Q", format="+.3f"),
+                 alt.Tooltip("lo:Q", format="+.3f"), alt.Tooltip("hi:Q", format="+.3f"),
+                 "n:Q"])
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#444").encode(x="x:Q")
+    return alt.layer(zero, bars, points).properties(
+        width=WIDTH * 0.8, height=max(120, 22 * data["task"].nunique()), title=title)

@@ -151,6 +151,71 @@ def _related(a: TaskSpec, b: TaskSpec) -> bool:
     return bool(shared) and all(a.fields[k] == b.fields[k] for k in shared)
 
 
+#: What a task maps from and to, by family: (kind of mapping, source, output). Decided from
+#: the tasks' content: name translations map ``src`` names to ``tgt`` names; number words
+#: map digits to words of ``lang`` (cardinal or ordinal) or back; formats write a value in a
+#: ``region``'s conventions; the computed families map within themselves.
+_NAMES = ("country_names", "language_names", "currency_names", "month_names", "weekday_names")
+
+
+def mapping(spec: TaskSpec) -> tuple[str, str, str]:
+    """``(kind, source, output)`` of a demo task (see ``_NAMES`` above).
+
+    >>> from zsg_lib.data.demo_tasks import all_specs
+    >>> by = {s.name: s for s in all_specs()}
+    >>> mapping(by["month_names_en_fr"]), mapping(by["words_to_numbers_es"])
+    (('names', 'English', 'French'), ('number words', 'Spanish', 'digits'))
+    """
+    f, fam = spec.fields, spec.family
+    if fam in _NAMES:
+        return "names", f["src"], f["tgt"]
+    if fam in ("number_words", "ordinal_words"):
+        return "number words", "digits", f["lang"]
+    if fam == "words_to_numbers":
+        return "number words", f["lang"], "digits"
+    if fam in ("number_format", "date_format", "currency_format"):
+        return "format", "value", f["region"]
+    return fam, fam, fam
+
+
+def relation(test: TaskSpec, train: TaskSpec) -> str | None:
+    """How a training task relates to a test task, from what each maps:
+
+    * ``helpful``: the same kind of mapping from the same source to the same output language
+      or format (e.g. ``weekday_names_en_fr`` for ``month_names_en_fr``);
+    * ``mirror``: the same vocabulary the other way round (``month_names_fr_en``,
+      ``words_to_numbers_fr`` for ``number_words_fr``): near in embedding space, teaching the
+      opposite output;
+    * ``sibling``: the same family otherwise (another language pair or region);
+    * ``None``: unrelated.
+
+    >>> from zsg_lib.data.demo_tasks import all_specs
+    >>> by = {s.name: s for s in all_specs()}
+    >>> [relation(by["number_words_fr"], by[t]) for t in
+    ...  ("ordinal_words_fr", "words_to_numbers_fr", "number_words_de", "arith_square")]
+    ['helpful', 'mirror', 'sibling', None]
+    """
+    if test.name == train.name:
+        return None
+    kind, src, out = mapping(test)
+    t_kind, t_src, t_out = mapping(train)
+    if kind == t_kind and (src, out) == (t_src, t_out):
+        return "helpful"
+    if kind == t_kind and src != out and (src, out) == (t_out, t_src):
+        return "mirror"
+    return "sibling" if test.family == train.family else None
+
+
+def relatives_kind(helpful: list[str], mirror: list[str]) -> str:
+    """A test task's kind of relatives: ``helpful + mirror``, ``helpful``, ``mirror only``,
+    ``none``."""
+    if helpful and mirror:
+        return "helpful + mirror"
+    if helpful:
+        return "helpful"
+    return "mirror only" if mirror else "none"
+
+
 def relatives_of(families: pd.DataFrame) -> dict[str, set[str]]:
     """Task → its relatives, from a task table (:func:`task_table`: ``relatives`` joined by
     ", ").
@@ -164,7 +229,9 @@ def relatives_of(families: pd.DataFrame) -> dict[str, set[str]]:
 
 
 def task_table(table: pa.Table, test_tasks: tuple[str, ...]) -> pd.DataFrame:
-    """One row per task: family, split, relatives in training, size and an example."""
+    """One row per task: family, split, relatives in training (all of them; the ``helpful``
+    and ``mirror`` ones, see :func:`relation`; and the task's ``relatives_kind``), size and
+    an example."""
     specs = all_specs()
     train = [s for s in specs if s.name not in test_tasks]
     first = {}
@@ -175,10 +242,15 @@ def task_table(table: pa.Table, test_tasks: tuple[str, ...]) -> pd.DataFrame:
     rows = []
     for s in specs:
         relatives = [t.name for t in train if t.name != s.name and _related(s, t)]
+        kinds = {t.name: relation(s, t) for t in train}
+        helpful = [t for t, k in kinds.items() if k == "helpful"]
+        mirror = [t for t, k in kinds.items() if k == "mirror"]
         rows.append({
             "task": s.name, "family": s.family,
             "split": "test" if s.name in test_tasks else "train",
             "has_relative": bool(relatives), "relatives": ", ".join(relatives),
+            "helpful": ", ".join(helpful), "mirror": ", ".join(mirror),
+            "relatives_kind": relatives_kind(helpful, mirror),
             "n_instances": int(counts.get(s.name, 0)),
             "example_prompt": first[s.name][0]["content"],
             "example_response": first[s.name][-1]["content"],
