@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..errors import TrainError
 from . import distributed, records
 from .config import TrainConfig
 from .metrics import generation_metrics
@@ -102,6 +103,15 @@ def _eval_steps(cfg: TrainConfig, max_steps: int) -> set[int]:
     return steps | set(cfg.generate_at)
 
 
+def _finite(loss: float, what: str, step: int, run_dir: Path) -> float:
+    """``loss``, or TrainError when it is NaN or infinite: the run stops, never marked DONE."""
+    if not math.isfinite(loss):
+        raise TrainError(f"{run_dir}: {what} became non-finite ({loss}) at step {step}; the "
+                         "run is not recorded as finished: lower learning_rate (or check the "
+                         "data), then delete the folder to retrain")
+    return loss
+
+
 class Loop:
     """One run's training loop and scoring; state is checkpointed between steps."""
 
@@ -136,7 +146,7 @@ class Loop:
             r["task"] = self.test_by_id[r["id"]][1]
         self.score_rows.extend(rows)
         losses = [r["loss"] for r in rows if r["n_tokens"] > 0]
-        return sum(losses) / len(losses)
+        return _finite(sum(losses) / len(losses), "mean test loss", step, self.run_dir)
 
     def _add_generation(self, model: Any, rows: list[dict[str, Any]]) -> None:
         ids = [r["id"] for r in rows]
@@ -231,6 +241,8 @@ class Loop:
         tokens_seen, seconds = 0, 0.0
         for step in range(start + 1, self.max_steps + 1):
             row = self._train_step(model, opt, self.chunks[step - 1])
+            if row["response_tokens"]:  # NaN is the normal loss of a step with no response
+                _finite(row["train_loss"], "training loss", step, self.run_dir)
             sched.step()
             row["step"] = step
             self.log_rows.append(row)
