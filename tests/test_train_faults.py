@@ -37,8 +37,8 @@ ORDER = [f"t{i}" for i in range(8)]
 
 
 def cfg(**kw) -> TrainConfig:
-    base = dict(model="tiny", bf16_autocast=False, batch_size=2, eval_every=2,
-                learning_rate=1e-2, lora_dropout=0.0)
+    base = {"model": "tiny", "bf16_autocast": False, "batch_size": 2, "eval_every": 2,
+            "learning_rate": 1e-2, "lora_dropout": 0.0}
     return TrainConfig(**{**base, **kw})
 
 

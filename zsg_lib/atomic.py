@@ -18,7 +18,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
 #: ``.tmp-<name>.<pid>.<random>``: the writer's pid sits before the random suffix (no dots).
 _TEMP_NAME = re.compile(r"^\.tmp-.+\.(\d+)\.[^.]+$")
 
