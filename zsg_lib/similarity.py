@@ -44,10 +44,23 @@ def check_embeddings(emb: np.ndarray, name: str, dim: int | None = None) -> np.n
     """Check shape (2-D, non-empty, ``dim`` columns) and return ``emb`` unchanged.
 
     Finiteness and norms are checked per chunk in :func:`normalise_rows` (no full copy).
+
+    >>> check_embeddings([[1.0, 0.0]], "train_emb")
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ArrangementError: train_emb: expected a NumPy array (n, dim), got list; pass np.asarray(train_emb, dtype=np.float32)
     """
+    if isinstance(emb, (list, tuple)):
+        raise ArrangementError(f"{name}: expected a NumPy array (n, dim), got "
+                               f"{type(emb).__name__}; pass np.asarray({name}, dtype=np.float32)")
     if not hasattr(emb, "ndim") or emb.ndim != 2:
         raise ArrangementError(f"{name}: expected a 2-D (n, dim) array, got {type(emb).__name__}"
                                f" with shape {getattr(emb, 'shape', None)}")
+    dtype = getattr(emb, "dtype", None)
+    if dtype is None or dtype == np.bool_ or not (np.issubdtype(dtype, np.integer)
+                                                   or np.issubdtype(dtype, np.floating)):
+        raise ArrangementError(f"{name}: expected real numbers (a float array), got dtype "
+                               f"{dtype}")
     if emb.shape[0] == 0:
         raise ArrangementError(f"{name}: empty (no rows)")
     if emb.shape[1] == 0:
@@ -57,6 +70,25 @@ def check_embeddings(emb: np.ndarray, name: str, dim: int | None = None) -> np.n
             f"{name}: embedding dimension {emb.shape[1]} does not match the other set's {dim}"
         )
     return emb
+
+
+def check_weight(value: float | None, name: str, optional: bool = True) -> float | None:
+    """A WSD weight: a finite real number (``None`` = the default, when ``optional``).
+
+    >>> check_weight(float("nan"), "w_avg")
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ArrangementError: w_avg: expected a finite number (or None for the default), got nan
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ArrangementError(f"{name}: expected a finite number (or None for the default), "
+                               f"got {type(value).__name__} {value!r}")
+    if not np.isfinite(value):
+        raise ArrangementError(f"{name}: expected a finite number (or None for the default), "
+                               f"got {value!r}")
+    return float(value)
 
 
 def normalise_rows(block: np.ndarray, name: str = "embeddings", offset: int = 0) -> np.ndarray:
@@ -168,6 +200,8 @@ def distance_stats(
     """
     n = check_embeddings(train_emb, "train_emb").shape[0]
     check_embeddings(test_emb, "test_emb", dim=train_emb.shape[1])
+    w_avg = check_weight(w_avg, "w_avg")
+    w_min = check_weight(w_min, "w_min", optional=False)
     ad = np.empty(n, dtype=np.float64)
     md = np.empty(n, dtype=np.float64)
     # mean_j cos(i, j) = e_i . mean_j(e_j) for unit rows: AD needs one vector, not the block

@@ -22,15 +22,30 @@ zsg_lib.typed.FieldError: y: unknown key; known keys: x, tags
 Traceback (most recent call last):
 ...
 zsg_lib.typed.FieldError: lr: expected float, got 'fast'
+
+A float must be finite (NaN and infinity, from YAML ``.nan``/``.inf`` or the strings ``nan``
+and ``inf``, are refused) unless its annotation allows them, ``Annotated[float,
+NON_FINITE]``:
+
+>>> coerce(float("nan"), float, "stats.alpha")
+Traceback (most recent call last):
+...
+zsg_lib.typed.FieldError: stats.alpha: expected a finite float, got nan
+>>> coerce("inf", Annotated[float, NON_FINITE], "bound")
+inf
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
+
+#: Marks a float field that may hold NaN or infinity: ``Annotated[float, NON_FINITE]``.
+NON_FINITE = "non-finite allowed"
 
 
 class FieldError(ValueError):
@@ -48,6 +63,8 @@ def type_name(tp: Any) -> str:
     ('list of int', 'int | null')
     """
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return type_name(typing.get_args(tp)[0])
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
@@ -66,6 +83,11 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         return FieldError(key, f"expected {expected or type_name(tp)}, got {value!r}")
 
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        inner, *extras = typing.get_args(tp)
+        if inner is float and NON_FINITE in extras:
+            return _float(value, bad)
+        return coerce(value, inner, key)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -106,17 +128,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             raise bad()
         return value
     if tp is float:
-        if isinstance(value, bool):
-            raise bad()
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            # PyYAML reads "2e-4" (no dot) as a string; accept numeric strings only.
-            try:
-                return float(value)
-            except ValueError:
-                raise bad() from None
-        raise bad()
+        number = _float(value, bad)
+        if not math.isfinite(number):
+            raise bad("a finite float")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise bad()
@@ -128,6 +143,21 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     raise bad()  # pragma: no cover - every annotation above is handled
 
 
+def _float(value: Any, bad: typing.Callable[..., FieldError]) -> float:
+    """``value`` as a float (ints and numeric strings too; bools are not numbers here)."""
+    if isinstance(value, bool):
+        raise bad()
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        # PyYAML reads "2e-4" (no dot) as a string; accept numeric strings only.
+        try:
+            return float(value)
+        except ValueError:
+            raise bad() from None
+    raise bad()
+
+
 def init_fields(cls: type) -> dict[str, dataclasses.Field]:
     """The fields a mapping may set (``init`` fields, without the bookkeeping ``source``)."""
     return {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "source"}
@@ -136,7 +166,7 @@ def init_fields(cls: type) -> dict[str, dataclasses.Field]:
 def build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     """``cls(**data)`` with every key known and every value checked (keys named with
     ``prefix``). A ``FieldError`` raised by the class's own checks gets the prefix too."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = init_fields(cls)
     kwargs = {}
     for key, value in data.items():
@@ -162,6 +192,6 @@ def build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
 def check_fields(obj: Any) -> dict[str, Any]:
     """The canonical value of every field of the dataclass instance ``obj`` (for a
     ``__post_init__`` that checks direct construction as strictly as :func:`build`)."""
-    hints = typing.get_type_hints(type(obj))
+    hints = typing.get_type_hints(type(obj), include_extras=True)
     return {name: coerce(getattr(obj, name), hints[name], name)
             for name in init_fields(type(obj))}

@@ -1,7 +1,20 @@
-"""The :class:`Arrangement` result type and helpers shared by every arrangement."""
+"""The :class:`Arrangement` result type and the checks shared by every arrangement.
+
+Every public arrangement checks its arguments here before any work, so a wrong type is an
+:class:`~zsg_lib.errors.ArrangementError` naming the argument, never a ``TypeError`` from
+inside NumPy:
+
+>>> check_int(2.0, "budget", minimum=1)
+Traceback (most recent call last):
+...
+zsg_lib.errors.ArrangementError: budget: expected a whole number >= 1 (an int), got float 2.0
+>>> check_int(None, "budget", minimum=1, optional=True) is None
+True
+"""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ArrangementError
+from ..similarity import check_embeddings
 
 TABLE_COLUMNS = ["position", "id", "task", "score", "round"]
 
@@ -50,12 +64,49 @@ def ids_and_tasks(train: pa.Table | pd.DataFrame) -> tuple[list[str], list[str |
         raise ArrangementError("train: no 'id' column")
     if not ids:
         raise ArrangementError("train: empty (no instances)")
-    if len(set(ids)) != len(ids):
-        raise ArrangementError("train: ids are not unique")
+    _check_unique(ids)
     if tasks is None:
         tasks = [None] * len(ids)
     tasks = [None if (t is None or (isinstance(t, float) and np.isnan(t))) else t for t in tasks]
     return [str(i) for i in ids], tasks
+
+
+def _check_unique(ids: list[Any]) -> None:
+    """Raise naming the first id that appears twice, and both of its rows."""
+    first: dict[Any, int] = {}
+    for row, i in enumerate(ids):
+        if i in first:
+            raise ArrangementError(f"train: id {i!r} appears twice (rows {first[i]} and {row});"
+                                   " ids must be unique: drop or rename the repeat")
+        first[i] = row
+
+
+def check_int(value: Any, name: str, minimum: int = 0, optional: bool = False) -> int | None:
+    """``value`` as an int ``>= minimum`` (``None`` passes when ``optional``); anything else
+    (a float such as ``2.0``, a string, a bool) is an :class:`ArrangementError` naming
+    ``name``. NumPy integers are accepted."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        extra = " (or None)" if optional else ""
+        raise ArrangementError(f"{name}: expected a whole number >= {minimum} (an int){extra}, "
+                               f"got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ArrangementError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_seed(seed: Any) -> int:
+    """A seed for ``numpy.random.default_rng``: an int >= 0."""
+    return check_int(seed, "seed", minimum=0)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool (``True``/``False`` only: ``"no"`` would be true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArrangementError(f"{name}: expected True or False, got {type(value).__name__} "
+                               f"{value!r}")
+    return bool(value)
 
 
 def require_tasks(name: str, tasks: list[str | None]) -> None:
@@ -69,10 +120,11 @@ def require_tasks(name: str, tasks: list[str | None]) -> None:
 
 
 def check_rows(emb: np.ndarray, n: int, name: str) -> None:
-    """Embeddings must have one row per training instance."""
+    """Embeddings must be a 2-D numeric array with one row per training instance."""
     if emb is None:
         raise ArrangementError(f"{name} is required for this arrangement")
-    if getattr(emb, "ndim", None) != 2 or emb.shape[0] != n:
+    check_embeddings(emb, name)
+    if emb.shape[0] != n:
         raise ArrangementError(
             f"{name}: expected {n} rows (one per training instance), got shape "
             f"{getattr(emb, 'shape', None)}"

@@ -9,8 +9,23 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ArrangementError
-from ..similarity import DEFAULT_CHUNK, check_embeddings, distance_stats, normalise_rows, ot_cost
-from .base import Arrangement, check_rows, ids_and_tasks, make_arrangement, require_tasks
+from ..similarity import (
+    DEFAULT_CHUNK,
+    check_embeddings,
+    check_weight,
+    distance_stats,
+    normalise_rows,
+    ot_cost,
+)
+from .base import (
+    Arrangement,
+    check_int,
+    check_rows,
+    check_seed,
+    ids_and_tasks,
+    make_arrangement,
+    require_tasks,
+)
 
 Order = Literal["nft", "fft", "rt"]
 Measure = Literal["wsd", "ad", "md", "ot"]
@@ -77,6 +92,8 @@ def by_similarity(
     ids, tasks = ids_and_tasks(train)
     check_rows(train_emb, len(ids), "train_emb")
     check_embeddings(test_emb, "test_emb", dim=train_emb.shape[1])
+    seed, w_avg = check_seed(seed), check_weight(w_avg, "w_avg")
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     rng = np.random.default_rng(seed)
     params = {"order": order, "granularity": granularity, "seed": seed, "measure": measure,
               "w_avg": w_avg}

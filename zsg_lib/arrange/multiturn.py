@@ -43,7 +43,15 @@ import pyarrow as pa
 
 from ..errors import ArrangementError
 from ..similarity import DEFAULT_CHUNK, check_embeddings, normalise_rows
-from .base import Arrangement, check_rows, ids_and_tasks, make_arrangement
+from .base import (
+    Arrangement,
+    check_flag,
+    check_int,
+    check_rows,
+    check_seed,
+    ids_and_tasks,
+    make_arrangement,
+)
 from .catalog import TMA_SETTINGS
 from .neighbours import TrainPrep, exact_pairs, margin, rank_keys, replace_rows, screen_candidates
 
@@ -79,6 +87,15 @@ def auto_k(limit: int, m: int, n: int, max_rounds: int | None = None) -> int:
     return int(max(1, min(n, 4 * rounds + 32, 4096)))
 
 
+def _check_sizes(budget: object, k: object, chunk_size: object,
+                 max_rounds: object = None) -> tuple[int | None, int | None, int | None, int]:
+    """The size arguments of TMA as ints (ArrangementError naming the one that is not)."""
+    return (check_int(budget, "budget", minimum=1, optional=True),
+            check_int(max_rounds, "max_rounds", minimum=0, optional=True),
+            check_int(k, "k", minimum=1, optional=True),
+            check_int(chunk_size, "chunk_size", minimum=1))
+
+
 def tma_rounds(
     train_emb: np.ndarray,
     test_emb: np.ndarray,
@@ -105,14 +122,8 @@ def tma_rounds(
     """
     n = check_embeddings(train_emb, "train_emb").shape[0]
     m = check_embeddings(test_emb, "test_emb", dim=train_emb.shape[1]).shape[0]
-    if budget is not None and budget < 1:
-        raise ArrangementError(f"budget must be >= 1 (or None), got {budget}")
-    if max_rounds is not None and max_rounds < 0:
-        raise ArrangementError(f"max_rounds must be >= 0 (or None), got {max_rounds}")
-    if k is not None and k < 1:
-        raise ArrangementError(f"k must be >= 1 (or None), got {k}")
-    if chunk_size < 1:
-        raise ArrangementError(f"chunk_size must be >= 1, got {chunk_size}")
+    farthest = check_flag(farthest, "farthest")
+    budget, max_rounds, k, chunk_size = _check_sizes(budget, k, chunk_size, max_rounds)
     limit = n if budget is None else min(budget, n)
     k = auto_k(limit, m, n, max_rounds) if k is None else int(min(k, n))
     test_n = normalise_rows(test_emb, "test_emb")
@@ -248,6 +259,8 @@ def tma(
     """
     ids, tasks = ids_and_tasks(train)
     check_rows(train_emb, len(ids), "train_emb")
+    budget, _, k, chunk_size = _check_sizes(budget, k, chunk_size)
+    seed = check_seed(seed)
     if setting not in TMA_SETTINGS:
         raise ArrangementError(f"TMA setting must be one of {TMA_SETTINGS}; got {setting!r}")
     n = len(ids)
@@ -320,8 +333,9 @@ def tma_window(
     """
     ids, tasks = ids_and_tasks(train)
     check_rows(train_emb, len(ids), "train_emb")
-    if start < 0 or size < 1:
-        raise ArrangementError(f"window needs start >= 0 and size >= 1; got {start}, {size}")
+    start = check_int(start, "start (the window's first round)", minimum=0)
+    size = check_int(size, "size (rounds in the window)", minimum=1)
+    farthest = check_flag(farthest, "farthest")
     sel = tma_rounds(train_emb, test_emb, farthest, None, start + size, k, chunk_size)
     pos = np.flatnonzero(sel.rounds >= start)
     pos = pos[within_round_order(sel.rounds[pos], sel.order[pos], within_round,

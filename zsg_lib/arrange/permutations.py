@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .base import Arrangement, ids_and_tasks, make_arrangement, require_tasks
+from .base import Arrangement, check_seed, ids_and_tasks, make_arrangement, require_tasks
 
 
 def _task_blocks(tasks: list[str | None], rng: np.random.Generator) -> list[np.ndarray]:
@@ -36,6 +36,7 @@ def random_order(train: pa.Table | pd.DataFrame, seed: int = 0) -> Arrangement:
     ['x0', 'x1', 'x2', 'x3', 'x4']
     """
     ids, tasks = ids_and_tasks(train)
+    seed = check_seed(seed)
     order = np.random.default_rng(seed).permutation(len(ids))
     return make_arrangement("random", ids, tasks, order, {"seed": seed})
 
@@ -54,6 +55,7 @@ def round_robin(train: pa.Table | pd.DataFrame, seed: int = 0) -> Arrangement:
     (['a', 'b', 'a', 'b'], [0, 0, 1, 1])
     """
     ids, tasks = ids_and_tasks(train)
+    seed = check_seed(seed)
     require_tasks("round-robin", tasks)
     blocks = _task_blocks(tasks, np.random.default_rng(seed))
     order, turns = [], []
@@ -78,6 +80,7 @@ def cluster(train: pa.Table | pd.DataFrame, seed: int = 0) -> Arrangement:
     (['b', 'b', 'c', 'c', 'a', 'a'], [0, 0, 1, 1, 2, 2])
     """
     ids, tasks = ids_and_tasks(train)
+    seed = check_seed(seed)
     require_tasks("cluster", tasks)
     blocks = _task_blocks(tasks, np.random.default_rng(seed))
     order = np.concatenate(blocks)

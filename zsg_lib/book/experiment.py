@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from .. import data
@@ -49,7 +50,7 @@ from ..errors import ParamsError
 from ..paths import cache_dir
 from ..train import records
 from ..train.records import RunRecord
-from .params import Profile, check_chapter, check_runnable, load_profile
+from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
 
 # --------------------------------------------------------------------------- profile
 
@@ -166,6 +167,8 @@ def load_split(profile: Profile) -> DataSplit:
     kw = {"k_positive": ds.k_positive} if ds.kind == "niv2" else {}
     loaded = data.load(ds.kind, ds.path, seed=ds.seed, track=ds.track, **kw)
     table, own = loaded.table, loaded.own_split
+    if profile.has_tasks:  # a listed task missing from the data: name it in the profile
+        check_split_tasks(profile, pc.unique(table.column("task")).drop_null().to_pylist())
 
     if not profile.has_tasks:
         split = data.split_instances(table, sp.n_test_instances, seed=ds.seed)
@@ -356,9 +359,14 @@ def run_window(profile: Profile, start: int, seed: int, progress: bool = False) 
     """One TMA turn-window run (rounds ``[start, start + window_size)``), cut to as many
     instances as the smallest window of the seed has, so windows are compared at equal
     lengths."""
+    windows = [window_arrangement(profile, w, seed) for w in profile.tma.window_starts]
+    for i, (w, win) in enumerate(zip(profile.tma.window_starts, windows)):
+        if not win.ids:
+            raise ParamsError(
+                f"{profile.source}: tma.window_starts[{i}]: round {w} does not exist: the "
+                f"training pool of seed {seed} has {win.params['rounds_available']} TMA rounds")
     arr = window_arrangement(profile, start, seed)
-    n = min(len(window_arrangement(profile, w, seed).ids) for w in profile.tma.window_starts)
-    arr = dataclasses.replace(arr, ids=arr.ids[:n])
+    arr = dataclasses.replace(arr, ids=arr.ids[: min(len(win.ids) for win in windows)])
     prep = prepare(profile, seed)
     return _train(profile, arr, prep.pool, prep.test, seed, f"tma-window{start}-seed{seed}",
                   progress)

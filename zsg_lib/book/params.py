@@ -24,8 +24,9 @@ way (:mod:`zsg_lib.book.sweeps`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,15 +206,25 @@ def _clip_generate_at(train: Mapping[str, Any]) -> Mapping[str, Any]:
     return train
 
 
-def _build(data: Mapping[str, Any], where: str) -> Profile:
-    """The profile from ``data``; every problem as ``<where>: <dotted key>: <reason>``."""
+def _shortens_run(overrides: Mapping[str, Any]) -> bool:
+    """Whether ``overrides`` (nested) set ``train.max_steps`` and leave ``generate_at`` to the
+    file: only then are the file's later generation steps clipped; a ``generate_at`` step
+    past ``max_steps`` written in the file, or in the overrides, is an error."""
+    train = overrides.get("train")
+    return isinstance(train, Mapping) and "max_steps" in train and "generate_at" not in train
+
+
+def _build(data: Mapping[str, Any], where: str, clip: bool = False) -> Profile:
+    """The profile from ``data``; every problem as ``<where>: <dotted key>: <reason>``.
+    ``clip``: drop ``train.generate_at`` steps past ``train.max_steps`` first."""
     train = data.get("train")
     if isinstance(train, Mapping):
         for key, instead in _SET_ELSEWHERE.items():
             if key in train:
                 raise ParamsError(f"{where}: train.{key}: set at the top level ({instead}:), "
                                   "not in train:")
-        data = {**data, "train": _clip_generate_at(train)}
+        if clip:
+            data = {**data, "train": _clip_generate_at(train)}
     try:
         return build(Profile, data)
     except FieldError as exc:
@@ -246,10 +257,57 @@ def resolve_profile_path(name_or_path: str | os.PathLike) -> Path:
     return path
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping: ``key`` (dotted) and both 1-based ``lines``."""
+
+    def __init__(self, key: str, lines: tuple[int, int]) -> None:
+        super().__init__(None, None, f"{key}: key given twice (lines {lines[0]} and "
+                                     f"{lines[1]}); keep one of them")
+        self.key, self.lines = key, lines
+
+
+def _check_unique_keys(node: yaml.Node, prefix: str = "") -> None:
+    """Raise :class:`DuplicateKeyError` for a key given twice in any mapping under ``node``
+    (PyYAML keeps the last one silently: pyyaml issue #165)."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_unique_keys(item, f"{prefix}[{i}]")
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base`` may repeat base keys
+            continue
+        key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+        line = key_node.start_mark.line + 1
+        if key in first:
+            raise DuplicateKeyError(key, (first[key], line))
+        first[key] = line
+        _check_unique_keys(value_node, key)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, refusing a mapping key given twice (two ``train:`` blocks, a key
+    twice in a section) instead of keeping the last one.
+
+    >>> yaml.load("a: 1\\nb: {c: 2, c: 3}\\n", UniqueKeyLoader)
+    Traceback (most recent call last):
+    ...
+    zsg_lib.book.params.DuplicateKeyError: b.c: key given twice (lines 2 and 2); keep one of them
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_unique_keys(node)
+        return super().construct_document(node)
+
+
 def read_yaml(path: Path) -> dict:
-    """A YAML file's top-level mapping; ParamsError naming the file if it is not one."""
+    """A YAML file's top-level mapping; ParamsError naming the file if it is not one, or if
+    a key is given twice (with both line numbers)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), UniqueKeyLoader)
+    except DuplicateKeyError as exc:
+        raise ParamsError(f"{relative(path)}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{relative(path)}: not valid YAML: {exc}") from None
     if data is None:
@@ -294,10 +352,15 @@ def _expand_path(path: str | None) -> str | None:
     return expanded
 
 
+#: Kinds whose ``dataset.path`` must be one file, or one folder (the others take either).
+_PATH_SHAPE = {"flan-mini": "file", "sharegpt": "file", "niv2": "folder"}
+
+
 def check_dataset_path(profile: Profile) -> Profile:
     """Raise :class:`ParamsError` naming file and key when the dataset path is missing.
 
-    The demo kind needs no path (it is generated). Call this before any work; it is what
+    The demo kind needs no path (it is generated); a folder where the kind reads one file
+    (Flan-mini, ShareGPT), or a file where it reads a folder (NIV2), is refused too. Call this before any work; it is what
     :func:`load_profile` does unless told ``check_paths=False``.
     """
     ds = profile.dataset
@@ -308,9 +371,71 @@ def check_dataset_path(profile: Profile) -> Profile:
             f"{profile.source}: dataset.path: kind {ds.kind!r} needs a path "
             "(set it in the file or override dataset.path)"
         )
-    if not Path(ds.path).exists():
+    path = Path(ds.path)
+    if not path.exists():
         raise ParamsError(f"{profile.source}: dataset.path: {ds.path!r} does not exist")
+    shape = _PATH_SHAPE.get(ds.kind)
+    if shape == "file" and path.is_dir():
+        raise ParamsError(f"{profile.source}: dataset.path: {ds.path!r} is a folder; kind "
+                          f"{ds.kind!r} reads one file (a JSON array of records or JSON Lines):"
+                          " give the file's path")
+    if shape == "folder" and not path.is_dir():
+        raise ParamsError(f"{profile.source}: dataset.path: {ds.path!r} is a file; kind "
+                          f"{ds.kind!r} reads a folder (with tasks/ and splits/): give the "
+                          "folder's path")
     return profile
+
+
+def check_split_tasks(profile: Profile, available_tasks: Iterable[str]) -> None:
+    """Raise :class:`ParamsError` naming ``split.train_tasks[i]`` or ``split.test_tasks[i]``
+    and the profile file when a listed task is not among ``available_tasks`` (the tasks of
+    the loaded data). Call it where the split is resolved, before any training.
+
+    >>> p = load_profile("tiny", {"split.test_tasks": ["t1", "tx"], "split.n_test_tasks": None})
+    >>> check_split_tasks(p, ["t1", "t2", "t3"])
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ParamsError: params/tiny.yaml (overrides): split.test_tasks[1]: task 'tx' is not in the data (3 tasks, e.g. ['t1', 't2', 't3']); check the name
+    """
+    known = set(available_tasks)
+    for key in ("train_tasks", "test_tasks"):
+        for i, name in enumerate(getattr(profile.split, key) or ()):
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; check the name"
+            raise ParamsError(f"{profile.source}: split.{key}[{i}]: task {name!r} is not in the "
+                              f"data ({len(known)} tasks, e.g. {sorted(known)[:3]}){hint}")
+
+
+def _check_split_keys(profile: Profile) -> None:
+    """Task counts are positive; a task list names each task once, on one side only."""
+    src, sp = profile.source, profile.split
+    for key in ("n_train_tasks", "n_test_tasks", "n_test_instances"):
+        value = getattr(sp, key)
+        if value is not None and value <= 0:
+            raise ParamsError(f"{src}: split.{key}: must be positive (or unset), got {value}")
+    for key in ("train_tasks", "test_tasks"):
+        first: dict[str, int] = {}
+        for i, name in enumerate(getattr(sp, key) or ()):
+            if name in first:
+                raise ParamsError(f"{src}: split.{key}[{i}]: task {name!r} is listed twice "
+                                  f"(also split.{key}[{first[name]}]); list each task once")
+            first.setdefault(name, i)
+    train = {name: i for i, name in enumerate(sp.train_tasks or ())}
+    for j, name in enumerate(sp.test_tasks or ()):
+        if name in train:
+            raise ParamsError(f"{src}: split.test_tasks[{j}]: task {name!r} is also "
+                              f"split.train_tasks[{train[name]}]; a task is on one side only")
+
+
+def _check_windows(profile: Profile) -> None:
+    """Turn windows start at round 0 or later. (Whether a round exists depends on the data:
+    :func:`zsg_lib.book.experiment.run_window` checks that before any window trains.)"""
+    for i, start in enumerate(profile.tma.window_starts):
+        if start < 0:
+            raise ParamsError(f"{profile.source}: tma.window_starts[{i}]: rounds count from 0, "
+                              f"got {start}")
 
 
 def _validate(profile: Profile) -> Profile:
@@ -348,6 +473,8 @@ def _validate(profile: Profile) -> Profile:
         raise ParamsError(f"{src}: seeds: duplicate seeds {list(profile.seeds)}")
     if not 0 < profile.stats.alpha < 1:
         raise ParamsError(f"{src}: stats.alpha: must be in (0, 1), got {profile.stats.alpha}")
+    _check_split_keys(profile)
+    _check_windows(profile)
     try:  # the top-level model/precision meet train: here (e.g. qlora needs 4bit)
         profile.run_config(profile.seeds[0])
     except FieldError as exc:
@@ -375,10 +502,13 @@ def load_profile(
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     _build(data, where)  # errors in the file itself name the file alone
+    clip = False
     if overrides:
         where = f"{where} (overrides)"
-        data = _merge(data, _nest(overrides))
-    profile = _build(data, where)
+        nested = _nest(overrides)
+        clip = _shortens_run(nested)
+        data = _merge(data, nested)
+    profile = _build(data, where, clip)
     profile = dataclasses.replace(
         profile,
         source=where,

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..errors import TrainError
 from . import distributed, records
 from .config import TrainConfig
 from .metrics import generation_metrics
@@ -113,6 +114,15 @@ class Branch:
     scores: list[dict[str, Any]] | None = None
 
 
+def _finite(loss: float, what: str, step: int, run_dir: Path) -> float:
+    """``loss``, or TrainError when it is NaN or infinite: the run stops, never marked DONE."""
+    if not math.isfinite(loss):
+        raise TrainError(f"{run_dir}: {what} became non-finite ({loss}) at step {step}; the "
+                         "run is not recorded as finished: lower learning_rate (or check the "
+                         "data), then delete the folder to retrain")
+    return loss
+
+
 class Loop:
     """One run's training loop and scoring; state is checkpointed between steps.
 
@@ -153,7 +163,7 @@ class Loop:
             r["step"] = step
             r["task"] = self.test_by_id[r["id"]][1]
         self.score_rows.extend(rows)
-        return _mean_loss(rows)
+        return _finite(_mean_loss(rows), "mean test loss", step, self.run_dir)
 
     def _add_generation(self, model: Any, rows: list[dict[str, Any]]) -> None:
         ids = [r["id"] for r in rows]
@@ -253,6 +263,8 @@ class Loop:
         tokens_seen, seconds = 0, 0.0
         for step in range(start + 1, self.end + 1):
             row = self._train_step(model, opt, self.chunks[step - self.first - 1])
+            if row["response_tokens"]:  # NaN is the normal loss of a step with no response
+                _finite(row["train_loss"], "training loss", step, self.run_dir)
             sched.step()
             row["step"] = step
             self.log_rows.append(row)

@@ -13,10 +13,13 @@ A run lives in ``<runs_root>/<run_id>/``::
     final-state.pt    the state at the last step, kept when other runs branch from this one
                       (``keep_final_state``: a shared warm-up)
     DONE              written last: a run is finished iff this file exists
+    .lock             the file lock of the process training the run (:func:`run_lock`)
 
 The run id hashes the config, the model, the test set and the ordered training instances (ids
 and content), so the same experiment asked for twice, from any chapter, is one run. Every file
-is written atomically (:mod:`zsg_lib.atomic`).
+is written atomically (:mod:`zsg_lib.atomic`); a write that fails (disk full) and a record
+that cannot be read back (truncated) are a :class:`~zsg_lib.errors.TrainError` naming the run
+folder and what to do.
 
 Writing is :func:`write_params`, :func:`write_table` (``order``), :func:`write_log`,
 :func:`write_scores`, :func:`mark_done`; reading is :func:`read_record` (one run) and
@@ -30,13 +33,15 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import platform
-import shutil
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -46,7 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..atomic import atomic_path, atomic_write_text
+from ..atomic import atomic_path, atomic_write_text, clean_stale_temps, temp_prefix
 from ..errors import TrainError
 from .config import TrainConfig
 
@@ -55,6 +60,77 @@ PARAMS, ORDER, LOG, SCORES, CHECKPOINT, FINAL, DONE = (
     "params.json", "order.parquet", "log.parquet", "scores.parquet", "checkpoint.pt",
     "final-state.pt", "DONE",
 )
+LOCK = ".lock"  # held by the process training the run (see run_lock)
+_RETRAIN = "delete the folder to retrain the run"
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@contextlib.contextmanager
+def _writing(run_dir: Path, name: str) -> Iterator[None]:
+    """An OSError while writing ``name`` (disk full, permissions) as a TrainError naming the
+    run folder; the atomic write leaves the previous file, or none, under the real name."""
+    try:
+        yield
+    except OSError as exc:
+        raise TrainError(f"{run_dir}: could not write {name} ({exc}); free space or fix the "
+                         "folder, then run again (an unfinished run resumes from its last "
+                         f"checkpoint), or {_RETRAIN}") from exc
+
+
+def _unreadable(run_dir: Path, name: str, exc: BaseException) -> TrainError:
+    return TrainError(f"{run_dir}: {name} is unreadable ({type(exc).__name__}: {exc}); the "
+                      f"record is damaged (truncated?): {_RETRAIN}")
+
+
+def _read_json(run_dir: Path, name: str) -> Any:
+    try:
+        return json.loads((run_dir / name).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _unreadable(run_dir, name, exc) from exc
+
+
+def _read_parquet(run_dir: Path, name: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(run_dir / name)
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(run_dir, name, exc) from exc
+
+
+def check_tables(run_dir: Path) -> None:
+    """Raise :class:`TrainError` when a finished run's log or score table is damaged (reads
+    the Parquet footers only, so a truncated file is caught before any analysis)."""
+    for name in (LOG, SCORES):
+        try:
+            pq.read_metadata(run_dir / name)
+        except (OSError, pa.ArrowException) as exc:
+            raise _unreadable(run_dir, name, exc) from exc
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, timeout: float = -1) -> Iterator[None]:
+    """Hold the run folder's lock: a second process starting the same run waits here until
+    the first is done, then finds it finished. A file lock (``filelock``, which the Hugging
+    Face libraries already depend on) is released by the OS if its holder is killed."""
+    from filelock import FileLock, Timeout
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir / LOCK))
+    try:
+        with lock.acquire(timeout=timeout):
+            yield
+    except Timeout as exc:  # only with a timeout >= 0
+        raise TrainError(f"{run_dir}: another process is training this run") from exc
+
+
+def clean_run_folder(run_dir: Path) -> list[Path]:
+    """Remove what killed writers left in the run folder (``.tmp-*`` temp files and adapter
+    folders; see :func:`zsg_lib.atomic.clean_stale_temps`)."""
+    removed = clean_stale_temps(run_dir)
+    if (run_dir / "adapters").is_dir():
+        removed += clean_stale_temps(run_dir / "adapters")
+    return removed
 
 
 def _digest(obj: Any) -> str:
@@ -91,10 +167,7 @@ def check_compatible(run_dir: Path, run_id: str) -> dict[str, Any] | None:
     path = run_dir / PARAMS
     if not path.exists():
         return None
-    try:
-        params = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TrainError(f"{path}: unreadable run record ({exc}); delete the folder") from exc
+    params = _read_json(run_dir, PARAMS)
     version = params.get("format_version")
     if version != FORMAT_VERSION:
         raise TrainError(
@@ -108,14 +181,16 @@ def check_compatible(run_dir: Path, run_id: str) -> dict[str, Any] | None:
 
 def write_params(run_dir: Path, params: Mapping[str, Any]) -> None:
     """params.json, pretty-printed."""
-    atomic_write_text(run_dir / PARAMS, json.dumps(params, indent=2, sort_keys=True, default=str))
+    with _writing(run_dir, PARAMS):
+        atomic_write_text(run_dir / PARAMS,
+                          json.dumps(params, indent=2, sort_keys=True, default=str))
 
 
 def write_table(path: Path, rows: Sequence[Mapping[str, Any]] | pa.Table,
                 schema: pa.Schema | None = None) -> None:
     """A Parquet file from rows (or a table), atomically."""
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows), schema=schema)
-    with atomic_path(path) as tmp:
+    with _writing(path.parent, path.name), atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
 
@@ -123,18 +198,24 @@ def save_checkpoint(run_dir: Path, state: Mapping[str, Any]) -> None:
     """The resume state, atomically (a kill mid-write leaves the previous one)."""
     import torch  # lazy: reading records needs no torch
 
-    with atomic_path(run_dir / CHECKPOINT) as tmp:
+    with _writing(run_dir, CHECKPOINT), atomic_path(run_dir / CHECKPOINT) as tmp:
         torch.save(dict(state), tmp)
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    """The last saved resume state, or ``None``."""
+    """The last saved resume state, or ``None``; TrainError naming the run folder when the
+    file is damaged (a truncated ``checkpoint.pt`` is never half-resumed)."""
+    import pickle
+
     import torch
 
     path = run_dir / CHECKPOINT
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise _unreadable(run_dir, CHECKPOINT, exc) from exc
 
 
 def save_final_state(run_dir: Path, state: Mapping[str, Any]) -> None:
@@ -161,16 +242,18 @@ def save_adapter(run_dir: Path, model: Any, step: int) -> Path:
     final = run_dir / "adapters" / f"step-{step}"
     if final.exists():
         return final
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    os.replace(tmp, final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _writing(run_dir, f"adapters/{final.name}"):
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=temp_prefix(final)))
+        model.save_pretrained(tmp)
+        os.replace(tmp, final)
     return final
 
 
 def mark_done(run_dir: Path, summary: Mapping[str, Any]) -> None:
     """Write DONE (last) and drop the resume checkpoint, which a finished run never needs."""
-    atomic_write_text(run_dir / DONE, json.dumps(dict(summary), indent=2, default=str))
+    with _writing(run_dir, DONE):
+        atomic_write_text(run_dir / DONE, json.dumps(dict(summary), indent=2, default=str))
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
 
 
@@ -223,18 +306,20 @@ class RunRecord:
     @functools.cached_property
     def log(self) -> pd.DataFrame:
         """One row per optimizer step."""
-        return pd.read_parquet(self.path / LOG)
+        return _read_parquet(self.path, LOG)
 
     @functools.cached_property
     def scores(self) -> pd.DataFrame:
         """One row per scored step x test instance."""
-        return pd.read_parquet(self.path / SCORES)
+        return _read_parquet(self.path, SCORES)
 
 
 def read_record(run_dir: Path, reused: bool = False) -> RunRecord:
-    """The finished run in ``run_dir``."""
-    params = json.loads((run_dir / PARAMS).read_text())
-    summary = json.loads((run_dir / DONE).read_text())
+    """The finished run in ``run_dir``; TrainError naming the folder when its record is
+    damaged (unreadable params or DONE, truncated tables)."""
+    params = _read_json(run_dir, PARAMS)
+    summary = _read_json(run_dir, DONE)
+    check_tables(run_dir)
     return RunRecord(path=run_dir, run_id=params["run_id"], params=params, reused=reused,
                      summary=summary)
 
@@ -249,6 +334,8 @@ class RunTables:
     params: pd.DataFrame
     log: pd.DataFrame
     scores: pd.DataFrame
+    #: Finished runs left out because their record is damaged: (folder, reason).
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     def loss_curves(self, by: Iterable[str] = ()) -> pd.DataFrame:
         """Mean test loss per run x step (x ``by`` columns of ``scores``, e.g. ``task``)."""
@@ -292,35 +379,67 @@ def load_runs(root_or_paths: str | Path | Iterable[str | Path],
 
     Every table carries ``run_id``, so joins with ``params`` pick up any parameter. Unfinished
     runs (no ``DONE``) are skipped unless ``include_unfinished`` (their tables are then empty).
+    A run whose record is damaged (unreadable params, truncated tables) does not fail the
+    whole root: it is left out, listed in ``skipped`` and named in a warning.
 
     >>> import tempfile
     >>> load_runs(tempfile.mkdtemp()).params.empty
     True
     """
     param_rows, logs, scores = [], [], []
+    skipped: list[tuple[Path, str]] = []
     for d in _run_dirs(root_or_paths):
         done = is_done(d)
         if not done and not include_unfinished:
             continue
-        params = json.loads((d / PARAMS).read_text())
-        if params.get("format_version") != FORMAT_VERSION:
-            raise TrainError(f"{d}: run-record format {params.get('format_version')!r}, "
-                             f"this zsg reads {FORMAT_VERSION}")
-        row: dict[str, object] = {}
-        for key in ("run_id", "name", "max_steps", "steps_per_pass"):
-            row[key] = params.get(key)
-        _flatten("config", params.get("config", {}), row)
-        _flatten("data", params.get("data", {}), row)
-        _flatten("versions", params.get("versions", {}), row)
-        row["done"], row["path"] = done, str(d)
+        try:
+            row, tables = _read_run(d, done)
+        except _Damaged as exc:
+            skipped.append((d, str(exc.__cause__)))
+            continue
         param_rows.append(row)
-        if done:
-            for name, bucket in ((LOG, logs), (SCORES, scores)):
-                frame = pd.read_parquet(d / name)
-                frame.insert(0, "run_id", params["run_id"])
-                bucket.append(frame)
+        for frame, bucket in zip(tables, (logs, scores)):
+            bucket.append(frame)
+    if skipped:
+        listed = "; ".join(f"{d}: {why}" for d, why in skipped)
+        warnings.warn(f"load_runs skipped {len(skipped)} damaged run(s) (RunTables.skipped): "
+                      f"{listed}", stacklevel=2)
     return RunTables(
         params=pd.DataFrame(param_rows),
         log=pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(),
         scores=pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(),
+        skipped=skipped,
     )
+
+
+class _Damaged(Exception):
+    """A run whose record cannot be read (the TrainError is its ``__cause__``)."""
+
+
+def _read_run(d: Path, done: bool) -> tuple[dict[str, object], list[pd.DataFrame]]:
+    """One run's params row and, when finished, its log and score tables. A damaged record
+    raises :class:`_Damaged`; a record of another format version is a TrainError (the user
+    must act: it is not damage)."""
+    try:
+        params = _read_json(d, PARAMS)
+    except TrainError as exc:
+        raise _Damaged() from exc
+    if params.get("format_version") != FORMAT_VERSION:
+        raise TrainError(f"{d}: run-record format {params.get('format_version')!r}, "
+                         f"this zsg reads {FORMAT_VERSION}")
+    row: dict[str, object] = {}
+    for key in ("run_id", "name", "max_steps", "steps_per_pass"):
+        row[key] = params.get(key)
+    _flatten("config", params.get("config", {}), row)
+    _flatten("data", params.get("data", {}), row)
+    _flatten("versions", params.get("versions", {}), row)
+    row["done"], row["path"] = done, str(d)
+    tables = []
+    if done:
+        try:
+            tables = [_read_parquet(d, name) for name in (LOG, SCORES)]
+        except TrainError as exc:
+            raise _Damaged() from exc
+        for frame in tables:
+            frame.insert(0, "run_id", params["run_id"])
+    return row, tables

@@ -41,9 +41,11 @@ actually consumed. Loss is on response tokens only (:mod:`zsg_lib.train.prompts`
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +164,10 @@ def train_run(
     ``start_from``: a finished run that kept its final state (a shared warm-up); this run
     continues from it — weights, optimizer, schedule, RNG and step counter — so runs branching
     from one warm-up differ only in the data that follows. Its id names the branch.
-    All input checks happen before the model is touched.
+    All input checks happen before the model is touched. Two processes starting the same
+    run train it once: the second waits for the run folder's lock, then reads the record
+    back. A loss that becomes NaN or infinite fails the run (:class:`TrainError` naming the
+    step and the folder) and it is never marked DONE.
     """
     if not isinstance(config, TrainConfig):
         raise TrainError(f"config: expected a TrainConfig, got {type(config).__name__}")
@@ -186,10 +191,63 @@ def train_run(
     run_id = records.run_id_of(cfg_dict, data_id)
     root = Path(runs_root) if runs_root is not None else cache_dir("runs")
     run_dir = root / run_id
+    finished = _finished(run_dir, run_id)
+    if finished is not None:
+        return finished
+    inputs = _Inputs(cfg, train_by_id, test_by_id, order, max_steps, per_pass, data_id,
+                     run_id, run_name, start_from)
+    with _exclusive(run_dir):
+        # Another process may have trained the run while this one waited for the lock.
+        finished = _finished(run_dir, run_id)
+        if finished is not None:
+            return finished
+        record = _train(inputs, run_dir, progress, on_step)
+    record.params["name"] = run_name or record.params.get("name")
+    return record
+
+
+def _finished(run_dir: Path, run_id: str) -> RunRecord | None:
+    """The finished run in ``run_dir`` read back, or ``None`` when it is not finished."""
     existing = records.check_compatible(run_dir, run_id)
     if existing is not None and records.is_done(run_dir):
         return records.read_record(run_dir, reused=True)
+    return None
 
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """One process trains a run: the others wait for the folder's lock. Under several
+    processes of one launch (``WORLD_SIZE`` > 1) the ranks train together and no lock is
+    taken (they would wait on each other)."""
+    if distributed.current().world > 1:
+        yield
+        return
+    with records.run_lock(run_dir):
+        records.clean_run_folder(run_dir)  # temp files of killed writers: nobody else writes
+        yield
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """A run's checked inputs and identity (what :func:`_train` needs)."""
+
+    cfg: TrainConfig
+    train_by_id: dict[str, tuple[Any, Any]]
+    test_by_id: dict[str, tuple[Any, Any]]
+    order: list[str]
+    max_steps: int
+    per_pass: int
+    data_id: dict[str, Any]
+    run_id: str
+    run_name: str | None
+    start_from: RunRecord | None = None
+
+
+def _train(inp: _Inputs, run_dir: Path, progress: bool,
+           on_step: Callable[[int, dict[str, Any]], None] | None) -> RunRecord:
+    """Encode, write the run's params and order (first start only), train, mark DONE."""
+    cfg, train_by_id, test_by_id, order = inp.cfg, inp.train_by_id, inp.test_by_id, inp.order
+    existing = records.check_compatible(run_dir, inp.run_id)
     base, tokenizer = load_model(cfg.model, cfg.resolved_precision, cfg.device)
     device = next(base.parameters()).device
     enc_kw = dict(max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
@@ -207,12 +265,12 @@ def train_run(
         if rep.zero_target:
             warnings.warn(f"{len(rep.zero_target)} {name} instance(s) have zero response tokens "
                           f"after truncation and carry no loss: {rep.zero_target[:5]}",
-                          stacklevel=2)
+                          stacklevel=3)
 
     params = {
-        "format_version": records.FORMAT_VERSION, "run_id": run_id, "name": run_name,
-        "config": cfg_dict, "data": data_id, "max_steps": max_steps,
-        "steps_per_pass": per_pass, "versions": records.library_versions(),
+        "format_version": records.FORMAT_VERSION, "run_id": inp.run_id, "name": inp.run_name,
+        "config": cfg.to_dict(), "data": inp.data_id, "max_steps": inp.max_steps,
+        "steps_per_pass": inp.per_pass, "versions": records.library_versions(),
         "encoding": {"train": train_rep.summary(), "test": test_rep.summary(),
                      "zero_target_test_ids": test_rep.zero_target,
                      "zero_target_train_ids": train_rep.zero_target},
@@ -224,13 +282,11 @@ def train_run(
             {"position": p, "id": i, "task": train_by_id[i][1]} for p, i in enumerate(order)])
         records.write_params(run_dir, params)
 
-    loop = Loop(cfg, base, tokenizer, device, run_dir, max_steps, order,
-                train_enc, test_enc, test_by_id, progress, on_step,
-                _branch(start_from, data_id["test"]) if start_from is not None else None)
+    branch = _branch(inp.start_from, inp.data_id["test"]) if inp.start_from else None
+    loop = Loop(cfg, base, tokenizer, device, run_dir, inp.max_steps, order,
+                train_enc, test_enc, test_by_id, progress, on_step, branch)
     summary = loop.run()
     if dist.is_main:
         records.mark_done(run_dir, summary)
     dist.barrier()
-    record = records.read_record(run_dir, reused=False)
-    record.params["name"] = run_name or record.params.get("name")
-    return record
+    return records.read_record(run_dir, reused=False)
