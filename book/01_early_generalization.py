@@ -51,13 +51,33 @@ ex.describe(P)
 # runs already on disk (from an earlier build or another chapter) are read back, not retrained.
 
 # %%
-scores = ex.run_many(P, P.arrangements("early"), generate=True)
+scores = ex.run_many(P, P.arrangements("early"), generate=True, branch=False)
 loss_ci = stats.mean_ci(scores)
 plots.loss_curves(loss_ci, title="Test loss on unseen tasks (mean over seeds, 95% band)")
 
 # %%
-found_early = findings.early(P.judge, scores)
+found_early = findings.early(P.early_judge, scores)
 print(found_early.measured)
+
+# %% [markdown]
+# ## How much of the early fall is the format?
+#
+# A response's loss is the mean over its tokens. Its first token and its end-of-response token
+# carry the *format* (how an answer starts, and that it stops); the tokens between carry the
+# *content*. Split that way, the mean test loss is three stacked parts: a fall that is mostly
+# the red layers is the model learning the prompt format, not the tasks.
+
+# %%
+parts = stats.loss_parts(scores)
+plots.loss_parts(parts.groupby(["step", "part"], as_index=False)["value"].mean(),
+                 title="Mean test loss by part of the response (mean over seeds)")
+
+# %%
+shares = stats.fall_shares(parts)
+print("Share of the step-0 → last-step fall in test loss (per seed): "
+      + "; ".join(f"seed {r.seed}: first token {r._3:.0%}, end token {r._4:.0%}, "
+                  f"content {r.content:.0%}" for r in shares.itertuples()))
+shares.round(3)
 
 # %% [markdown]
 # ## Loss next to ROUGE-1, ROUGE-L and Exact-Match
@@ -75,7 +95,7 @@ plots.metric_comparison(metric_ci, title="Every metric, rescaled (mean over seed
 # loss is that it is the steadiest signal; the table measures that for this run.
 
 # %%
-found_stable = findings.steadiest_metric(P.judge, scores)
+found_stable = findings.steadiest_metric(P.early_judge, scores)
 found_stable.details
 
 # %%

@@ -22,8 +22,9 @@
 #
 # Early on the two are close; fine-grained arrangement ends with lower test loss.
 #
-# **Here** we compare fine and coarse NFT (and FFT) with each seed; the fine runs are the same
-# runs as chapter 3's (same parameters, computed once).
+# **Here** we compare fine and coarse NFT (and FFT) with each seed, every arm branching from the
+# seed's shared warm-up; the fine runs are the same runs as chapter 3's (same parameters,
+# computed once). Arms are paired on the same test instances (three views, cluster bootstrap).
 
 # %% tags=["remove-cell"]
 # Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
@@ -88,4 +89,30 @@ fine.groupby("task").agg(first_position=("position", "min"), instances=("id", "s
 # %%
 found = findings.granularity(P.judge, scores)
 print(found.measured)
+
+# %% [markdown]
+# ### Paired on the same test instances
+#
+# Each pair of arms is compared instance by instance (same seed, same test instance) over the
+# window, in three views: the paper's **instance** mean, a **task-balanced** mean (each test
+# task counts once, however large its losses), and the loss **relative** to the same instance's
+# loss at the branch point. Intervals are 95% cluster-bootstrap intervals over test task ×
+# seed; the seed-level paired t is the secondary line. A negative difference: the first arm is
+# lower.
+
+# %%
+found.details
+
+# %% [markdown]
+# ### Per test task
+#
+# The same differences per test task, coloured by the kind of relatives the task has among
+# the training tasks: *helpful* ones teach the same mapping into the same output language or
+# format, *mirror* ones use the same words the other way round (near in embedding space, far in
+# what they teach). These intervals resample the task's instances, so read them as descriptive.
+
+# %%
+plots.stack([plots.task_differences(an.task_differences(P, c), color="relatives",
+                                        title=f"{c.a} − {c.b}, per test task")
+             for c in found.comparisons])
 findings.table([found])

@@ -43,7 +43,7 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import experiment as ex, plots
+from zsg_lib.book import analyses as an, experiment as ex, plots
 
 P = ex.setup(profile, "05_tma", overrides, seeds)
 ex.describe(P)
@@ -80,6 +80,32 @@ found = findings.tma(P.judge, scores)
 print(found.measured)
 
 # %% [markdown]
+# ### Paired on the same test instances
+#
+# Each pair of arms is compared instance by instance (same seed, same test instance) over the
+# window, in three views: the paper's **instance** mean, a **task-balanced** mean (each test
+# task counts once, however large its losses), and the loss **relative** to the same instance's
+# loss at the branch point. Intervals are 95% cluster-bootstrap intervals over test task ×
+# seed; the seed-level paired t is the secondary line. A negative difference: the first arm is
+# lower.
+
+# %%
+found.details
+
+# %% [markdown]
+# ### Per test task
+#
+# The same differences per test task, coloured by the kind of relatives the task has among
+# the training tasks: *helpful* ones teach the same mapping into the same output language or
+# format, *mirror* ones use the same words the other way round (near in embedding space, far in
+# what they teach). These intervals resample the task's instances, so read them as descriptive.
+
+# %%
+plots.stack([plots.task_differences(an.task_differences(P, c), color="relatives",
+                                        title=f"{c.a} − {c.b}, per test task")
+             for c in found.comparisons])
+
+# %% [markdown]
 # ## Turn windows
 #
 # Each run trains only on the instances of rounds $[i, i + k)$ (nearest picks, $k$ =
@@ -90,7 +116,10 @@ windows = ex.run_windows(P)
 plots.loss_curves(stats.mean_ci(windows), title="Test loss when training on one window of TMA rounds")
 
 # %%
-win_summary = stats.window_summary(windows[windows["step"] > 0], (1, P.train.max_steps),
+# every window run is cut to the smallest window's instance count, so windows compare at
+# equal lengths; the trend is fitted per test task × seed, keeping each seed's runs paired
+win_summary = stats.window_summary(windows[windows["step"] > P.judge.branch_step],
+                                   (P.judge.branch_step + 1, P.judge.max_steps),
                                    by=("window_start",))
 plots.interval_points(win_summary, x="window_start", x_title="first round of the window",
                       title="Mean test loss by window (95% CI over seeds)")

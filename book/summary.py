@@ -14,13 +14,15 @@
 # # Summary: the paper's claims against this run
 #
 # Each row below is one finding of the paper, the numbers this run measured, and whether they
-# agree — decided from the numbers (the means over seeds and paired t-tests over seeds at
-# significance level `stats.alpha`), never written by hand:
+# agree — decided from the numbers, never written by hand. Comparisons of arrangements pair
+# the arms on the same test instances after the shared warm-up, in three views (the paper's
+# instance mean, a task-balanced mean, the loss relative to the branch point), each with a 95%
+# cluster-bootstrap interval over test task × seed:
 #
-# - **agrees**: the direction is as claimed and every paired test is significant;
-# - **agrees in means only**: the direction is as claimed but not significant with this many
-#   seeds;
-# - **does not agree**: the direction differs;
+# - **agrees**: as claimed, and every interval excludes no difference;
+# - **agrees in direction only**: every estimate points the claimed way, not every interval;
+# - **does not agree**: the direction differs, or the intervals are too wide to say;
+# - **opposite, significantly**: an interval lies on the other side of no difference;
 # - **not measured**: the profile did not run what the claim needs.
 #
 # The runs are the chapters' runs, read back from their records.

@@ -13,8 +13,62 @@ from zsg_lib.errors import ParamsError
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
+    """The tiny profile without a warm-up: runs start at step 0 (the warm-up has its own
+    tests below)."""
     root = tmp_path_factory.mktemp("runs")
-    return ex.setup("tiny", "03_similarity", {"runs_root": str(root), "seeds": [0, 1, 2]})
+    return ex.setup("tiny", "03_similarity", {"runs_root": str(root), "seeds": [0, 1, 2],
+                                              "warmup.steps": 0})
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory):
+    """The tiny profile as shipped: comparisons branch from a 2-step shared warm-up."""
+    root = tmp_path_factory.mktemp("warm-runs")
+    return ex.setup("tiny", "03_similarity", {"runs_root": str(root), "seeds": [0, 1]})
+
+
+def test_warm_up_instances_are_drawn_once_and_never_seen_again(warm) -> None:
+    prep, again = ex.prepare(warm, 0), ex.prepare(warm, 1)
+    drawn = set(prep.warmup.column("id").to_pylist())
+    assert len(drawn) == warm.warmup.steps * warm.train.instances_per_step
+    assert drawn != set(again.warmup.column("id").to_pylist())  # seeded per seed
+    assert not drawn & set(prep.pool.column("id").to_pylist())
+    assert not drawn & set(prep.train.column("id").to_pylist())
+    for name in ("random", "nft", "tma-nft"):
+        assert not drawn & set(ex.arrangement(warm, name, 0).ids)
+
+
+def test_comparisons_branch_from_one_shared_warm_up(warm, monkeypatch) -> None:
+    import zsg_lib.train.run as train_mod
+
+    scores = ex.run_many(warm, ["nft", "fft"], seeds=[0], progress=False)
+    w = warm.warmup.steps
+    assert scores["step"].min() == w and scores["step"].max() == w + warm.train.max_steps
+    base = scores[scores["step"] == w].pivot_table(index="id", columns="arrangement",
+                                                   values="loss")
+    assert (base["nft"] == base["fft"]).all()  # both start from the same state
+    warm_up = ex.branch_point(warm, 0)
+    assert warm_up.reused and warm_up.log["step"].tolist() == list(range(1, w + 1))
+    nft = ex.run(warm, "nft", 0)
+    assert nft.params["data"]["branch"] == {"run_id": warm_up.run_id, "step": w}
+    early = ex.run(warm, "random", 0, branch=False)  # chapter 1: from step 0, generating
+    assert early.scores["step"].min() == 0 and early.scores["rouge1"].notna().any()
+    calls = []
+    real = train_mod.Loop
+    monkeypatch.setattr(train_mod, "Loop", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ex.run_many(warm, ["nft", "fft"], seeds=[0], progress=False)
+    assert calls == []  # warm-up and arms read back
+    # per seed: the warm-up, and chapter 1's run from step 0 no longer shared with chapter 2
+    assert ex.planned_runs(warm) == ex.planned_runs(
+        ex.setup("tiny", overrides={"warmup.steps": 0, "seeds": [0, 1]})) + 2 * (1 + 1)
+
+
+def test_warm_up_bad_input_is_refused_before_work() -> None:
+    with pytest.raises(ParamsError, match="warmup.steps: 9 is longer than"):
+        ex.setup("tiny", overrides={"warmup.steps": 9})
+    with pytest.raises(ParamsError, match="warmup.steps: .* the training pool holds"):
+        ex.prepare(ex.setup("tiny", overrides={"warmup.steps": 6, "train.batch_size": 64,
+                                               "split.n_train_tasks": 1}), 0)
 
 
 def test_seeds_resample_data_and_split_is_fixed(tiny) -> None:

@@ -139,3 +139,16 @@ def test_every_shipped_sweep_is_valid(monkeypatch) -> None:
     monkeypatch.setenv("ZSG_NIV2", str(PARAMS_DIR))  # any existing folder stands in for the data
     for path in sorted((PARAMS_DIR / "sweeps").glob("*.yaml")):
         assert load_sweep(path), path
+
+
+def test_niv2_sample_profile_runs_on_the_shared_sample() -> None:
+    """params/niv2-sample.yaml (issue 9) loads, checks its chapters and splits the real
+    sample into its own 30 train / 8 test tasks; a warm-up precedes its comparisons."""
+    from zsg_lib.book import experiment as ex
+
+    p = ex.setup("niv2-sample", "03_similarity")
+    for chapter in ("01_early_generalization", "04_granularity", "05_tma"):
+        check_chapter(p, chapter)
+    split = ex.load_split(p)
+    assert (len(split.train_tasks), len(split.test_tasks)) == (30, 8)
+    assert p.warmup.steps > 0 and p.judge.first_window[0] == p.warmup.steps + 1

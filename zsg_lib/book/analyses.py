@@ -5,8 +5,8 @@ here fetches a seed's prepared data or arrangement from :mod:`zsg_lib.book.exper
 passes it on. :func:`collect_findings` gathers every finding of the paper for the summary.
 
 >>> from zsg_lib.book.params import load_profile
->>> drop_from_step(load_profile("tiny"))
-2
+>>> drop_from_step(load_profile("tiny"))  # the first evaluation after the 2-step warm-up
+4
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..analysis import beyond, findings
+from ..analysis.compare import Comparison, per_task
 from ..analysis.findings import Finding
 from ..analysis.maps import embedding_map_frame
 from ..analysis.transitions import arrivals, classify_tasks
@@ -175,3 +176,16 @@ def collect_findings(profile: Profile,
     combined = pd.concat(frames, ignore_index=True).drop_duplicates(
         ["arrangement", "seed", "step", "id"]) if frames else pd.DataFrame()
     return out, combined
+
+
+def task_differences(profile: Profile, comparison: Comparison) -> pd.DataFrame:
+    """Per test task of ``comparison``: the mean difference ``a − b`` with its interval
+    (:func:`zsg_lib.analysis.compare.per_task`), and the kind of relatives the task has among
+    the training tasks (demo data: ``helpful``, ``helpful + mirror``, ``mirror only``,
+    ``none``; ``—`` elsewhere)."""
+    table = per_task(comparison.pairs)
+    families = ex.load_split(profile).families
+    kinds = (dict(zip(families["task"], families["relatives_kind"]))
+             if families is not None else {})
+    table["relatives"] = table["task"].map(kinds).fillna("—")
+    return table.assign(pair=f"{comparison.a} − {comparison.b}")

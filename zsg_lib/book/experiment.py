@@ -24,7 +24,7 @@ A chapter's calls, in order (training runs are in the tests and chapters, not he
 
 >>> P = setup("tiny", "03_similarity")
 >>> P.arrangements("similarity"), planned_runs(P)
-(('nft', 'fft', 'rt'), 39)
+(('nft', 'fft', 'rt'), 45)
 """
 
 from __future__ import annotations

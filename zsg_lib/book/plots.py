@@ -308,3 +308,8 @@ def task_differences(table: pd.DataFrame, color: str = "relative", title: str = 
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#444").encode(x="x:Q")
     return alt.layer(zero, bars, points).properties(
         width=WIDTH * 0.8, height=max(120, 22 * data["task"].nunique()), title=title)
+
+
+def stack(charts: Sequence[alt.TopLevelMixin]) -> alt.VConcatChart:
+    """Charts one under another (e.g. one per compared pair)."""
+    return alt.vconcat(*charts)
