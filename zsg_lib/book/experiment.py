@@ -275,6 +275,7 @@ def runs_root(profile: Profile) -> Path:
 def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
            label: str, progress: bool, generate: bool = False) -> RunRecord:
     from ..train.run import train_run  # torch: only when a run is asked for
+    from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
 
     per_step = profile.train.instances_per_step
     steps = min(profile.train.max_steps, math.ceil(len(arr.ids) / per_step))
@@ -282,8 +283,11 @@ def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, 
         raise ParamsError(f"{profile.source}: arrangement {arr.name!r} selected no instances")
     order = list(arr.ids[: steps * per_step])  # only what the run consumes: shared run ids
     cfg = profile.run_config(seed, steps, generate)
-    return train_run(cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
-                     progress=progress)
+    events.run_started(label, steps, profile=profile.name)
+    record = train_run(cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
+                       progress=progress)
+    events.run_finished(label, steps, record.reused, record.run_id, profile=profile.name)
+    return record
 
 
 def run(profile: Profile, name: str, seed: int, progress: bool = False, generate: bool = False,
