@@ -343,6 +343,9 @@ def make_executor(scheduler: str, out_dir: Path, jobs: int,
         # spawn: a fresh interpreter per worker, not a fork of a parent holding threads
         return ProcessPoolExecutor(max_workers=jobs,
                                    mp_context=multiprocessing.get_context("spawn"))
+    # Left alone, importing submitit runs logging.config.dictConfig, which closes every
+    # logging handler this process has (notebook, pytest); its warnings still reach stderr.
+    os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
     try:
         import submitit
     except ImportError:
