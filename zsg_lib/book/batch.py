@@ -13,6 +13,12 @@ each run, so an interrupted or failing sweep never loses the other runs' records
 * a rerun skips every run whose notebook ``<name>.ipynb`` is marked complete (metadata
   ``zsg.complete``) for the same chapter, profile and overrides (status ``skipped``).
 
+Members run one after another, or ``jobs`` at a time (:func:`run_specs`): in worker processes
+on this machine, each pinned to its own GPU through ``CUDA_VISIBLE_DEVICES`` when there are
+GPUs (:func:`plan_slots`), or handed to submitit (``submitit-local``, ``slurm``). Each member's
+notebook and ``status.json`` entry are written by the process that ran it; entries are
+updated under a file lock (:func:`update_status`), so no worker loses another's.
+
 >>> spec = {"name": "a", "chapter": "03_similarity", "profile": "tiny", "overrides": {"seeds": [0]}}
 >>> run_signature(spec) == run_signature(dict(reversed(spec.items())))
 True
@@ -21,8 +27,10 @@ True
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -36,9 +44,12 @@ from ..errors import ParamsError
 from ..paths import zsg_home
 from .chapters import CHAPTERS
 from .params import REPO_ROOT, check_chapter, check_runnable, load_profile
+from .progress import CHAPTER_ENV
 from .sweeps import load_sweep
 
 STATUS_FILE = "status.json"
+STATUS_LOCK = ".status.lock"
+SCHEDULERS = ("local", "submitit-local", "slurm")
 COLUMNS = ["name", "chapter", "profile", "overrides", "status", "error", "notebook", "seconds",
            "finished"]
 
@@ -89,11 +100,13 @@ def check_run(chapter: str | os.PathLike, profile: str | None,
 
 
 @contextlib.contextmanager
-def _kernel_env() -> Iterator[None]:
+def _kernel_env(chapter: str | None = None) -> Iterator[None]:
     """The kernel runs in the chapter's folder; pin ZSG_HOME so caches stay where we are."""
-    saved = {k: os.environ.get(k) for k in ("ZSG_HOME", "ZSG_SITE_BUILD")}
+    saved = {k: os.environ.get(k) for k in ("ZSG_HOME", "ZSG_SITE_BUILD", CHAPTER_ENV)}
     os.environ["ZSG_HOME"] = str(zsg_home())
     os.environ.pop("ZSG_SITE_BUILD", None)  # batch notebooks render charts self-contained
+    if chapter:
+        os.environ[CHAPTER_ENV] = chapter  # progress events name their chapter
     try:
         yield
     finally:
@@ -131,7 +144,7 @@ def run_chapter(
     # papermill writes as it goes; the result gets its real name only once it is complete.
     running = out_dir / f".{name}.running.ipynb"
     start = time.monotonic()
-    with _kernel_env():
+    with _kernel_env(path.stem):
         try:
             pm.execute_notebook(
                 nb, str(running), parameters=parameters, kernel_name="python3", language="python",
@@ -184,8 +197,206 @@ def read_status(out_dir: str | os.PathLike) -> dict[str, dict]:
     return json.loads(path.read_text(encoding="utf-8")).get("runs", {})
 
 
-def _write_status(out_dir: Path, records: Mapping[str, dict]) -> None:
-    atomic_write_text(out_dir / STATUS_FILE, json.dumps({"runs": records}, indent=1, default=str))
+@contextlib.contextmanager
+def _status_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the sweep folder's lock: one read-modify-write of ``status.json`` at a time."""
+    with (out_dir / STATUS_LOCK).open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def update_status(out_dir: str | os.PathLike, name: str, record: Mapping[str, Any],
+                  merge: bool = False) -> dict:
+    """Set run ``name``'s entry of ``status.json`` (``merge``: over its old one); return it.
+
+    Read, change and atomic rewrite happen under a lock, so processes updating one folder at
+    once keep each other's entries (and other sweeps' entries in the folder).
+    """
+    out_dir = Path(out_dir)
+    with _status_lock(out_dir):
+        records = read_status(out_dir)
+        records[name] = {**(records.get(name, {}) if merge else {}), **record}
+        atomic_write_text(out_dir / STATUS_FILE,
+                          json.dumps({"runs": records}, indent=1, default=str))
+    return records[name]
+
+
+def _base_record(spec: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+    return {"name": spec["name"], "chapter": spec["chapter"], "profile": spec.get("profile"),
+            "overrides": json.dumps(spec.get("overrides") or {}, sort_keys=True),
+            "notebook": str(out_dir / f"{spec['name']}.ipynb"), "error": ""}
+
+
+@contextlib.contextmanager
+def _pinned(device: str | None) -> Iterator[None]:
+    """``CUDA_VISIBLE_DEVICES=device`` for this block (and the kernel it starts)."""
+    if device is None:
+        yield
+        return
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = device
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = saved
+
+
+def run_member(spec: Mapping[str, Any], chapter: str | os.PathLike, out_dir: str | os.PathLike,
+               device: str | None = None, progress: bool = False) -> dict:
+    """Run one sweep member where this is called (a worker) and record it; return the record.
+
+    A member already complete is not run again (``skipped``), even if it was handed out twice.
+    ``device``: the GPU it sees (``CUDA_VISIBLE_DEVICES``); ``None`` leaves the variable alone.
+    """
+    out_dir = Path(out_dir)
+    name, rec = spec["name"], _base_record(spec, out_dir)
+    if is_complete(out_dir / f"{name}.ipynb", spec):
+        return update_status(out_dir, name, {**rec, "status": "skipped",
+                                             "error": "complete from an earlier run"}, merge=True)
+    where = {"device": device, "host": os.uname().nodename, "pid": os.getpid()}
+    update_status(out_dir, name, {**rec, **where, "status": "running", "started": _now()})
+    start = time.monotonic()
+    params = {"overrides": dict(spec.get("overrides") or {})}
+    if spec.get("profile"):
+        params["profile"] = spec["profile"]
+    try:
+        with _pinned(device):
+            run_chapter(chapter, params, out_dir, name=name, progress=progress)
+        status, error = "ok", ""
+    except RunFailed as exc:
+        status, error, rec["notebook"] = "failed", str(exc), str(exc.notebook)
+    except Exception as exc:  # noqa: BLE001 - any other failure is recorded, the sweep goes on
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    return update_status(out_dir, name, {**rec, **where, "status": status, "error": error,
+                                         "seconds": round(time.monotonic() - start, 1),
+                                         "finished": _now()})
+
+
+def visible_devices() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries (empty: none).
+
+    An explicit ``CUDA_VISIBLE_DEVICES`` is the list; otherwise torch counts the devices.
+    """
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+    try:
+        import torch
+    except ImportError:
+        return []
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def plan_slots(jobs: int, devices: Sequence[str] | None = None,
+               visible: Sequence[str] | None = None) -> list[str | None]:
+    """One entry per worker: the device it is pinned to, or ``None`` (no GPU: not pinned).
+
+    ``devices`` (``--devices``) are used as given, one worker each; without them the workers
+    share the ``visible`` GPUs round-robin (default :func:`visible_devices`).
+
+    >>> plan_slots(2, visible=["0", "1", "2"]), plan_slots(3, visible=["4", "5"])
+    (['0', '1'], ['4', '5', '4'])
+    >>> plan_slots(2, visible=[]), plan_slots(1, devices=["3"])
+    ([None, None], ['3'])
+    >>> plan_slots(3, devices=["0", "1"])
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ParamsError: --jobs 3 with --devices 0,1: more jobs than devices (one job per device)
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ParamsError(f"--jobs {jobs}: needs a whole number of workers, 1 or more")
+    if devices is not None:
+        devices = [str(d).strip() for d in devices if str(d).strip()]
+        if not devices:
+            raise ParamsError("--devices: no device given (e.g. --devices 0,1)")
+        if len(set(devices)) != len(devices):
+            raise ParamsError(f"--devices {','.join(devices)}: a device is named twice")
+        if jobs > len(devices):
+            raise ParamsError(f"--jobs {jobs} with --devices {','.join(devices)}: more jobs "
+                              "than devices (one job per device)")
+        return list(devices[:jobs])
+    visible = list(visible_devices() if visible is None else visible)
+    if not visible:
+        return [None] * jobs
+    return [visible[i % len(visible)] for i in range(jobs)]
+
+
+def make_executor(scheduler: str, out_dir: Path, jobs: int,
+                  gpus_per_member: int = 1, timeout_min: int = 24 * 60) -> Any:
+    """The executor that runs members: a process pool here, or submitit's.
+
+    Anything missing (an unknown name, submitit not installed, no ``sbatch``) is a
+    :class:`ParamsError` naming ``--scheduler``, raised before any member starts.
+    """
+    if scheduler not in SCHEDULERS:
+        raise ParamsError(f"--scheduler {scheduler!r}: use one of {', '.join(SCHEDULERS)}")
+    if scheduler == "local":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a fresh interpreter per worker, not a fork of a parent holding threads
+        return ProcessPoolExecutor(max_workers=jobs,
+                                   mp_context=multiprocessing.get_context("spawn"))
+    # Left alone, importing submitit runs logging.config.dictConfig, which closes every
+    # logging handler this process has (notebook, pytest); its warnings still reach stderr.
+    os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
+    try:
+        import submitit
+    except ImportError:
+        raise ParamsError(f"--scheduler {scheduler}: needs submitit, which is not installed "
+                          "(pip install 'zsg[cluster]')") from None
+    folder = out_dir / ".submitit"
+    if scheduler == "submitit-local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=timeout_min)
+        return executor
+    if shutil.which("sbatch") is None:
+        raise ParamsError("--scheduler slurm: no Slurm here (sbatch is not on PATH)")
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    executor.update_parameters(timeout_min=timeout_min, gpus_per_node=gpus_per_member,
+                               tasks_per_node=1, nodes=1, name=f"zsg-{out_dir.name}")
+    return executor
+
+
+def _dispatch(executor: Any, members: list[tuple[int, Mapping[str, Any], Path]], out_dir: Path,
+              slots: list[str | None], progress: bool, on_done: Callable[[int, dict], None],
+              poll_s: float = 0.5) -> None:
+    """Keep one member in flight per slot; ``on_done(i, record)`` as each ends.
+
+    Works with any executor whose ``submit`` returns something with ``done()`` and
+    ``result()`` (concurrent.futures, submitit). A slot's device goes with the member.
+    """
+    queue = list(members)
+    free = list(range(len(slots)))
+    flying: dict[Any, tuple[int, Mapping[str, Any], int]] = {}
+    while queue or flying:
+        while queue and free:
+            i, spec, path = queue.pop(0)
+            slot = free.pop(0)
+            job = executor.submit(run_member, dict(spec), str(path), str(out_dir),
+                                  slots[slot], progress)
+            flying[job] = (i, spec, slot)
+        finished = [j for j in flying if j.done()]
+        if not finished:
+            time.sleep(poll_s)
+            continue
+        for job in finished:
+            i, spec, slot = flying.pop(job)
+            free.append(slot)
+            try:
+                record = job.result()
+            except Exception as exc:  # noqa: BLE001 - the worker itself died: record it here
+                record = update_status(out_dir, spec["name"], {
+                    **_base_record(spec, out_dir), "status": "failed",
+                    "error": f"worker failed: {type(exc).__name__}: {exc}",
+                    "finished": _now()}, merge=True)
+            on_done(i, record)
 
 
 def run_specs(
@@ -194,47 +405,55 @@ def run_specs(
     chapters: Path | None = None,
     log: Callable[[str], None] = print,
     progress: bool = False,
+    jobs: int = 1,
+    devices: Sequence[str] | None = None,
+    scheduler: str = "local",
 ) -> pd.DataFrame:
     """Run each spec ``{name, chapter, profile, overrides}``; return one status row per spec.
 
-    Every chapter is resolved before the first run, so a bad name fails before any work.
+    Every chapter, ``jobs``, ``devices`` and ``scheduler`` are checked before the first run,
+    so bad input fails before any work. ``jobs=1`` with the local scheduler runs members here,
+    one after another; otherwise ``jobs`` at a time (see :func:`plan_slots`,
+    :func:`make_executor`).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    slots = plan_slots(jobs, devices)
     paths = {s["name"]: resolve_chapter(s["chapter"], chapters) for s in specs}
-    records = read_status(out_dir)  # other sweeps' runs in this folder are kept as they are
+    inline = jobs == 1 and scheduler == "local"
+    executor = None if inline else make_executor(scheduler, out_dir, jobs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = len(specs)
+
+    def done(i: int, rec: Mapping[str, Any]) -> None:
+        error = f" - {rec['error']}" if rec.get("error") else ""
+        log(f"[{i}/{n}] {rec['name']}: {rec['status']} ({rec.get('seconds') or 0:.0f} s)"
+            f"{'' if rec.get('device') is None else ' on device ' + str(rec['device'])}{error}")
+
+    todo = []
     for i, spec in enumerate(specs, 1):
-        name = spec["name"]
-        notebook = out_dir / f"{name}.ipynb"
-        rec = {"name": name, "chapter": spec["chapter"], "profile": spec.get("profile"),
-               "overrides": json.dumps(spec.get("overrides") or {}, sort_keys=True),
-               "notebook": str(notebook), "error": ""}
-        head = f"[{i}/{len(specs)}] {name}"
-        if is_complete(notebook, spec):
-            records[name] = {**records.get(name, {}), **rec, "status": "skipped",
-                             "error": "complete from an earlier run"}
-            log(f"{head}: skipped (complete)")
-            _write_status(out_dir, records)
-            continue
-        records[name] = {**rec, "status": "running", "started": _now()}
-        _write_status(out_dir, records)
-        log(f"{head}: running")
-        start = time.monotonic()
-        params = {"overrides": dict(spec.get("overrides") or {})}
-        if spec.get("profile"):
-            params["profile"] = spec["profile"]
+        notebook = out_dir / f"{spec['name']}.ipynb"
+        if is_complete(notebook, spec):  # resumed: never run a finished member again
+            update_status(out_dir, spec["name"], {**_base_record(spec, out_dir),
+                          "status": "skipped", "error": "complete from an earlier run"},
+                          merge=True)
+            log(f"[{i}/{n}] {spec['name']}: skipped (complete)")
+        else:
+            todo.append((i, spec, paths[spec["name"]]))
+    if inline:
+        for i, spec, path in todo:
+            log(f"[{i}/{n}] {spec['name']}: running")
+            # one member at a time is pinned only when asked (--devices): it may use them all
+            done(i, run_member(spec, path, out_dir, slots[0] if devices else None, progress))
+    elif todo:
+        pinned = [s for s in slots if s is not None]
+        log(f"running {len(todo)} of {n} in {len(slots)} workers ({scheduler}"
+            + (f", devices {','.join(pinned)})" if pinned else ")"))
         try:
-            run_chapter(paths[name], params, out_dir, name=name, progress=progress)
-            status, error = "ok", ""
-        except RunFailed as exc:
-            status, error, rec["notebook"] = "failed", str(exc), str(exc.notebook)
-        except Exception as exc:  # noqa: BLE001 - any other failure is recorded, the sweep goes on
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
-        seconds = round(time.monotonic() - start, 1)
-        records[name] = {**rec, "status": status, "error": error, "seconds": seconds,
-                         "finished": _now()}
-        _write_status(out_dir, records)
-        log(f"{head}: {status} ({seconds:.0f} s){' - ' + error if error else ''}")
+            _dispatch(executor, todo, out_dir, slots, progress, done)
+        finally:
+            if hasattr(executor, "shutdown"):
+                executor.shutdown()
+    records = read_status(out_dir)
     rows = [records[s["name"]] for s in specs]
     return pd.DataFrame(rows).reindex(columns=COLUMNS)
 
@@ -243,13 +462,19 @@ def run_sweep(
     sweep_path: str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
+    jobs: int = 1,
+    devices: Sequence[str] | None = None,
+    scheduler: str = "local",
 ) -> pd.DataFrame:
     """Expand a sweep file (:func:`zsg_lib.book.sweeps.load_sweep`) and run it, resuming.
 
-    ``out_dir`` defaults to ``runs/sweeps/<sweep file stem>``.
+    ``out_dir`` defaults to ``runs/sweeps/<sweep file stem>``; ``jobs``, ``devices``,
+    ``scheduler``: see :func:`run_specs`.
     """
+    plan_slots(jobs, devices)  # bad flags fail before the sweep is even expanded
     specs = load_sweep(sweep_path)  # validates every run before any work
-    return run_specs(specs, Path(out_dir) if out_dir else default_sweep_dir(sweep_path), log=log)
+    return run_specs(specs, Path(out_dir) if out_dir else default_sweep_dir(sweep_path),
+                     log=log, jobs=jobs, devices=devices, scheduler=scheduler)
 
 
 def default_sweep_dir(sweep_path: str | os.PathLike) -> Path:

@@ -2,6 +2,9 @@
 
 :func:`build_site` runs ``jupyter-book build`` with ``--all -W -n --keep-going`` so that a
 failing cell fails the build, with the execution cache keyed by profile and library version.
+While it runs, the kernels' training events (:mod:`zsg_lib.book.progress`) become one terminal
+line per run with the book's ETA; a failing chapter ends the output with its chapter, cell
+and error (:func:`failure_lines`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from . import progress
 from .render import SITE_ENV, write_vega_bundle
 
 
@@ -63,11 +67,13 @@ def build_site(
     cache_root: str | Path | None = None,
     execute: bool = True,
     quiet: bool = False,
+    echo: Callable[[str], None] | None = None,
 ) -> Path:
     """Execute every chapter with ``profile`` and build the site; return the HTML folder.
 
     ``output`` is the folder that receives ``_build/html`` (default: ``root``). Raises
-    :class:`SiteBuildError` when the build fails, for example when a cell raises.
+    :class:`SiteBuildError` when the build fails, for example when a cell raises. ``echo``
+    receives the progress lines (default: printed, unless ``quiet``).
     """
     import yaml
 
@@ -96,13 +102,25 @@ def build_site(
     env = {**os.environ, "ZSG_PROFILE": profile, SITE_ENV: "1"}
     env.setdefault("ZSG_HOME", str(root / ".cache" / "zsg"))
     _prune_caches(cache_root, profile, keep=key)
+    # One events file for every kernel of this build, emptied first (see progress.py).
+    events = output / "_build" / f".progress-{profile}.jsonl"
+    atomic_write_text(events, "")
+    env[progress.PROGRESS_ENV] = str(events)
+    if echo is None:
+        echo = (lambda _: None) if quiet else (lambda text: print(text, flush=True))
+    board = progress.Board(planned=planned_runs_of(profile))
     start = time.monotonic()
-    returncode, log = _run_streaming(build_command(root, derived, output), root, env, quiet)
+    with progress.Tailer(events, board, echo):
+        returncode, log = _run_streaming(build_command(root, derived, output), root, env,
+                                         quiet, on_line=board.see_log_line)
     if returncode != 0:
+        for line in board.unfinished():
+            echo(line)
         problems = warnings_in(log)
         raise SiteBuildError(
             f"jupyter-book build failed (exit {returncode}) for profile {profile!r}:\n"
             + "\n".join(problems or ["(no warning found; see the log above)"])
+            + "".join(f"\n{line}" for line in failure_lines(log))
         )
     html = output / "_build" / "html"
     if not quiet:
@@ -110,7 +128,71 @@ def build_site(
     return html
 
 
+def planned_runs_of(profile: str) -> int | None:
+    """The whole book's number of training runs with ``profile`` (``None`` if it is no
+    profile of ``params/``, e.g. a test's stub book)."""
+    try:
+        from .experiment import planned_runs
+        from .params import load_profile
+
+        return planned_runs(load_profile(profile))
+    except Exception:  # noqa: BLE001 - the count only feeds the ETA; the build goes on
+        return None
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_SAVED = re.compile(r"^(?P<chapter>\S+): WARNING: Notebook exception traceback saved in: "
+                    r"(?P<log>\S+)")
+_RULE = "------------------"
+
+
+def failed_cell(traceback_text: str) -> tuple[str, str]:
+    """(source of the cell that raised, last line of the error) from a myst-nb error log.
+
+    >>> failed_cell("CellExecutionError: ... following cell:\\n------------------\\n"
+    ...             "x = 1\\nraise KeyError(x)\\n------------------\\n\\nKeyError: 1\\n")
+    ('x = 1\\nraise KeyError(x)', 'KeyError: 1')
+    """
+    text = _ANSI.sub("", traceback_text)
+    parts = text.split(_RULE)
+    source = parts[1].strip("\n") if len(parts) >= 3 else ""
+    last = [t.strip() for t in text.splitlines() if t.strip()]
+    return source, (last[-1] if last else "")
+
+
+def _cell_number(chapter: Path, source: str) -> str:
+    """``code cell 3 of 9`` for the cell with this source in the chapter ('' if not found)."""
+    try:
+        import jupytext
+
+        code = [c for c in jupytext.read(chapter).cells if c.cell_type == "code"]
+    except Exception:  # noqa: BLE001 - only a nicer message is at stake
+        return ""
+    for i, cell in enumerate(code, 1):
+        if cell.source.strip() == source.strip():
+            return f"code cell {i} of {len(code)}"
+    return ""
+
+
+def failure_lines(log: str) -> list[str]:
+    """For each chapter that raised: one line naming chapter and cell, one with the error.
+
+    >>> failure_lines("all fine")
+    []
+    """
+    out: list[str] = []
+    for line in _ANSI.sub("", log).splitlines():
+        m = _SAVED.search(line.strip())
+        if not m or not Path(m["log"]).exists():
+            continue
+        chapter = Path(m["chapter"])
+        source, error = failed_cell(Path(m["log"]).read_text(errors="replace"))
+        first = next((s for s in source.splitlines() if s.strip()), "")
+        where = _cell_number(chapter, source) or "a cell"
+        out.append(f"FAILED chapter {chapter.stem} ({chapter}), {where}: {first}")
+        out.append(f"  {error}")
+    return out
+
 
 
 def warnings_in(log: str) -> list[str]:
@@ -139,14 +221,19 @@ def warnings_in(log: str) -> list[str]:
 _NOISE = ("Kernel is running over TCP without encryption",)
 
 
-def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], quiet: bool) -> tuple[int, str]:
-    """Run ``cmd``, echoing its output as it comes (unless quiet); return (exit code, log)."""
+def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], quiet: bool,
+                   on_line: Callable[[str], None] = lambda _: None) -> tuple[int, str]:
+    """Run ``cmd``, echoing its output as it comes (unless quiet); return (exit code, log).
+
+    ``on_line`` sees every line (the progress board follows the chapter being executed).
+    """
     lines: list[str] = []
     with subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, bufsize=1) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
+            on_line(line)
             if not quiet and not any(n in line for n in _NOISE):
                 print(line, end="", flush=True)
     return proc.returncode, "".join(lines)

@@ -5,6 +5,7 @@
     zsg book [--profile cpu-demo] [--no-execute]   # execute every chapter, build _build/html
     zsg batch 03_similarity [--profile tiny] [--set train.max_steps=4] [--out runs/batch]
     zsg batch params/sweeps/similarity-seeds.yaml [--out runs/sweeps/similarity-seeds]
+              [--jobs N] [--devices 0,1] [--scheduler local|submitit-local|slurm]
     zsg demo-data [--out DIR]                      # the embedded demo suite
 
 Bad input (an unknown profile key, a missing file) is one line on stderr and exit code 2,
@@ -43,6 +44,20 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def parse_devices(text: str | None) -> list[str] | None:
+    """``--devices 0,1`` -> ``['0', '1']`` (``None`` when the flag is absent).
+
+    >>> parse_devices("0, 2"), parse_devices(None)
+    (['0', '2'], None)
+    """
+    if text is None:
+        return None
+    devices = [d.strip() for d in text.split(",")]
+    if not all(devices):
+        raise ParamsError(f"--devices {text!r}: expected device ids separated by commas, e.g. 0,1")
+    return devices
+
+
 def book_root() -> Path:
     """The folder with ``_config.yml``: here, else this checkout's root (editable install)."""
     here = Path.cwd()
@@ -77,17 +92,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     overrides = parse_set(args.set or [])
+    devices = parse_devices(args.devices)
     if target.suffix in {".yaml", ".yml"}:
         if args.profile or overrides:
             raise ParamsError(f"{target}: --profile/--set apply to a chapter; "
                               "a sweep sets them in its file (profile:, overrides:)")
         out_dir = Path(args.out) if args.out else batch.default_sweep_dir(target)
-        table = batch.run_sweep(target, out_dir)
+        table = batch.run_sweep(target, out_dir, jobs=args.jobs, devices=devices,
+                                scheduler=args.scheduler)
         print(f"zsg batch: {batch.summary_line(table)}; records in {out_dir / batch.STATUS_FILE}")
         failed = table[table["status"] == "failed"]
         for _, row in failed.iterrows():
             print(f"  failed: {row['name']}: {row['error']}", file=sys.stderr)
         return EXIT_FAILED if len(failed) else 0
+    if args.jobs != 1 or devices is not None or args.scheduler != "local":
+        raise ParamsError(f"{target}: --jobs/--devices/--scheduler apply to a sweep file; "
+                          "one chapter runs here, alone")
     batch.check_run(args.target, args.profile, overrides)
     path = batch.resolve_chapter(args.target)
     params: dict[str, Any] = {"overrides": overrides}
@@ -128,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a profile key for a chapter (repeatable)")
     p.add_argument("--out", help="output folder (default runs/batch or runs/sweeps/<sweep>)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="sweep members run at once (default 1); on a GPU machine each worker "
+                   "is pinned to one visible GPU")
+    p.add_argument("--devices", metavar="IDS",
+                   help="GPUs for the workers, one each (e.g. 0,1); --jobs at most their number")
+    from .batch import SCHEDULERS
+
+    p.add_argument("--scheduler", default="local", choices=SCHEDULERS,
+                   help="local: worker processes here (default); submitit-local, slurm: "
+                   "hand members to submitit (pip install 'zsg[cluster]')")
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("demo-data", help="generate the embedded demo task suite")

@@ -49,7 +49,9 @@ from ..arrange import ARRANGEMENTS, Arrangement, arrange
 from ..errors import ParamsError
 from ..paths import cache_dir
 from ..train import records
+from ..train.config import TrainConfig
 from ..train.records import RunRecord
+from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
 from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
 
 # --------------------------------------------------------------------------- profile
@@ -308,22 +310,17 @@ def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunReco
     state kept so every comparison of the seed branches from it."""
     if profile.warmup.steps == 0:
         return None
-    from ..train.run import train_run  # torch: only when a run is asked for
-
     prep = prepare(profile, seed)
     cfg = dataclasses.replace(
         profile.run_config(seed, profile.warmup.steps), keep_final_state=True,
         schedule_steps=profile.warmup.steps + profile.train.max_steps)
-    return train_run(cfg, prep.warmup, prep.test, prep.warmup.column("id").to_pylist(),
-                     runs_root=runs_root(profile), run_name=f"warmup-seed{seed}",
-                     progress=progress)
+    return _trained(profile, cfg, prep.warmup, prep.test, prep.warmup.column("id").to_pylist(),
+                    f"warmup-seed{seed}", progress)
 
 
 def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
            label: str, progress: bool, generate: bool = False,
            branch: bool = True) -> RunRecord:
-    from ..train.run import train_run  # torch: only when a run is asked for
-
     per_step = profile.train.instances_per_step
     steps = min(profile.train.max_steps, math.ceil(len(arr.ids) / per_step))
     if steps == 0:
@@ -334,8 +331,21 @@ def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, 
     if start is not None:  # one schedule over warm-up + comparison, as the warm-up has
         cfg = dataclasses.replace(
             cfg, schedule_steps=profile.warmup.steps + profile.train.max_steps)
-    return train_run(cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
-                     progress=progress, start_from=start)
+    return _trained(profile, cfg, table, test, order, label, progress, start)
+
+
+def _trained(profile: Profile, cfg: TrainConfig, table: pa.Table, test: pa.Table,
+             order: list[str], label: str, progress: bool,
+             start_from: RunRecord | None = None) -> RunRecord:
+    """Train (or read back) one run, telling the book build when it starts and ends."""
+    from ..train.run import train_run  # torch: only when a run is asked for
+
+    steps = cfg.max_steps or 0
+    events.run_started(label, steps, profile=profile.name)
+    record = train_run(cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
+                       progress=progress, start_from=start_from)
+    events.run_finished(label, steps, record.reused, record.run_id, profile=profile.name)
+    return record
 
 
 def run(profile: Profile, name: str, seed: int, progress: bool = False, generate: bool = False,

@@ -1,0 +1,158 @@
+"""The build's progress lines: events from kernels, the board's lines and ETA, the tailer,
+the hook in experiment._train, and a failing chapter's last lines."""
+
+from __future__ import annotations
+
+import json
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from zsg_lib.book import build, progress
+
+
+def _started(label: str, steps: int = 4, **kw) -> dict:
+    return {"event": "run_started", "label": label, "steps": steps, **kw}
+
+
+def _finished(label: str, run_id: str, seconds: float = 10.0, reused: bool = False,
+              **kw) -> dict:
+    return {"event": "run_finished", "label": label, "steps": 4, "run_id": run_id,
+            "seconds": seconds, "reused": reused, **kw}
+
+
+def test_board_counts_distinct_runs_and_estimates_from_trained_ones() -> None:
+    b = progress.Board(planned=4)
+    b.see_log_line("\x1b[01mreading sources... \x1b[39;49;00m[ 33%] \x1b[35mbook/02_perm\x1b[0m\n")
+    assert b.line(_started("random-seed1")) == \
+        "zsg: [02_perm] random seed 1: run 1/4 started (4 steps)"
+    assert b.line(_finished("random-seed1", "r1", seconds=20)).endswith(
+        "run 1/4 trained in 20 s (4 steps); book ETA 60 s (3 runs left)")
+    # A cached run advances the count but not the mean; so does not a shared one.
+    assert b.line(_finished("nft-seed1", "r2", seconds=0.2, reused=True)).endswith(
+        "run 2/4 cached (read back); book ETA 40 s (2 runs left)")
+    b.see_log_line("/x/book/03_similarity.py: Executing notebook using local CWD [mystnb]\n")
+    assert b.line(_finished("rt-seed1", "r1", reused=True)) == \
+        "zsg: [03_similarity] rt seed 1: shared with an earlier run of this build (read back)"
+    assert b.line(_finished("fft-seed1", "r3", seconds=40)).endswith(
+        "run 3/4 trained in 40 s (4 steps); book ETA 30 s (1 run left)")
+    assert b.line({"event": "something_else"}) is None
+
+
+def test_board_without_a_plan_or_past_it() -> None:
+    b = progress.Board(planned=None)
+    assert b.line(_started("custom", profile="tiny")) == "zsg: [tiny] custom: run 1 started (4 steps)"
+    assert "ETA" not in b.line(_finished("custom", "c1"))
+    over = progress.Board(planned=1)
+    over.line(_finished("a-seed0", "a"))
+    assert "run 2 (1 planned)" in over.line(_finished("b-seed0", "b"))
+
+
+def test_an_unfinished_run_is_named() -> None:
+    b = progress.Board(planned=2)
+    b.chapter = "05_tma"
+    b.line(_started("tma-window3-seed1"))
+    b.line(_started("nft-seed0"))
+    b.line(_finished("nft-seed0", "n"))
+    assert b.unfinished() == ["zsg: run tma-window3 seed 1 in 05_tma started and did not finish"]
+
+
+def test_events_reach_the_tailer_in_order_even_split_mid_line(tmp_path, monkeypatch) -> None:
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(events))
+    monkeypatch.setenv(progress.CHAPTER_ENV, "01_early")
+    seen: list[str] = []
+    tailer = progress.Tailer(events, progress.Board(planned=2), seen.append, interval=0.01)
+
+    def kernel() -> None:  # what a chapter's kernel does through experiment._train
+        progress.run_started("nft-seed0", 4, profile="tiny")
+        progress.run_finished("nft-seed0", 4, reused=False, run_id="n0", profile="tiny")
+
+    with tailer:
+        t = threading.Thread(target=kernel)
+        t.start()
+        t.join()
+        with events.open("ab") as f:  # a line caught half-written is kept for the next poll
+            f.write(json.dumps(_started("fft-seed0"))[:20].encode())
+        tailer.poll()
+        with events.open("ab") as f:
+            f.write(json.dumps(_started("fft-seed0"))[20:].encode() + b"\nnot json\n")
+    assert seen[0] == "zsg: [01_early] nft seed 0: run 1/2 started (4 steps)"
+    assert seen[1].startswith("zsg: [01_early] nft seed 0: run 1/2 trained in ")
+    assert seen[2] == "zsg: [?] fft seed 0: run 2/2 started (4 steps)"
+    assert len(seen) == 3
+    rows = [json.loads(x) for x in events.read_text().splitlines()[:2]]
+    assert rows[1]["reused"] is False and rows[1]["seconds"] >= 0 and rows[1]["run_id"] == "n0"
+
+
+def test_outside_a_build_events_do_nothing(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    progress.run_started("nft-seed0", 4)
+    progress.run_finished("nft-seed0", 4, reused=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
+    from zsg_lib.book import experiment as ex
+    from zsg_lib.train import run as run_module
+
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(events))
+    record = SimpleNamespace(reused=True, run_id="abc123")
+    monkeypatch.setattr(run_module, "train_run", lambda *a, **k: record)
+    P = ex.setup("tiny")
+    arr = SimpleNamespace(name="nft", ids=[f"i{k}" for k in range(1000)])
+    assert ex._train(P, arr, None, None, 0, "nft-seed0", False, branch=False) is record
+    start, end = (json.loads(x) for x in events.read_text().splitlines())
+    assert start["event"] == "run_started" and start["label"] == "nft-seed0"
+    assert start["steps"] == P.train.max_steps and start["profile"] == P.name
+    assert end["event"] == "run_finished" and end["reused"] is True and end["run_id"] == "abc123"
+
+
+def test_failure_lines_name_chapter_cell_and_error(tmp_path) -> None:
+    chapter = tmp_path / "book" / "02_failing.py"
+    chapter.parent.mkdir()
+    chapter.write_text('# %%\nx = 1\n\n# %%\nraise RuntimeError("boom")\n')
+    err = tmp_path / "02_failing.err.log"
+    err.write_text('nbclient.exceptions.CellExecutionError: An error occurred while executing '
+                   'the following cell:\n------------------\nraise RuntimeError("boom")\n'
+                   '------------------\n\n\x1b[31mRuntimeError\x1b[39m: boom\n')
+    log = (f"\x1b[91m{chapter}: WARNING: Executing notebook failed: CellExecutionError\n"
+           f"\x1b[91m{chapter}: WARNING: Notebook exception traceback saved in: {err} "
+           "[mystnb.exec]\x1b[39;49;00m\n")
+    assert build.failure_lines(log) == [
+        f'FAILED chapter 02_failing ({chapter}), code cell 2 of 2: raise RuntimeError("boom")',
+        "  RuntimeError: boom",
+    ]
+
+
+STUB_TRAINING = '''\
+# %% [markdown]
+# # A chapter that reports two runs
+
+# %%
+from zsg_lib.book import progress
+progress.run_started("nft-seed0", 3, profile="stub")
+progress.run_finished("nft-seed0", 3, reused=False, run_id="r0", profile="stub")
+progress.run_started("fft-seed0", 3, profile="stub")
+raise RuntimeError("boom mid-run")
+'''
+
+
+@pytest.mark.slow
+def test_build_prints_runs_and_ends_with_the_failure(tmp_path, make_stub) -> None:
+    root = make_stub(tmp_path / "book")
+    (root / "book" / "01_chart.py").write_text(STUB_TRAINING)
+    seen: list[str] = []
+    with pytest.raises(build.SiteBuildError) as err:
+        build.build_site(root, profile="stub", cache_root=tmp_path / "cache", quiet=True,
+                         echo=seen.append)
+    assert seen[0] == "zsg: [01_chart] nft seed 0: run 1 started (3 steps)"
+    assert seen[1].startswith("zsg: [01_chart] nft seed 0: run 1 trained in ")
+    assert seen[2] == "zsg: [01_chart] fft seed 0: run 2 started (3 steps)"
+    assert seen[3] == "zsg: run fft seed 0 in 01_chart started and did not finish"
+    last = str(err.value).splitlines()[-2:]
+    assert last[0].startswith("FAILED chapter 01_chart (") and "code cell 1 of 1" in last[0]
+    assert last[1] == "  RuntimeError: boom mid-run"

@@ -1,0 +1,249 @@
+"""What the book build says while it trains: one line per run as it starts and ends, an ETA.
+
+Jupyter Book swallows what the kernels print, so the kernels write *events* instead, one JSON
+line each, appended to the file named by ``$ZSG_PROGRESS_FILE``; :func:`zsg_lib.book.build.build_site`
+sets it for the kernels it starts (one file for the whole book) and a :class:`Tailer` thread
+turns new events into terminal lines through a :class:`Board`, which knows the chapter being
+executed (from the build's log), how many runs the book plans
+(:func:`zsg_lib.book.experiment.planned_runs`) and how long trained runs took.
+
+Outside a build (JupyterLab, papermill) the variable is unset and the events do nothing: there
+``run_many`` draws its own live bar.
+
+>>> b = Board(planned=3, clock=lambda: 100.0)
+>>> b.chapter = "03_similarity"
+>>> b.line({"event": "run_started", "label": "nft-seed0", "steps": 12, "profile": "tiny"})
+'zsg: [03_similarity] nft seed 0: run 1/3 started (12 steps)'
+>>> b.line({"event": "run_finished", "label": "nft-seed0", "steps": 12, "seconds": 30.0,
+...         "reused": False, "run_id": "a1"})
+'zsg: [03_similarity] nft seed 0: run 1/3 trained in 30 s (12 steps); book ETA 60 s (2 runs left)'
+>>> b.line({"event": "run_finished", "label": "fft-seed0", "steps": 12, "seconds": 0.1,
+...         "reused": True, "run_id": "b2"})
+'zsg: [03_similarity] fft seed 0: run 2/3 cached (read back); book ETA 30 s (1 run left)'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PROGRESS_ENV = "ZSG_PROGRESS_FILE"
+CHAPTER_ENV = "ZSG_CHAPTER"  # set by whoever knows the chapter a kernel runs (batch)
+
+# --------------------------------------------------------------------------- kernel side
+
+_started: dict[str, float] = {}
+
+
+def _emit(event: dict[str, Any]) -> None:
+    """Append one event line; never let progress reporting break a run."""
+    target = os.environ.get(PROGRESS_ENV)
+    if not target:
+        return
+    line = (json.dumps(event, default=str) + "\n").encode()
+    try:
+        # One write() of an O_APPEND file: lines from several kernels never interleave.
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def run_started(label: str, steps: int, profile: str | None = None) -> None:
+    """A training run (``label`` like ``nft-seed0``) is about to start or be read back."""
+    _started[label] = time.monotonic()
+    _emit({"event": "run_started", "label": label, "steps": steps, "profile": profile,
+           "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
+
+
+def run_finished(label: str, steps: int, reused: bool, run_id: str | None = None,
+                 profile: str | None = None) -> None:
+    """The run ended: trained now (``reused=False``) or an earlier record read back."""
+    began = _started.pop(label, None)
+    seconds = time.monotonic() - began if began is not None else None
+    _emit({"event": "run_finished", "label": label, "steps": steps, "profile": profile,
+           "reused": bool(reused), "run_id": run_id, "seconds": seconds,
+           "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
+
+
+# --------------------------------------------------------------------------- build side
+
+
+def split_label(label: str) -> tuple[str, int | None]:
+    """``"tma-window3-seed1"`` -> ``("tma-window3", 1)``; a label without a seed keeps it all.
+
+    >>> split_label("nft-seed0"), split_label("custom")
+    (('nft', 0), ('custom', None))
+    """
+    m = re.fullmatch(r"(.+)-seed(\d+)", label)
+    return (m.group(1), int(m.group(2))) if m else (label, None)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``3 min``, ``1 h 05 min``.
+
+    >>> duration(42.4), duration(185), duration(3900)
+    ('42 s', '3 min', '1 h 05 min')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+# Sphinx announces each document it reads; myst-nb names the notebook it executes.
+_READING = re.compile(r"reading sources\.\.\. \[\s*\d+%\] (\S+)")
+_EXECUTING = re.compile(r"(\S+?)(?:\.py|\.ipynb|\.md)?: Executing notebook using")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Board:
+    """The build's state of play: chapter, runs done, seconds of trained runs; formats lines.
+
+    ``planned`` is the whole book's number of distinct runs (``None``: unknown). A run read
+    back whose id was already counted in this build (two chapters share it) does not advance
+    the count.
+    """
+
+    def __init__(self, planned: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.planned = planned
+        self.chapter: str | None = None
+        self.done: set[str] = set()
+        self.trained_seconds: list[float] = []
+        self.in_flight: dict[str, str] = {}  # label -> chapter, started and not finished
+        self.clock = clock
+        self.lock = threading.Lock()
+
+    def see_log_line(self, line: str) -> None:
+        """Follow the build's log: the document being read is the chapter being executed."""
+        text = _ANSI.sub("", line)
+        m = _READING.search(text) or _EXECUTING.search(text)
+        if m:
+            with self.lock:
+                self.chapter = Path(m.group(1)).stem
+
+    def _count(self, next_run: bool) -> str:
+        i = len(self.done) + (1 if next_run else 0)
+        if self.planned is None:
+            return f"run {i}"
+        return f"run {i}/{self.planned}" if i <= self.planned else f"run {i} ({self.planned} planned)"
+
+    def _eta(self) -> str:
+        if self.planned is None or not self.trained_seconds:
+            return ""
+        left = max(self.planned - len(self.done), 0)
+        mean = sum(self.trained_seconds) / len(self.trained_seconds)
+        return f"; book ETA {duration(mean * left)} ({left} run{'s' if left != 1 else ''} left)"
+
+    def line(self, event: dict[str, Any]) -> str | None:
+        """The terminal line of one event (``None`` for an event of another kind)."""
+        with self.lock:
+            chapter = event.get("chapter") or self.chapter or event.get("profile") or "?"
+            label = str(event.get("label"))
+            name, seed = split_label(label)
+            head = f"zsg: [{chapter}] {name}" + (f" seed {seed}" if seed is not None else "")
+            if event.get("event") == "run_started":
+                self.in_flight[label] = chapter
+                return f"{head}: {self._count(True)} started ({event.get('steps')} steps)"
+            if event.get("event") != "run_finished":
+                return None
+            self.in_flight.pop(label, None)
+            run_id = event.get("run_id") or f"{chapter}/{label}"
+            if run_id in self.done:
+                return f"{head}: shared with an earlier run of this build (read back)"
+            self.done.add(run_id)
+            if event.get("reused"):
+                return f"{head}: {self._count(False)} cached (read back){self._eta()}"
+            seconds = float(event.get("seconds") or 0.0)
+            self.trained_seconds.append(seconds)
+            return (f"{head}: {self._count(False)} trained in {duration(seconds)} "
+                    f"({event.get('steps')} steps){self._eta()}")
+
+    def unfinished(self) -> list[str]:
+        """Lines naming the runs that started and never finished (a chapter failed)."""
+        with self.lock:
+            return [f"zsg: run {split_label(label)[0]} seed {split_label(label)[1]} in "
+                    f"{chapter} started and did not finish"
+                    for label, chapter in self.in_flight.items()]
+
+
+class Tailer:
+    """Follow an events file in a background thread, handing each new line's text to ``echo``.
+
+    Use as a context manager; leaving it reads what is left, so no event is lost.
+
+    >>> import tempfile; f = Path(tempfile.mkdtemp()) / "events.jsonl"
+    >>> seen = []
+    >>> with Tailer(f, Board(planned=1), seen.append, interval=0.01):
+    ...     with _Env(PROGRESS_ENV, str(f)):
+    ...         run_started("nft-seed0", 4)
+    >>> seen
+    ['zsg: [?] nft seed 0: run 1/1 started (4 steps)']
+    """
+
+    def __init__(self, path: str | os.PathLike, board: Board, echo: Callable[[str], None],
+                 interval: float = 0.5) -> None:
+        self.path, self.board, self.echo, self.interval = Path(path), board, echo, interval
+        self._offset, self._partial = 0, b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="zsg-progress", daemon=True)
+
+    def __enter__(self) -> Tailer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()  # whatever arrived after the last poll
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def poll(self) -> None:
+        """Read complete new lines and echo their formatted text."""
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self._offset += len(data)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for raw in lines:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue  # a damaged line says nothing useful; skip it
+            text = self.board.line(event) if isinstance(event, dict) else None
+            if text:
+                self.echo(text)
+
+
+class _Env:
+    """Set one environment variable for a ``with`` block (doctests, tests)."""
+
+    def __init__(self, key: str, value: str) -> None:
+        self.key, self.value, self.saved = key, value, None
+
+    def __enter__(self) -> None:
+        self.saved = os.environ.get(self.key)
+        os.environ[self.key] = self.value
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is None:
+            os.environ.pop(self.key, None)
+        else:
+            os.environ[self.key] = self.saved
