@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.book import batch, cli
+from zsg_lib.book import batch, cli, workers
 from zsg_lib.errors import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,17 +65,17 @@ def test_slurm_without_sbatch_names_the_flag(tmp_path, capsys, monkeypatch) -> N
 def test_missing_submitit_names_the_flag(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit -> ImportError
     with pytest.raises(ParamsError, match=r"--scheduler submitit-local: needs submitit"):
-        batch.make_executor("submitit-local", tmp_path, 2)
+        workers.make_executor("submitit-local", tmp_path, 2)
     with pytest.raises(ParamsError, match="--scheduler 'pbs'"):
-        batch.make_executor("pbs", tmp_path, 2)
+        workers.make_executor("pbs", tmp_path, 2)
 
 
 def test_slots_share_visible_gpus_and_follow_cuda_visible_devices(monkeypatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    assert batch.visible_devices() == ["2", "3"]
-    assert batch.plan_slots(3) == ["2", "3", "2"]
+    assert workers.visible_devices() == ["2", "3"]
+    assert workers.plan_slots(3) == ["2", "3", "2"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert batch.plan_slots(2) == [None, None]
+    assert workers.plan_slots(2) == [None, None]
 
 
 def test_status_updates_from_many_writers_keep_every_entry(tmp_path) -> None:

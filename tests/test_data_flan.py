@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from zsg_lib.data import flan_mini, load_flan_mini
-from zsg_lib.data.records import iter_records
+from zsg_lib.data.jsonfiles import iter_records
 from zsg_lib.errors import DataError
 from zsg_lib.schema import INSTANCE_SCHEMA
 

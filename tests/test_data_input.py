@@ -35,7 +35,7 @@ from zsg_lib.data import (
     split_instances,
     split_tasks,
 )
-from zsg_lib.data.records import file_format, iter_records
+from zsg_lib.data.jsonfiles import file_format, iter_records
 from zsg_lib.data.split import TaskList, read_task_list
 from zsg_lib.errors import DataError, DataWarning
 from zsg_lib.schema import instances_from_records, text_view, validate_instances
@@ -344,7 +344,7 @@ def test_two_arrays_concatenated(tmp_path, sep):
 
 
 def test_second_value_found_across_read_chunks(tmp_path, monkeypatch):
-    from zsg_lib.data import records
+    from zsg_lib.data import jsonfiles as records
 
     monkeypatch.setattr(records, "_CHUNK", 7)  # strings and brackets straddle chunk ends
     first = json.dumps([flan(0, source='t "quoted" [0] \\ {x}'), flan(1)], indent=1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from zsg_lib.train import models
+from zsg_lib.train import gguf_cache, models
 
 
 def write_tiny_gguf(path: Path, hidden: int = 32, layers: int = 2, heads: int = 4,
@@ -83,13 +83,13 @@ def counted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     """A fresh cache root; every real dequantisation is appended to the returned list."""
     monkeypatch.setenv("ZSG_HOME", str(tmp_path / "home"))
     calls: list[str] = []
-    real = models._dequantize
+    real = gguf_cache._dequantize
 
     def spy(path, precision):
         calls.append(precision)
         return real(path, precision)
 
-    monkeypatch.setattr(models, "_dequantize", spy)
+    monkeypatch.setattr(gguf_cache, "_dequantize", spy)
     return calls
 
 
@@ -101,15 +101,15 @@ def _same_model(a, b) -> None:
 
 
 def test_miss_writes_hit_reads_the_same_weights(tiny_gguf, counted, capfd) -> None:
-    direct, direct_tok = models.load_gguf(tiny_gguf, "fp32", cache=False)
+    direct, direct_tok = gguf_cache.load_gguf(tiny_gguf, "fp32", cache=False)
     assert counted == ["fp32"]
-    folder = models.gguf_cache_dir(tiny_gguf, "fp32")
+    folder = gguf_cache.gguf_cache_dir(tiny_gguf, "fp32")
     assert not folder.exists()
 
-    first, _ = models.load_gguf(tiny_gguf, "fp32")             # miss: dequantise, write
-    assert counted == ["fp32", "fp32"] and (folder / models.WEIGHTS_FILE).is_file()
+    first, _ = gguf_cache.load_gguf(tiny_gguf, "fp32")             # miss: dequantise, write
+    assert counted == ["fp32", "fp32"] and (folder / gguf_cache.WEIGHTS_FILE).is_file()
     assert not list(folder.parent.glob(".stage-*")) and not list(folder.glob(".tmp-*"))
-    second, tok = models.load_gguf(tiny_gguf, "fp32")          # hit: no dequantisation
+    second, tok = gguf_cache.load_gguf(tiny_gguf, "fp32")          # hit: no dequantisation
     assert counted == ["fp32", "fp32"]
     _same_model(direct, first)
     _same_model(direct, second)
@@ -124,13 +124,13 @@ def test_miss_writes_hit_reads_the_same_weights(tiny_gguf, counted, capfd) -> No
 
 
 def test_bf16_is_its_own_entry_and_matches_direct(tiny_gguf, counted) -> None:
-    direct, _ = models.load_gguf(tiny_gguf, "bf16", cache=False)
-    models.load_gguf(tiny_gguf, "bf16")
-    cached, _ = models.load_gguf(tiny_gguf, "bf16")
+    direct, _ = gguf_cache.load_gguf(tiny_gguf, "bf16", cache=False)
+    gguf_cache.load_gguf(tiny_gguf, "bf16")
+    cached, _ = gguf_cache.load_gguf(tiny_gguf, "bf16")
     assert counted == ["bf16", "bf16"]
     assert next(cached.parameters()).dtype == torch.bfloat16
     _same_model(direct, cached)
-    assert models.gguf_cache_dir(tiny_gguf, "bf16") != models.gguf_cache_dir(tiny_gguf, "fp32")
+    assert gguf_cache.gguf_cache_dir(tiny_gguf, "bf16") != gguf_cache.gguf_cache_dir(tiny_gguf, "fp32")
 
 
 def test_key_follows_file_bytes_and_transformers_version(tmp_path, monkeypatch) -> None:
@@ -138,25 +138,25 @@ def test_key_follows_file_bytes_and_transformers_version(tmp_path, monkeypatch) 
 
     f = tmp_path / "m.gguf"
     f.write_bytes(b"one")
-    a = models.gguf_cache_dir(f, "fp32", root=tmp_path)
-    assert a == models.gguf_cache_dir(f, "fp32", root=tmp_path) and a.parent == tmp_path
+    a = gguf_cache.gguf_cache_dir(f, "fp32", root=tmp_path)
+    assert a == gguf_cache.gguf_cache_dir(f, "fp32", root=tmp_path) and a.parent == tmp_path
     assert a.name.startswith("m-fp32-")
     monkeypatch.setattr(transformers, "__version__", "0.0.1")
-    b = models.gguf_cache_dir(f, "fp32", root=tmp_path)
+    b = gguf_cache.gguf_cache_dir(f, "fp32", root=tmp_path)
     monkeypatch.undo()
     f.write_bytes(b"two, longer")  # new size: the memoised hash is not reused
-    c = models.gguf_cache_dir(f, "fp32", root=tmp_path)
+    c = gguf_cache.gguf_cache_dir(f, "fp32", root=tmp_path)
     assert len({a, b, c}) == 3
 
 
 def test_damaged_cache_is_rebuilt(tiny_gguf, counted) -> None:
-    models.load_gguf(tiny_gguf, "fp32")
-    weights = models.gguf_cache_dir(tiny_gguf, "fp32") / models.WEIGHTS_FILE
+    gguf_cache.load_gguf(tiny_gguf, "fp32")
+    weights = gguf_cache.gguf_cache_dir(tiny_gguf, "fp32") / gguf_cache.WEIGHTS_FILE
     weights.write_bytes(b"not safetensors")
     with pytest.warns(UserWarning, match="unreadable model cache"):
-        model, _ = models.load_gguf(tiny_gguf, "fp32")
+        model, _ = gguf_cache.load_gguf(tiny_gguf, "fp32")
     assert counted == ["fp32", "fp32"] and weights.stat().st_size > 1000
-    _same_model(model, models.load_gguf(tiny_gguf, "fp32")[0])
+    _same_model(model, gguf_cache.load_gguf(tiny_gguf, "fp32")[0])
     assert counted == ["fp32", "fp32"]
 
 
@@ -164,22 +164,22 @@ def test_unwritable_cache_still_loads(tiny_gguf, counted, monkeypatch) -> None:
     def refuse(*_):
         raise OSError("disk full")
 
-    monkeypatch.setattr(models, "_write_cached", refuse)
+    monkeypatch.setattr(gguf_cache, "_write_cached", refuse)
     with pytest.warns(UserWarning, match="could not cache"):
-        model, _ = models.load_gguf(tiny_gguf, "fp32")
+        model, _ = gguf_cache.load_gguf(tiny_gguf, "fp32")
     assert model.config.hidden_size == 32
 
 
 def test_other_precisions_are_refused(tiny_gguf) -> None:
     with pytest.raises(models.TrainError, match="'4bit'"):
-        models.load_gguf(tiny_gguf, "4bit")
+        gguf_cache.load_gguf(tiny_gguf, "4bit")
 
 
 @pytest.mark.slow
 def test_embedded_default_from_cache_equals_direct(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ZSG_HOME", str(tmp_path))
     gguf_file = models.embedded_model_dir() / models.EMBEDDED_GGUF
-    direct, _ = models.load_gguf(gguf_file, "fp32", cache=False)
-    models.load_gguf(gguf_file, "fp32")
-    cached, _ = models.load_gguf(gguf_file, "fp32")
+    direct, _ = gguf_cache.load_gguf(gguf_file, "fp32", cache=False)
+    gguf_cache.load_gguf(gguf_file, "fp32")
+    cached, _ = gguf_cache.load_gguf(gguf_file, "fp32")
     _same_model(direct, cached)

@@ -15,6 +15,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: The repository root of this checkout (``params/``, ``book/`` and ``_config.yml`` live here).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 def zsg_home() -> Path:
     """The root of every cache and run record."""

@@ -63,7 +63,7 @@ def book_root() -> Path:
     here = Path.cwd()
     if (here / "_config.yml").exists():
         return here
-    from .params import REPO_ROOT
+    from ..paths import REPO_ROOT
 
     if (REPO_ROOT / "_config.yml").exists():
         return REPO_ROOT
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "is pinned to one visible GPU")
     p.add_argument("--devices", metavar="IDS",
                    help="GPUs for the workers, one each (e.g. 0,1); --jobs at most their number")
-    from .batch import SCHEDULERS
+    from .workers import SCHEDULERS
 
     p.add_argument("--scheduler", default="local", choices=SCHEDULERS,
                    help="local: worker processes here (default); submitit-local, slurm: "

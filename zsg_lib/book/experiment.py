@@ -119,8 +119,8 @@ def planned_runs(profile: Profile) -> int:
     turn windows; with a warm-up, the warm-up itself and chapter 1's runs from step 0 apart;
     without one, chapter 1's runs are shared where their generation settings match.
 
-    >>> planned_runs(load_profile("cpu-demo"))
-    42
+    >>> planned_runs(load_profile("cpu-demo"))  # 3 seeds x (warm-up + 11 + chapter 1 + 3 windows)
+    48
     """
     c, gen = profile.chapters, set(profile.generate_for)
     compared = set(c.permutations) | set(c.similarity) | set(c.granularity) | set(c.tma)

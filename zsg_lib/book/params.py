@@ -1,9 +1,10 @@
 """Typed parameter profiles: ``params/<name>.yaml`` → a frozen :class:`Profile`.
 
 A profile says which model, which data, how it is split and sampled, how training runs and
-which arrangements each chapter compares. Loading checks every key and type against the
-dataclasses below, so a typo fails *before* any work, with the file and the dotted key in the
-message::
+which arrangements each chapter compares (its sections: :mod:`zsg_lib.book.profile`). Loading
+checks every key and type against those dataclasses, and every value against the rules here
+(one set of checks for the whole book), so a typo fails *before* any work, with the file and
+the dotted key in the message::
 
     params/cpu-demo.yaml: train.learning_rate: expected float, got 'fast'
 
@@ -27,169 +28,18 @@ import dataclasses
 import difflib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..analysis.findings import Judge
 from ..arrange.catalog import ARRANGEMENT_NAMES, ARRANGEMENTS
-from ..arrange.multiturn import WithinRound
-from ..data import TASKLESS_KINDS, DatasetKind
 from ..errors import ParamsError
-from ..schema import TextView
-from ..train.config import Precision, TrainConfig
+from ..paths import REPO_ROOT
 from ..typed import FieldError, build
 from .chapters import CHAPTERS, COMPARISONS
+from .profile import Profile
+from .yamlfiles import merge, nest, read_yaml, relative
 
-#: The repository root (``params/`` and ``book/`` live here).
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = REPO_ROOT / "params"
-
-
-@dataclass(frozen=True)
-class DatasetParams:
-    """Which data: ``kind`` picks the loader; ``path`` is needed for every kind but ``demo``."""
-
-    kind: DatasetKind = "demo"
-    path: str | None = None
-    seed: int = 0  # seeds the task split (fixed across run seeds)
-    track: str = "default"  # NIV2: the split track under splits/
-    k_positive: int = 2  # NIV2: positive examples in each prompt
-
-
-@dataclass(frozen=True)
-class SplitParams:
-    """How tasks are split into train and test.
-
-    Explicit task lists win; otherwise the dataset's own split (demo, NIV2) or a seeded random
-    split; ``n_*_tasks`` then draws that many tasks (seeded by ``dataset.seed``) from each side.
-    """
-
-    train_tasks: tuple[str, ...] | None = None
-    test_tasks: tuple[str, ...] | None = None
-    n_train_tasks: int | None = None
-    n_test_tasks: int | None = None
-    n_test_instances: int = 40  # for data without tasks: held-out conversations
-
-
-@dataclass(frozen=True)
-class EmbeddingParams:
-    """Sentence embeddings (PAPER.md §3: all turns; §5, TMA: first user turn + answer)."""
-
-    model: str | None = None  # None = the embedded all-MiniLM-L6-v2
-    view: TextView = "all_turns"
-    tma_view: TextView = "first_turn"
-
-
-@dataclass(frozen=True)
-class TmaParams:
-    """TMA selection budget (instances), the order of picks inside a round, and the
-    turn-window ablation (rounds)."""
-
-    budget: int = 96
-    # shuffle (seeded) | train-index (the authors' choice) | test-order (rounds become task
-    # blocks when the test table is grouped by task): see zsg_lib.arrange.multiturn.
-    within_round: WithinRound = "shuffle"
-    window_size: int = 2
-    window_starts: tuple[int, ...] = (0, 2, 4)
-
-
-@dataclass(frozen=True)
-class WarmupParams:
-    """A shared warm-up before every comparison (chapters 2–5): ``steps`` optimizer steps on
-    a seeded random draw of ``steps × instances per step`` instances from the training pool
-    (every instance of the training tasks), the same for every arm of a seed and excluded
-    from every arm's data, so arms differ only in the data that follows. One run per seed,
-    shared by the whole book; chapter 1 measures from step 0. ``0``: no warm-up."""
-
-    steps: int = 0
-
-
-@dataclass(frozen=True)
-class StatsParams:
-    """How findings are judged: mean test loss over the first ``first_n_steps`` steps."""
-
-    first_n_steps: int = 12
-    alpha: float = 0.05
-
-
-#: The arrangements each chapter compares (``chapters.<key>``, names as in
-#: :data:`zsg_lib.arrange.ARRANGEMENTS`); keys and defaults come from the chapter catalog.
-ChapterParams = dataclasses.make_dataclass(
-    "ChapterParams",
-    [(key, tuple[str, ...], field(default=default)) for key, default in COMPARISONS.items()],
-    frozen=True,
-)
-ChapterParams.__module__ = __name__
-
-
-@dataclass(frozen=True)
-class Profile:
-    """One complete, typed parameter set. ``source`` is the file it came from."""
-
-    name: str
-    description: str = ""
-    model: str | None = None  # None = embedded SmolLM2-135M-Instruct; "tiny" = test model
-    precision: Precision | None = None  # None: see TrainConfig.resolved_precision
-    dataset: DatasetParams = DatasetParams()
-    split: SplitParams = SplitParams()
-    train_per_task: int = 20
-    test_per_task: int = 5
-    embedding: EmbeddingParams = EmbeddingParams()
-    tma: TmaParams = TmaParams()
-    train: TrainConfig = TrainConfig()  # model, precision and seed: set above and by seeds
-    warmup: WarmupParams = WarmupParams()
-    # Arrangements whose runs always generate (ROUGE/EM at train.generate_at). Runs are shared
-    # between chapters only with identical settings, so chapter 1's baseline (random, and rt:
-    # the same seeded shuffle) generates wherever it is used.
-    generate_for: tuple[str, ...] = ("random", "rt")
-    seeds: tuple[int, ...] = (0, 1, 2)
-    stats: StatsParams = StatsParams()
-    chapters: ChapterParams = ChapterParams()
-    runs_root: str | None = None  # None = $ZSG_HOME/runs
-    source: str = field(default="<defaults>", compare=False)
-
-    @property
-    def has_tasks(self) -> bool:
-        """Whether the dataset kind carries task labels."""
-        return self.dataset.kind not in TASKLESS_KINDS
-
-    @property
-    def judge(self) -> Judge:
-        """What the comparisons (chapters 2–5) need: they branch from the warm-up at step
-        ``warmup.steps`` and run ``train.max_steps`` more."""
-        w = self.warmup.steps
-        return Judge(max_steps=w + self.train.max_steps, eval_every=self.train.eval_every,
-                     first_n_steps=self.stats.first_n_steps, alpha=self.stats.alpha,
-                     branch_step=w)
-
-    @property
-    def early_judge(self) -> Judge:
-        """What chapter 1 needs: its runs start at step 0 (early movement is its finding)."""
-        return dataclasses.replace(self.judge, max_steps=self.train.max_steps, branch_step=0)
-
-    def arrangements(self, chapter: str) -> tuple[str, ...]:
-        """The arrangements ``chapter`` compares (a ``chapters`` key or a chapter stem)."""
-        spec = CHAPTERS.get(chapter)
-        key = spec.key if spec is not None else chapter
-        return getattr(self.chapters, key) if key else ()
-
-    def run_config(self, seed: int, steps: int | None = None,
-                   generate: bool = False) -> TrainConfig:
-        """The :class:`TrainConfig` of one run: ``train`` with this profile's model, precision
-        and ``seed``; ``steps`` caps ``max_steps``. Greedy generation (ROUGE/EM) runs at
-        ``train.generate_at`` only when ``generate`` (costly on a CPU; chapter 1 needs it).
-
-        >>> load_profile("tiny").run_config(seed=2, steps=4).max_steps
-        4
-        """
-        t = self.train
-        max_steps = min(t.max_steps, steps) if steps else t.max_steps
-        return dataclasses.replace(
-            t, model=self.model, precision=self.precision, seed=seed, max_steps=max_steps,
-            generate_at=tuple(s for s in t.generate_at if s <= max_steps) if generate else ())
 
 
 #: TrainConfig fields a profile sets elsewhere: top-level ``model``/``precision``, ``seeds``.
@@ -234,14 +84,6 @@ def _build(data: Mapping[str, Any], where: str, clip: bool = False) -> Profile:
 # --------------------------------------------------------------------------- loading
 
 
-def relative(path: Path) -> str:
-    """``path`` relative to the repository root where it lies inside it (for messages)."""
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def resolve_profile_path(name_or_path: str | os.PathLike) -> Path:
     """A profile name (``cpu-demo``) → ``params/cpu-demo.yaml``; a path stays a path."""
     text = str(name_or_path)
@@ -255,92 +97,6 @@ def resolve_profile_path(name_or_path: str | os.PathLike) -> Path:
         known = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
         raise ParamsError(f"{text}: no such profile (file {path}); known profiles: {known}")
     return path
-
-
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A key given twice in one YAML mapping: ``key`` (dotted) and both 1-based ``lines``."""
-
-    def __init__(self, key: str, lines: tuple[int, int]) -> None:
-        super().__init__(None, None, f"{key}: key given twice (lines {lines[0]} and "
-                                     f"{lines[1]}); keep one of them")
-        self.key, self.lines = key, lines
-
-
-def _check_unique_keys(node: yaml.Node, prefix: str = "") -> None:
-    """Raise :class:`DuplicateKeyError` for a key given twice in any mapping under ``node``
-    (PyYAML keeps the last one silently: pyyaml issue #165)."""
-    if isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_unique_keys(item, f"{prefix}[{i}]")
-    if not isinstance(node, yaml.MappingNode):
-        return
-    first: dict[str, int] = {}
-    for key_node, value_node in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base`` may repeat base keys
-            continue
-        key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-        line = key_node.start_mark.line + 1
-        if key in first:
-            raise DuplicateKeyError(key, (first[key], line))
-        first[key] = line
-        _check_unique_keys(value_node, key)
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader, refusing a mapping key given twice (two ``train:`` blocks, a key
-    twice in a section) instead of keeping the last one.
-
-    >>> yaml.load("a: 1\\nb: {c: 2, c: 3}\\n", UniqueKeyLoader)
-    Traceback (most recent call last):
-    ...
-    zsg_lib.book.params.DuplicateKeyError: b.c: key given twice (lines 2 and 2); keep one of them
-    """
-
-    def construct_document(self, node: yaml.Node) -> Any:
-        _check_unique_keys(node)
-        return super().construct_document(node)
-
-
-def read_yaml(path: Path) -> dict:
-    """A YAML file's top-level mapping; ParamsError naming the file if it is not one, or if
-    a key is given twice (with both line numbers)."""
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), UniqueKeyLoader)
-    except DuplicateKeyError as exc:
-        raise ParamsError(f"{relative(path)}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{relative(path)}: not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ParamsError(f"{relative(path)}: expected a mapping of keys, got {type(data).__name__}")
-    return data
-
-
-def _nest(overrides: Mapping[str, Any]) -> dict:
-    """``{"train.max_steps": 3}`` → ``{"train": {"max_steps": 3}}`` (nested dicts pass through)."""
-    out: dict = {}
-    for key, value in overrides.items():
-        parts = str(key).split(".")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ParamsError(f"overrides: {key}: {part} is not a section")
-        if isinstance(value, Mapping):
-            node[parts[-1]] = _merge(node.get(parts[-1], {}), _nest(value))
-        else:
-            node[parts[-1]] = value
-    return out
-
-
-def _merge(base: Any, update: Any) -> Any:
-    if isinstance(base, dict) and isinstance(update, dict):
-        merged = dict(base)
-        for k, v in update.items():
-            merged[k] = _merge(base.get(k), v)
-        return merged
-    return update
 
 
 def _expand_path(path: str | None) -> str | None:
@@ -505,9 +261,9 @@ def load_profile(
     clip = False
     if overrides:
         where = f"{where} (overrides)"
-        nested = _nest(overrides)
+        nested = nest(overrides)
         clip = _shortens_run(nested)
-        data = _merge(data, nested)
+        data = merge(data, nested)
     profile = _build(data, where, clip)
     profile = dataclasses.replace(
         profile,

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParamsError
+from ..paths import REPO_ROOT
 from .chapters import CHAPTERS
-from .params import REPO_ROOT, check_chapter, load_profile, read_yaml, relative
+from .params import check_chapter, load_profile
+from .yamlfiles import read_yaml, relative
 
 
 def load_sweep(path: str | os.PathLike) -> list[dict]:

@@ -42,7 +42,7 @@ from ..atomic import atomic_path
 from ..errors import DataError, DataWarning
 from ..paths import cache_dir as default_cache_dir
 from ..schema import INSTANCE_SCHEMA
-from .records import as_path, check_file
+from .jsonfiles import as_path, check_file
 
 #: Bump when a converter's output changes, so old caches are not reused. (2: caches are
 #: only written from records that passed the conversation rules of zsg_lib.schema.)

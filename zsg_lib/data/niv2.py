@@ -38,7 +38,8 @@ import pyarrow as pa
 
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
-from .records import IdSet, as_path, blank, record_id, require
+from .jsonfiles import as_path
+from .records import IdSet, blank, record_id, require
 from .split import TaskList, check_count, check_task_names, read_task_list
 
 SOURCE = "niv2"

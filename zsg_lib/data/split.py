@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from ..errors import DataError
 from ..schema import check_table
-from .records import as_path
+from .jsonfiles import as_path
 
 
 @dataclass(frozen=True)
