@@ -158,3 +158,10 @@ def test_setup_rejects_bad_overrides_before_work() -> None:
 def test_describe_is_a_table(tiny) -> None:
     d = ex.describe(tiny)
     assert isinstance(d, pd.DataFrame) and "seeds" in set(d["setting"])
+
+
+def test_turn_windows_past_the_rounds_fail_when_the_chapter_starts(tmp_path) -> None:
+    overrides = {"runs_root": str(tmp_path), "seeds": [0], "tma.window_starts": [0, 10_000]}
+    with pytest.raises(ParamsError, match=r"tma.window_starts\[1\]: round 10000 does not exist"):
+        ex.setup("tiny", "05_tma", overrides)
+    assert not list(tmp_path.iterdir())  # nothing trained

@@ -86,6 +86,9 @@ def setup(
     check_runnable(prof)
     if chapter is not None:
         check_chapter(prof, chapter)
+    if chapter == "05_tma":  # turn windows need rounds the data has: fail before any run
+        for seed in prof.seeds:
+            check_windows(prof, seed)
     return prof
 
 
@@ -366,16 +369,23 @@ def run(profile: Profile, name: str, seed: int, progress: bool = False, generate
                   f"{name}-seed{seed}", progress, generate, branch)
 
 
-def run_window(profile: Profile, start: int, seed: int, progress: bool = False) -> RunRecord:
-    """One TMA turn-window run (rounds ``[start, start + window_size)``), cut to as many
-    instances as the smallest window of the seed has, so windows are compared at equal
-    lengths."""
+def check_windows(profile: Profile, seed: int) -> list[Arrangement]:
+    """Every turn window of ``seed``; ParamsError naming ``tma.window_starts[i]`` when a
+    window starts past the rounds this seed's training pool has."""
     windows = [window_arrangement(profile, w, seed) for w in profile.tma.window_starts]
     for i, (w, win) in enumerate(zip(profile.tma.window_starts, windows)):
         if not win.ids:
             raise ParamsError(
                 f"{profile.source}: tma.window_starts[{i}]: round {w} does not exist: the "
                 f"training pool of seed {seed} has {win.params['rounds_available']} TMA rounds")
+    return windows
+
+
+def run_window(profile: Profile, start: int, seed: int, progress: bool = False) -> RunRecord:
+    """One TMA turn-window run (rounds ``[start, start + window_size)``), cut to as many
+    instances as the smallest window of the seed has, so windows are compared at equal
+    lengths."""
+    windows = check_windows(profile, seed)
     arr = window_arrangement(profile, start, seed)
     arr = dataclasses.replace(arr, ids=arr.ids[: min(len(win.ids) for win in windows)])
     prep = prepare(profile, seed)
