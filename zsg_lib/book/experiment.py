@@ -342,7 +342,7 @@ def _trained(profile: Profile, cfg: TrainConfig, table: pa.Table, test: pa.Table
              order: list[str], label: str, progress: bool,
              start_from: RunRecord | None = None) -> RunRecord:
     """Train (or read back) one run, telling the book build when it starts and ends."""
-    from ..train.run import train_run  # torch: only when a run is asked for
+    from ..train.run import train_run  # transformers + peft: only when a run is asked for
 
     steps = cfg.max_steps or 0
     events.run_started(label, steps, profile=profile.name)
