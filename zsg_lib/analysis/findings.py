@@ -55,6 +55,12 @@ class Judge:
         return (b + 1, min(b + self.first_n_steps, self.max_steps))
 
     @property
+    def drop_from(self) -> int:
+        """Where per-task curve shapes are read from: the first evaluation after the branch
+        point (the first interval is the universal early fall)."""
+        return self.branch_step + self.eval_every
+
+    @property
     def last_window(self) -> tuple[int, int]:
         """The last third of the steps after the branch point (for "ends lower" claims)."""
         b, end = self.branch_step, self.max_steps
@@ -171,14 +177,15 @@ def permutations(judge: Judge, scores: pd.DataFrame) -> Finding:
     missing = _missing("2. permutations", claim, ["cluster", "random"], have)
     if missing:
         return missing
-    shares = sudden_drop_shares(scores, from_step=judge.eval_every)
+    start = judge.drop_from
+    shares = sudden_drop_shares(scores, from_step=start)
     test = stats.paired_test(shares, "random", "cluster", (0, 0), value="sudden")
     direction = test.mean_diff < 0
     significant = direction and test.p < judge.alpha
     by = shares.groupby("arrangement")["sudden"].mean()
     shown = ", ".join(f"{a} {by[a]:.0%}" for a in by.index)
     measured = (f"share of test-task curves with a sudden drop after step "
-                f"{judge.eval_every}: {shown}; cluster − random "
+                f"{start}: {shown}; cluster − random "
                 f"{-test.mean_diff + 0.0:+.0%} (paired over {test.n} seeds, "
                 f"p = {test.p:.3g})")
     return Finding("2. permutations", claim, measured, _status(direction, significant), shares)

@@ -33,7 +33,7 @@ def drop_from_step(profile: Profile) -> int:
     """Where per-task curve shapes start: the first evaluation after the branch point (the
     first interval is the universal early fall, see
     :func:`zsg_lib.analysis.transitions.classify_tasks`)."""
-    return profile.warmup.steps + profile.train.eval_every
+    return profile.judge.drop_from
 
 
 def consumed(profile: Profile) -> int:
