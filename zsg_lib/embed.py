@@ -46,6 +46,7 @@ import pyarrow as pa
 from .atomic import atomic_path
 from .errors import ZsgError
 from .paths import cache_dir as default_cache_root
+from .quiet import quiet_loading
 from .schema import TextView, text_view
 
 Precision = Literal["fp32", "bf16"]
@@ -95,7 +96,8 @@ def model_identity(model: Any, precision: Precision = "fp32") -> str | None:
 def _load_cached(path: str, device: str) -> Any:
     from sentence_transformers import SentenceTransformer  # heavy: imported on first use
 
-    return SentenceTransformer(path, device=device, local_files_only=True)
+    with quiet_loading():  # transformers draws a "Loading weights" bar
+        return SentenceTransformer(path, device=device, local_files_only=True)
 
 
 def load_model(model: str | Path | None = None, device: str | None = None) -> Any:

@@ -53,7 +53,6 @@ from ..train.config import TrainConfig
 from ..train.records import RunRecord
 from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
 from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
-from .render import site_mode
 
 # --------------------------------------------------------------------------- profile
 
@@ -398,9 +397,7 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
     """Run (or read back) each job, then read the score tables of all of them from the run
     records, one copy per label (two labels can name one shared run)."""
     labels = []
-    # In the site build the terminal gets one line a run (zsg_lib.book.progress); a widget
-    # bar there would make the page load Jupyter's widget manager from a CDN.
-    for label, job in tqdm(jobs, desc=desc, disable=not progress or site_mode()):
+    for label, job in tqdm(jobs, desc=desc, disable=not progress):  # off in the site build
         record = job()
         labels.append({**label, "run_id": record.run_id, "path": record.path})
     runs = pd.DataFrame(labels)

@@ -27,6 +27,9 @@ def setup(app: Any) -> dict[str, Any]:
         if static:
             write_vega_bundle(static[0])
         os.environ[SITE_ENV] = "1"
+        # No progress bar in the pages: the terminal gets one line a run (book.progress), and
+        # a widget bar would make the page load Jupyter's widget manager from a CDN.
+        os.environ["TQDM_DISABLE"] = "1"
         os.environ.setdefault("ZSG_HOME", str(Path(app.confdir) / ".cache" / "zsg"))
 
     app.connect("config-inited", _on_config)

@@ -3,8 +3,8 @@
 Transformers dequantizes a GGUF file on every load (~20 s for SmolLM2-135M here).
 :func:`load_gguf` does it once, keyed by the file's hash, the transformers version and the
 precision, writes the result atomically (weights last: a folder with its weights is complete)
-and loads that copy afterwards — the same weights bit for bit. :func:`quiet_loading` keeps the
-loading bars out of executed notebooks.
+and loads that copy afterwards — the same weights bit for bit. :func:`zsg_lib.quiet.quiet_loading` keeps
+the loading bars out of executed notebooks.
 
 >>> gguf_cache_key.__name__, DTYPES["bf16"]
 ('gguf_cache_key', torch.bfloat16)
@@ -12,7 +12,6 @@ loading bars out of executed notebooks.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -20,7 +19,6 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,37 +27,13 @@ import torch
 from ..atomic import atomic_path
 from ..errors import TrainError
 from ..paths import cache_dir
+from ..quiet import quiet_loading
 from .config import Precision
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "4bit": torch.bfloat16}
 GGUF_CACHE_KIND = "models"
 GGUF_CACHE_FORMAT = 1  # bump when what is written changes
 WEIGHTS_FILE = "model.safetensors"
-
-
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Silence transformers' progress bars while loading or saving (an executed notebook keeps
-    every redraw of them as output). The GGUF converter uses ``tqdm.auto`` directly, so its bar is
-    switched off at its module; the others follow transformers' own switch."""
-    from transformers.utils import logging as hf_logging
-
-    was_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    patched = None
-    with contextlib.suppress(ImportError):
-        from transformers import modeling_gguf_pytorch_utils as gguf_utils
-
-        if hasattr(gguf_utils, "tqdm"):
-            patched, original = gguf_utils, gguf_utils.tqdm
-            gguf_utils.tqdm = functools.partial(original, disable=True)
-    try:
-        yield
-    finally:
-        if patched is not None:
-            patched.tqdm = original
-        if was_on:
-            hf_logging.enable_progress_bar()
 
 
 @functools.lru_cache(maxsize=8)

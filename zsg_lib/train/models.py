@@ -32,8 +32,9 @@ from typing import Any
 import torch
 
 from ..errors import TrainError
+from ..quiet import quiet_loading
 from .config import PRECISIONS, Precision
-from .gguf_cache import DTYPES, load_gguf, quiet_loading, unmark_quantized
+from .gguf_cache import DTYPES, load_gguf, unmark_quantized
 
 EMBEDDED_NAME = "embedded"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
