@@ -165,3 +165,16 @@ def test_turn_windows_past_the_rounds_fail_when_the_chapter_starts(tmp_path) -> 
     with pytest.raises(ParamsError, match=r"tma.window_starts\[1\]: round 10000 does not exist"):
         ex.setup("tiny", "05_tma", overrides)
     assert not list(tmp_path.iterdir())  # nothing trained
+
+
+def test_no_notebook_bar_in_the_site_build(tiny, monkeypatch) -> None:
+    """In the site build the runs' bar is off (its widget would load a CDN script)."""
+    from zsg_lib.book import experiment
+
+    made = []
+    monkeypatch.setattr(experiment, "tqdm", lambda it, **kw: made.append(kw) or it)
+    monkeypatch.setenv("ZSG_SITE_BUILD", "1")
+    ex.run_many(tiny, ["random"], seeds=[0], progress=True)
+    monkeypatch.delenv("ZSG_SITE_BUILD")
+    ex.run_many(tiny, ["random"], seeds=[0], progress=True)
+    assert [kw["disable"] for kw in made] == [True, False]

@@ -53,6 +53,7 @@ from ..train.config import TrainConfig
 from ..train.records import RunRecord
 from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
 from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
+from .render import site_mode
 
 # --------------------------------------------------------------------------- profile
 
@@ -397,7 +398,10 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
     """Run (or read back) each job, then read the score tables of all of them from the run
     records, one copy per label (two labels can name one shared run)."""
     labels = []
-    for label, job in tqdm(jobs, desc=desc, disable=not progress):  # off in the site build
+    # Not in the site build: the terminal gets one line a run (book.progress), and a widget
+    # bar would make the page load Jupyter's widget manager from a CDN. (An explicit
+    # disable=False would override the TQDM_DISABLE the build sets for other bars.)
+    for label, job in tqdm(jobs, desc=desc, disable=not progress or site_mode()):
         record = job()
         labels.append({**label, "run_id": record.run_id, "path": record.path})
     runs = pd.DataFrame(labels)
