@@ -286,9 +286,11 @@ def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrang
     return dataclasses.replace(a, name=name)
 
 
+@functools.lru_cache(maxsize=32)
 def window_arrangement(profile: Profile, start: int, seed: int,
                        size: int | None = None) -> Arrangement:
-    """TMA turn window: the nearest-pick rounds ``[start, start + size)`` (PAPER.md §5)."""
+    """TMA turn window: the nearest-pick rounds ``[start, start + size)`` (PAPER.md §5).
+    Memoised: the chapter's check and every window run of a seed ask for all windows."""
     prep = prepare(profile, seed)
     return arrange("tma-window", prep.pool, prep.pool_emb, prep.test_emb_tma, start=start,
                    size=size or profile.tma.window_size, within_round=profile.tma.within_round,
