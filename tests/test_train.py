@@ -49,6 +49,8 @@ def cfg(**kw) -> TrainConfig:
         ({"method": "qlora", "precision": "fp32"}, "precision"),
         ({"bf16_autocast": "yes"}, "bf16_autocast"),
         ({"template": "fancy"}, "template"),
+        ({"dense_scoring": (5, 2)}, "dense_scoring"),
+        ({"dense_every": 0}, "dense_every"),
     ],
 )
 def test_invalid_config_names_the_field(kw, field):
@@ -138,6 +140,28 @@ def test_scores_every_test_instance_at_each_scored_step(tmp_path):
     params = json.loads((rec.path / runs.PARAMS).read_text())
     assert params["run_id"] == rec.run_id and params["versions"]["torch"] == torch.__version__
     assert (rec.log.tokens > rec.log.response_tokens).all()
+
+
+def test_dense_scoring_scores_every_step_of_its_range(tmp_path):
+    c = cfg(batch_size=4, eval_every=4, max_steps=8, dense_scoring=(2, 6), dense_every=2)
+    rec = train_run(c, TRAIN, TEST, TRAIN.column("id").to_pylist(), runs_root=tmp_path,
+                    progress=False)
+    assert sorted(rec.scores.step.unique()) == [0, 2, 4, 6, 8]
+    plain = train_run(cfg(batch_size=4, eval_every=4, max_steps=8), TRAIN, TEST,
+                      TRAIN.column("id").to_pylist(), runs_root=tmp_path, progress=False)
+    assert plain.run_id != rec.run_id  # the scored steps are part of what a run is
+    both = rec.scores.merge(plain.scores, on=["step", "id"], suffixes=("", "_plain"))
+    assert sorted(both.step.unique()) == [0, 4, 8]  # scoring more often changes no loss
+    assert (both.loss - both.loss_plain).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("rng", [(9, 9), (0, 3)])
+def test_dense_scoring_outside_the_run_fails_before_training(tmp_path, rng):
+    c = cfg(batch_size=4, max_steps=8, dense_scoring=rng)
+    with pytest.raises(TrainError, match=r"dense_scoring: steps .* outside the run's steps 1–8"):
+        train_run(c, TRAIN, TEST, TRAIN.column("id").to_pylist(), runs_root=tmp_path,
+                  progress=False)
+    assert not any(tmp_path.rglob("*.parquet"))
 
 
 def test_train_loss_is_on_response_tokens_only(tmp_path):

@@ -77,6 +77,10 @@ class TrainConfig:
     keep_final_state: bool = False  # keep the last state so other runs can branch from it
     eval_every: int = 10
     generate_at: tuple[int, ...] = ()  # steps with greedy generation + EM/ROUGE (+ reward)
+    # Step-resolved scoring: also score after every ``dense_every``-th step of the inclusive
+    # range [first, last] (steps count on from a branch point, like generate_at).
+    dense_scoring: tuple[int, int] | None = None
+    dense_every: int = 1
     save_every: int | None = None  # save adapters every N steps (None = never)
     checkpoint_every: int | None = None  # resume checkpoints; None = at scored steps, <= 1/30 s
     max_source_len: int = 1024
@@ -124,7 +128,7 @@ class TrainConfig:
             raise bad("precision", "method 'qlora' needs '4bit'")
         for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "eval_every",
                      "max_source_len", "eval_batch_size", "max_steps", "schedule_steps", "save_every",
-                     "checkpoint_every", "max_new_tokens"):
+                     "checkpoint_every", "max_new_tokens", "dense_every"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise bad(name, "must be positive")
@@ -140,6 +144,27 @@ class TrainConfig:
             raise bad("generate_at", "steps must be >= 0")
         if self.max_steps is not None and any(s > self.max_steps for s in self.generate_at):
             raise bad("generate_at", f"goes past max_steps={self.max_steps}")
+        if self.dense_scoring is not None:
+            if len(self.dense_scoring) != 2:
+                raise bad("dense_scoring", "must be a pair [first, last] of steps")
+            first, last = self.dense_scoring
+            if not 1 <= first <= last:
+                raise bad("dense_scoring", "needs 1 <= first <= last")
+
+    def dense_steps(self, first: int, end: int) -> set[int]:
+        """The step-resolved scored steps of a run training steps ``first + 1 … end``;
+        :class:`ConfigError` when ``dense_scoring`` reaches outside them.
+
+        >>> sorted(TrainConfig(dense_scoring=(3, 7), dense_every=2).dense_steps(2, 10))
+        [3, 5, 7]
+        """
+        if self.dense_scoring is None:
+            return set()
+        lo, hi = self.dense_scoring
+        if lo <= first or hi > end:
+            raise ConfigError("dense_scoring", f"steps {lo}–{hi} are outside the run's "
+                              f"steps {first + 1}–{end}")
+        return set(range(lo, hi + 1, self.dense_every))
 
     @property
     def resolved_alpha(self) -> int:

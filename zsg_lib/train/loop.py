@@ -28,6 +28,7 @@ from .metrics import generation_metrics
 from .prompts import EncodedExample
 from .scoring import (
     autocast_context,
+    autocast_inputs,
     collate,
     fast_attention,
     generate_greedy,
@@ -101,7 +102,7 @@ def _load_trainable(model: Any, state: Mapping[str, torch.Tensor]) -> None:
 
 def _eval_steps(cfg: TrainConfig, first: int, end: int) -> set[int]:
     steps = {first, end} | set(range(first + cfg.eval_every, end + 1, cfg.eval_every))
-    return steps | {s for s in cfg.generate_at if first <= s <= end}
+    return steps | {s for s in cfg.generate_at if first <= s <= end} | cfg.dense_steps(first, end)
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,8 @@ class Loop:
         longest = max(len(e.input_ids) for e in (*self.train_enc.values(),
                                                  *self.test_enc.values()))
         try:
-            with fast_attention(model, self.device, longest):
+            with (fast_attention(model, self.device, longest),
+                  autocast_inputs(model, cfg.bf16_autocast, self.device)):
                 return self._run(model)
         finally:
             _unwrap(model, cfg)

@@ -183,6 +183,7 @@ def train_run(
     if any(s > branch_step + max_steps for s in cfg.generate_at):
         raise TrainError(f"TrainConfig.generate_at: {cfg.generate_at} goes past the run's "
                          f"last step {branch_step + max_steps}")
+    cfg.dense_steps(branch_step, branch_step + max_steps)  # a range outside the run: refused
 
     cfg_dict = cfg.to_dict()
     data_id = _data_identity(cfg, train_by_id, test_by_id, order)

@@ -158,6 +158,20 @@ def fast_attention(model: Any, device: str | torch.device, longest: int) -> Iter
             lm.set_attn_implementation(before)
 
 
+@contextlib.contextmanager
+def autocast_inputs(model: Any, enabled: bool, device: str | torch.device) -> Iterator[None]:
+    """Under bf16 autocast, let autocast cast the LoRA layers' inputs (peft's own cast to the
+    fp32 adapter dtype is undone by autocast at the next matmul: with no dropout the products
+    are bit-identical, measured ~10% of a CPU LoRA step saved). A no-op without autocast."""
+    if not enabled or torch.device(device).type not in ("cpu", "cuda"):
+        yield
+        return
+    from peft.helpers import disable_input_dtype_casting
+
+    with disable_input_dtype_casting(model):
+        yield
+
+
 def autocast_context(enabled: bool, device: str | torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast on CPU (AMX) or CUDA when ``enabled``; a no-op otherwise."""
     kind = torch.device(device).type
