@@ -11,6 +11,8 @@ over it. It is plain data (no function objects), so reading it runs no arrangeme
 ('pool', 'sample')
 >>> [n for n, a in ARRANGEMENTS.items() if not a.by_name_alone]
 ['tma-window']
+>>> [n for n, a in ARRANGEMENTS.items() if a.features == "gradient"]
+['grad-nft', 'grad-fft']
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ class ArrangementSpec:
     """One arrangement: ``function`` (a name in :mod:`zsg_lib.arrange`) called with ``fixed``
     keywords; whether it needs task labels and embeddings; whether it orders the per-task
     ``sample`` or selects from the whole ``pool`` of training instances (TMA, PAPER.md §5);
-    whether its name alone defines it (``tma-window`` also needs a start round)."""
+    whether its name alone defines it (``tma-window`` also needs a start round); and which
+    ``features`` stand in for the embeddings: ``sentence`` embeddings, or projected LoRA
+    ``gradient`` features from the shared warm-up (LESS-style; the arrangement code is the
+    same, only its input differs)."""
 
     function: str
     what: str
@@ -37,6 +42,7 @@ class ArrangementSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     draws_from: Literal["sample", "pool"] = "sample"
     by_name_alone: bool = True
+    features: Literal["sentence", "gradient"] = "sentence"
 
 
 def _catalog() -> dict[str, ArrangementSpec]:
@@ -50,6 +56,11 @@ def _catalog() -> dict[str, ArrangementSpec]:
         out[order] = ArrangementSpec(
             "by_similarity", f"instances by WSD to the test set, {order} (§3)",
             needs_embeddings=True, fixed={"order": order, "granularity": "fine"})
+    for order in ("nft", "fft"):
+        out[f"grad-{order}"] = ArrangementSpec(
+            "by_similarity", f"instances by WSD on LoRA gradient features, {order} (LESS-style)",
+            needs_embeddings=True, fixed={"order": order, "granularity": "fine"},
+            features="gradient")
     for order in ("nft", "fft", "rt"):
         out[f"coarse-{order}"] = ArrangementSpec(
             "by_similarity", f"tasks by WSD of their mean embedding, {order} (§4)",

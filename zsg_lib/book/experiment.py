@@ -264,6 +264,22 @@ def prepare(profile: Profile, seed: int) -> Prepared:
                     embed(profile, test, view))
 
 
+@functools.lru_cache(maxsize=16)
+def gradient_features(profile: Profile, seed: int, part: str) -> np.ndarray:
+    """Projected LoRA gradient features (:mod:`zsg_lib.train.gradients`) of this seed's
+    training sample (``part="train"``) or test set (``"test"``), taken at the branch point:
+    the adapter as the shared warm-up left it (as LESS takes its features from a short
+    warm-up), or freshly initialised without one. Cached on disk, keyed by that state."""
+    from ..train.gradients import features_for  # torch: only when features are asked for
+
+    prep = prepare(profile, seed)
+    table = {"train": prep.train, "test": prep.test}[part]
+    warm = branch_point(profile, seed)
+    state = records.load_final_state(warm.path)["trainable"] if warm is not None else None
+    return features_for(profile.run_config(seed), table, state,
+                        dim=profile.attribution.gradient_dim, seed=seed)
+
+
 # --------------------------------------------------------------------------- arrangements
 
 
@@ -277,7 +293,10 @@ def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrang
     """
     prep = prepare(profile, seed)
     spec = ARRANGEMENTS[name]
-    if spec.draws_from == "pool":
+    if spec.features == "gradient":
+        a = arrange(name, prep.train, gradient_features(profile, seed, "train"),
+                    gradient_features(profile, seed, "test"), seed=seed, **params)
+    elif spec.draws_from == "pool":
         params.setdefault("budget", profile.tma.budget)
         params.setdefault("within_round", profile.tma.within_round)
         a = arrange(name, prep.pool, prep.pool_emb, prep.test_emb_tma, seed=seed, **params)
@@ -332,8 +351,11 @@ def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, 
     if steps == 0:
         raise ParamsError(f"{profile.source}: arrangement {arr.name!r} selected no instances")
     order = list(arr.ids[: steps * per_step])  # only what the run consumes: shared run ids
-    cfg = profile.run_config(seed, steps, generate)
     start = branch_point(profile, seed, progress) if branch else None
+    # step-resolved scoring after the branch point, for the instance-level chapter
+    resolved = (profile.warmup.steps if arr.name in profile.attribution.arrangements
+                and start is not None else None)
+    cfg = profile.run_config(seed, steps, generate, resolved_from=resolved)
     if start is not None:  # one schedule over warm-up + comparison, as the warm-up has
         cfg = dataclasses.replace(
             cfg, schedule_steps=profile.warmup.steps + profile.train.max_steps)
@@ -396,9 +418,10 @@ def run_window(profile: Profile, start: int, seed: int, progress: bool = False) 
 
 
 def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
-          progress: bool) -> pd.DataFrame:
+          progress: bool, resolved: bool = False) -> pd.DataFrame:
     """Run (or read back) each job, then read the score tables of all of them from the run
-    records, one copy per label (two labels can name one shared run)."""
+    records, one copy per label (two labels can name one shared run). Without ``resolved``
+    the rows of step-resolved scoring are left out, so every arm has the same steps."""
     labels = []
     # Not in the site build: the terminal gets one line a run (book.progress), and a widget
     # bar would make the page load Jupyter's widget manager from a CDN. (An explicit
@@ -408,24 +431,28 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
         labels.append({**label, "run_id": record.run_id, "path": record.path})
     runs = pd.DataFrame(labels)
     scores = records.load_runs(list(runs["path"])).scores
+    if not resolved and "step_resolved" in scores:
+        scores = scores[scores["step_resolved"].ne(True)]
     return runs.drop(columns="path").merge(scores, on="run_id", how="left", validate="m:m")
 
 
 def run_many(
     profile: Profile, names: Iterable[str], seeds: Iterable[int] | None = None,
     progress: bool = True, generate: bool = False, branch: bool = True,
+    resolved: bool = False,
 ) -> pd.DataFrame:
     """Scores of every arrangement × seed: one row per run × step × test instance.
 
     Columns: ``arrangement, seed, run_id, step, id, task, loss, first_loss, end_loss, ...``
     (the metrics where generation ran). Runs already on disk are read back, not retrained.
-    ``branch``: from the shared warm-up (see :func:`run`).
+    ``branch``: from the shared warm-up (see :func:`run`). ``resolved``: keep the rows of
+    step-resolved scoring (``attribution.arrangements``), which comparisons leave out.
     """
     seeds = tuple(profile.seeds if seeds is None else seeds)
     jobs = [({"arrangement": n, "seed": s},
              functools.partial(run, profile, n, s, generate=generate, branch=branch))
             for n in names for s in seeds]
-    return _runs(jobs, "runs", progress)
+    return _runs(jobs, "runs", progress, resolved)
 
 
 def run_windows(

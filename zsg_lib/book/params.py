@@ -208,7 +208,20 @@ def _validate(profile: Profile) -> Profile:
         if name not in ARRANGEMENTS:
             raise ParamsError(f"{src}: generate_for[{i}]: unknown arrangement {name!r}; "
                               f"known: {', '.join(ARRANGEMENT_NAMES)}")
+    for i, name in enumerate(profile.attribution.arrangements):
+        if name not in ARRANGEMENTS:
+            raise ParamsError(f"{src}: attribution.arrangements[{i}]: unknown arrangement "
+                              f"{name!r}; known: {', '.join(ARRANGEMENT_NAMES)}")
+    att = profile.attribution
+    if att.steps < 0:
+        raise ParamsError(f"{src}: attribution.steps: must be >= 0, got {att.steps}")
+    if profile.train.max_steps is not None and att.steps > profile.train.max_steps:
+        raise ParamsError(f"{src}: attribution.steps: {att.steps} steps of step-resolved "
+                          f"scoring go past the run (train.max_steps="
+                          f"{profile.train.max_steps})")
     positive = {
+        "attribution.every": att.every,
+        "attribution.gradient_dim": att.gradient_dim,
         "train_per_task": profile.train_per_task,
         "test_per_task": profile.test_per_task,
         "tma.budget": profile.tma.budget,

@@ -80,6 +80,20 @@ class WarmupParams:
 
 
 @dataclass(frozen=True)
+class AttributionParams:
+    """The instance-level chapter: the runs scored after every ``every``-th of the first
+    ``steps`` steps after the branch point (step-resolved scoring, ``0``: none), and the
+    dimension of the projected gradient features. Runs are shared between chapters only with
+    identical settings, so ``arrangements`` lists every name of one order (random and rt are
+    the same seeded shuffle); the chapter reads the first."""
+
+    arrangements: tuple[str, ...] = ("random", "rt")
+    steps: int = 0
+    every: int = 1
+    gradient_dim: int = 8192
+
+
+@dataclass(frozen=True)
 class StatsParams:
     """How findings are judged: mean test loss over the first ``first_n_steps`` steps."""
 
@@ -117,6 +131,7 @@ class Profile:
     # between chapters only with identical settings, so chapter 1's baseline (random, and rt:
     # the same seeded shuffle) generates wherever it is used.
     generate_for: tuple[str, ...] = ("random", "rt")
+    attribution: AttributionParams = AttributionParams()
     seeds: tuple[int, ...] = (0, 1, 2)
     stats: StatsParams = StatsParams()
     chapters: ChapterParams = ChapterParams()
@@ -148,11 +163,13 @@ class Profile:
         key = spec.key if spec is not None else chapter
         return getattr(self.chapters, key) if key else ()
 
-    def run_config(self, seed: int, steps: int | None = None,
-                   generate: bool = False) -> TrainConfig:
+    def run_config(self, seed: int, steps: int | None = None, generate: bool = False,
+                   resolved_from: int | None = None) -> TrainConfig:
         """The :class:`TrainConfig` of one run: ``train`` with this profile's model, precision
         and ``seed``; ``steps`` caps ``max_steps``. Greedy generation (ROUGE/EM) runs at
         ``train.generate_at`` only when ``generate`` (costly on a CPU; chapter 1 needs it).
+        ``resolved_from``: the run starts at this step and is scored step by step over the
+        ``attribution.steps`` after it.
 
         >>> from zsg_lib.book.params import load_profile
         >>> load_profile("tiny").run_config(seed=2, steps=4).max_steps
@@ -160,6 +177,10 @@ class Profile:
         """
         t = self.train
         max_steps = min(t.max_steps, steps) if steps else t.max_steps
+        a = self.attribution
+        dense = ((resolved_from + 1, resolved_from + min(a.steps, max_steps))
+                 if resolved_from is not None and a.steps else None)
         return dataclasses.replace(
             t, model=self.model, precision=self.precision, seed=seed, max_steps=max_steps,
-            generate_at=tuple(s for s in t.generate_at if s <= max_steps) if generate else ())
+            generate_at=tuple(s for s in t.generate_at if s <= max_steps) if generate else (),
+            dense_scoring=dense, dense_every=a.every if dense else 1)

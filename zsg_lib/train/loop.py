@@ -100,9 +100,12 @@ def _load_trainable(model: Any, state: Mapping[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
-def _eval_steps(cfg: TrainConfig, first: int, end: int) -> set[int]:
+def _eval_steps(cfg: TrainConfig, first: int, end: int) -> tuple[set[int], set[int]]:
+    """The scored steps, and those among them scored only for step-resolved scoring."""
     steps = {first, end} | set(range(first + cfg.eval_every, end + 1, cfg.eval_every))
-    return steps | {s for s in cfg.generate_at if first <= s <= end} | cfg.dense_steps(first, end)
+    steps |= {s for s in cfg.generate_at if first <= s <= end}
+    dense = cfg.dense_steps(first, end)
+    return steps | dense, dense - steps
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class Loop:
         self.train_enc, self.test_enc, self.test_by_id = train_enc, test_enc, test_by_id
         self.progress, self.on_step = progress, on_step
         self.dist = distributed.current()
-        self.eval_steps = _eval_steps(cfg, self.first, self.end)
+        self.eval_steps, self.resolved_only = _eval_steps(cfg, self.first, self.end)
         self.ckpt_every = cfg.checkpoint_every
         self.last_ckpt = time.perf_counter()
         self.log_rows: list[dict[str, Any]] = []
@@ -163,6 +166,7 @@ class Loop:
         for r in rows:
             r["step"] = step
             r["task"] = self.test_by_id[r["id"]][1]
+            r["step_resolved"] = step in self.resolved_only
         self.score_rows.extend(rows)
         return _finite(_mean_loss(rows), "mean test loss", step, self.run_dir)
 

@@ -275,6 +275,9 @@ SCORES_SCHEMA = pa.schema([
     ("first_loss", pa.float64()), ("end_loss", pa.float64()),
     ("prediction", pa.string()), ("exact_match", pa.float64()),
     ("rouge1", pa.float64()), ("rougeL", pa.float64()), ("reward", pa.float64()),
+    # scored only for step-resolved scoring (TrainConfig.dense_scoring): comparisons between
+    # arms leave these rows out, so every arm is averaged over the same steps
+    ("step_resolved", pa.bool_()),
 ])
 
 
