@@ -19,6 +19,10 @@ rows are processed ``chunk_size`` at a time, so peak memory is the inputs plus o
 orders that must be exact (TMA) use the exact similarity of :mod:`zsg_lib.arrange.neighbours`.
 NaN/inf rows and zero-norm rows are rejected with :class:`ArrangementError` naming the row.
 
+The paper's third measure, "a KL-based one", is not over embeddings: the authors' script
+(``src/calculate_dataset_similarity_per_task_kl.py``) compares the word-bigram distributions
+of the two sets' *texts*; :func:`kl_distance` follows it.
+
 >>> rng = np.random.default_rng(0)
 >>> train, test = rng.normal(size=(6, 8)), rng.normal(size=(3, 8))
 >>> st = distance_stats(train, test, chunk_size=4)
@@ -30,7 +34,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,3 +277,129 @@ def ot_cost(
             else ot.sinkhorn(a, b, cost, reg, method="sinkhorn_log", numItermax=100_000))
     per_train = n * (plan * cost).sum(axis=1)
     return OTCost(total=float((plan * cost).sum()), per_train=per_train)
+
+
+def check_texts(texts: Sequence[str], name: str) -> list[str]:
+    """``texts`` as a list: a non-empty sequence of strings (one per instance).
+
+    >>> check_texts("a b", "train_texts")
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ArrangementError: train_texts: expected a sequence of texts (one per instance), got one str
+    """
+    if isinstance(texts, (str, bytes)):
+        raise ArrangementError(f"{name}: expected a sequence of texts (one per instance), got "
+                               f"one {type(texts).__name__}")
+    texts = list(texts)
+    if not texts:
+        raise ArrangementError(f"{name}: empty (no texts)")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ArrangementError(f"{name}: text {i} is {type(t).__name__}, not str")
+    return texts
+
+
+def ngram_codes(texts: Sequence[str], vocab: dict[tuple[str, ...], int], n: int = 2,
+                name: str = "texts") -> list[np.ndarray]:
+    """Each text's word ``n``-grams as integer codes (one per occurrence, in order).
+
+    Words are ``text.split()`` (whitespace), as in the authors' script. ``vocab`` maps an
+    n-gram to its code and grows with unseen n-grams, so two sets coded with the same
+    ``vocab`` share codes. A text of fewer than ``n`` words has no n-grams.
+
+    >>> vocab = {}
+    >>> [c.tolist() for c in ngram_codes(["a b c", "b c", "a"], vocab)]
+    [[0, 1], [1], []]
+    >>> vocab
+    {('a', 'b'): 0, ('b', 'c'): 1}
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ArrangementError(f"n: expected an n-gram order >= 1, got {n!r}")
+    out = []
+    for text in check_texts(texts, name):
+        words = text.split()
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        out.append(np.fromiter((vocab.setdefault(g, len(vocab)) for g in grams),
+                               dtype=np.int64, count=len(grams)))
+    return out
+
+
+def ngram_distribution(codes: Sequence[np.ndarray], size: int, name: str) -> np.ndarray:
+    """The relative frequency of each of ``size`` codes over all of ``codes`` (sums to 1).
+
+    >>> ngram_distribution([np.array([0, 1]), np.array([1])], 3, "texts").round(3).tolist()
+    [0.333, 0.667, 0.0]
+    """
+    counts = np.bincount(np.concatenate([np.asarray(c, dtype=np.int64) for c in codes]),
+                         minlength=size).astype(np.float64)
+    if counts.sum() == 0:
+        raise ArrangementError(f"{name}: no word n-grams (every text is shorter than n words);"
+                               " the n-gram distribution is undefined")
+    return counts / counts.sum()
+
+
+KL_EPS = 1e-10  # the authors' smoothing of q and floor of the ratio p / q
+
+
+def kl_terms(p: np.ndarray, q: np.ndarray, eps: float = KL_EPS) -> np.ndarray:
+    """``log(max(p / (q + eps), eps))`` per n-gram, the authors' smoothed log-ratio (0 where
+    ``p`` is 0: those n-grams add nothing to the sum).
+
+    >>> kl_terms(np.array([0.5, 0.5, 0.0]), np.array([1.0, 0.0, 0.0])).round(3).tolist()
+    [-0.693, 22.333, 0.0]
+    """
+    out = np.zeros_like(p, dtype=np.float64)
+    seen = p > 0
+    out[seen] = np.log(np.clip(p[seen] / (q[seen] + eps), eps, None))
+    return out
+
+
+@dataclass(frozen=True)
+class KLDistance:
+    """The KL divergence from the training set's word n-gram distribution to the test set's.
+
+    ``total``: ``KL(p || q) = sum_g p_g log(max(p_g / (q_g + eps), eps))``.
+    ``per_train``: each training instance's share, ``N * sum over its n-gram occurrences of
+    log-ratio / (n-grams in the training set)``; ``per_train.mean() == total``. Longer
+    instances carry more of ``p``'s mass, so they get a larger share (of either sign).
+    """
+
+    total: float
+    per_train: np.ndarray
+
+
+def kl_distance(train_texts: Sequence[str], test_texts: Sequence[str], n: int = 2,
+                eps: float = KL_EPS) -> KLDistance:
+    """The paper's "KL-based" measure: ``KL(p || q)`` between word ``n``-gram distributions.
+
+    The authors' form, from ``src/calculate_dataset_similarity_per_task_kl.py`` in
+    github.com/thunlp/Dynamics-of-Zero-Shot-Generalization: ``p`` is the bigram (``n = 2``)
+    distribution of the training texts (the instances' turns joined by a space, split on
+    whitespace), ``q`` that of the test texts, and
+    ``KL = sum_g p_g log(clip(p_g / (q_g + 1e-10), 1e-10))`` — ``q`` smoothed by ``eps`` so
+    n-grams absent from the test set cost ``log(p_g / eps)`` instead of infinity. It is over
+    texts, not embeddings: the script names no embedding-based KL. One difference: the
+    script sums over its list of every n-gram *occurrence* in the pooled texts (repeats
+    included), so each distinct n-gram's term there counts once per occurrence; here each
+    distinct n-gram counts once: the KL divergence the script names. Values therefore differ
+    from those in the authors' plots. Lower = the training text is more like the test text.
+
+    >>> kd = kl_distance(["a b", "c d"], ["a b"])
+    >>> kd.per_train.round(3).tolist(), round(kd.total, 3)
+    ([-0.693, 22.333], 10.82)
+    """
+    vocab: dict[tuple[str, ...], int] = {}
+    train = ngram_codes(train_texts, vocab, n, "train_texts")
+    test = ngram_codes(test_texts, vocab, n, "test_texts")
+    eps = check_weight(eps, "eps", optional=False)
+    if not eps > 0:
+        raise ArrangementError(f"eps: expected a positive smoothing constant, got {eps}")
+    p = ngram_distribution(train, len(vocab), "train_texts")
+    q = ngram_distribution(test, len(vocab), "test_texts")
+    terms = kl_terms(p, q, eps)
+    lengths = np.array([len(c) for c in train])
+    owner = np.repeat(np.arange(len(train)), lengths)
+    # sum_i (per-occurrence terms of i) / C = sum_g p_g term_g: the shares add up to the KL
+    per_train = len(train) * np.bincount(owner, weights=terms[np.concatenate(train)],
+                                         minlength=len(train)) / lengths.sum()
+    return KLDistance(total=float(p @ terms), per_train=per_train)

@@ -8,5 +8,8 @@ module             job
 ``findings``       each claim of the paper judged from the numbers (:class:`Judge`, ``Finding``)
 ``beyond``         analyses beyond the paper: OT vs WSD, nearest relatives, closeness vs gain
 ``maps``           a seeded 2-D UMAP map of training and test instances
+``seen``           the seen-prefix distance: how close what a run has seen is to each test task
+``predictors``     which similarity (embedding, gradient, label) predicts a test instance's loss
+                   drop: Spearman, fixed-effects slopes, partial R², cluster-bootstrap intervals
 =================  ===========================================================================
 """
