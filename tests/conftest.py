@@ -96,11 +96,19 @@ def stub_site(tmp_path_factory: pytest.TempPathFactory) -> BookSite:
 
 
 @pytest.fixture(scope="session")
-def book_site() -> BookSite:
+def book_site(request: pytest.FixtureRequest) -> BookSite:
     """The real book, executed with the test profile and built once per session.
 
     A chapter that fails makes this fixture (and every test using it) fail, with the
-    chapter and the exception in the message.
+    chapter and the exception in the message. The build's progress lines (one per run, the
+    ETA) go to the terminal past pytest's capture, so CI's log shows the build moving.
     """
-    html = build_site(REPO, profile=TEST_PROFILE, output=REPO / "_build" / TEST_PROFILE, quiet=True)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def echo(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"[book:{TEST_PROFILE}] {line}", flush=True)
+
+    html = build_site(REPO, profile=TEST_PROFILE, output=REPO / "_build" / TEST_PROFILE,
+                      quiet=True, echo=echo)
     return BookSite(REPO, html, toc_pages(REPO), TEST_PROFILE)

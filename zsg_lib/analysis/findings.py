@@ -95,6 +95,11 @@ CLAIMS = {
     "tma": "TMA-NFT keeps lowering test loss; the other settings flatten "
            "(TMA-NFT < TMA-RT < TMA-FFT).",
     "windows": "Training on earlier TMA rounds (nearer picks) gives lower test loss.",
+    "instance": "Zero-shot generalization is similarity-based at the instance level: the "
+                "nearer a training batch is to a test instance (sentence embeddings), the "
+                "more that instance's loss falls.",
+    "gradient order": "(not the paper's; LESS) Ordering by gradient similarity beats ordering "
+                      "by sentence embeddings (grad-nft < nft).",
 }
 
 
@@ -272,6 +277,34 @@ def windows(judge: Judge, scores: pd.DataFrame) -> Finding:
     # the claim "earlier is lower" is a positive slope: judge −slope as "early − late < 0"
     flipped = View(-slope.estimate, -slope.hi, -slope.lo, slope.n_clusters, slope.why)
     return Finding("5. turn windows", claim, measured, verdict([flipped]), per)
+
+
+def instance_level(table: pd.DataFrame, predictor: str = "emb_max") -> Finding:
+    """The paper's central sentence, tested step by step: a ``predictor_test`` table
+    (:func:`zsg_lib.analysis.predictors.predictor_test`), judged on the fixed-effects slope of
+    the loss change on ``predictor`` (negative: nearer batches, larger falls). The measured
+    sentence compares every kind of similarity the table holds."""
+    from .predictors import predictor_sentence
+
+    claim = CLAIMS["instance"]
+    row = table[table["predictor"] == predictor]
+    if row.empty:
+        return Finding("7. instance level", claim, f"{predictor} was not measured",
+                       "not measured", table)
+    r = row.iloc[0]
+    why = r["why"] if isinstance(r["why"], str) else ""
+    view = View(r["slope"], r["slope_lo"], r["slope_hi"], int(r["n_clusters"]), why)
+    slope = (f"{view.estimate:+.3g} [{view.lo:+.3g}, {view.hi:+.3g}]" if not why
+             else f"{view.estimate:+.3g} (no interval: {why})")
+    measured = (f"{predictor_sentence(table)} Slope of the loss change per SD of {predictor} "
+                f"(task and step fixed effects, 95% cluster bootstrap): {slope}.")
+    return Finding("7. instance level", claim, measured, verdict([view]), table)
+
+
+def gradient_order(judge: Judge, scores: pd.DataFrame) -> Finding:
+    """grad-nft against nft over the first steps after the branch point."""
+    return ordering("7. gradient order", judge, scores, "grad-nft < nft",
+                    CLAIMS["gradient order"])
 
 
 def table(found: list[Finding]) -> pd.DataFrame:

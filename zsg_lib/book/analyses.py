@@ -173,9 +173,25 @@ def collect_findings(profile: Profile,
         out.append(judge_fn(judge, scores))
         frames.append(scores)
     out.append(findings.windows(judge, ex.run_windows(profile, progress=progress)))
+    out += instance_findings(profile, progress)
     combined = pd.concat(frames, ignore_index=True).drop_duplicates(
         ["arrangement", "seed", "step", "id"]) if frames else pd.DataFrame()
     return out, combined
+
+
+def instance_findings(profile: Profile, progress: bool = False) -> list[Finding]:
+    """Chapter 7's findings: the instance-level predictor test and grad-nft against nft
+    (``not measured`` where the profile scores no step-resolved stretch)."""
+    from . import instance
+
+    if profile.attribution.steps == 0 or profile.train.method == "full":
+        why = ("the profile scores no step-resolved stretch (attribution.steps: 0)"
+               if profile.attribution.steps == 0 else "full fine-tuning has no adapters")
+        return [Finding("7. instance level", findings.CLAIMS["instance"], why,
+                        "not measured")]
+    table = instance.predictor_table(instance.predictor_frame(profile, progress=progress))
+    scores = ex.run_many(profile, profile.arrangements("instance"), progress=progress)
+    return [findings.instance_level(table), findings.gradient_order(profile.judge, scores)]
 
 
 def task_differences(profile: Profile, comparison: Comparison) -> pd.DataFrame:

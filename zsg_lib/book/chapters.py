@@ -3,7 +3,7 @@
 Each chapter is a file stem in ``book/`` (in reading order, as ``_toc.yml`` lists them), the
 ``chapters.<key>`` of a profile whose arrangements it compares (``None``: it compares none of
 its own) with the arrangements a profile compares when it does not say, and whether it only
-makes sense on data with task labels. The profile checker, the
+makes sense on data with task labels, and whether it reads step-resolved runs. The profile checker, the
 batch runner, the glue that collects every finding and the tests all read it.
 
 >>> CHAPTERS["03_similarity"].key, CHAPTERS["02_permutations"].needs_tasks
@@ -25,6 +25,8 @@ class ChapterSpec:
     key: str | None = None
     default: tuple[str, ...] = ()
     needs_tasks: bool = False
+    #: reads step-resolved runs and gradient features (attribution.steps > 0, LoRA adapters)
+    step_resolved: bool = False
 
 
 CHAPTERS: dict[str, ChapterSpec] = {
@@ -37,6 +39,7 @@ CHAPTERS: dict[str, ChapterSpec] = {
                                   needs_tasks=True),
     "05_tma": ChapterSpec("tma", ("tma-nft", "tma-fft", "tma-rt", "tma-max-min", "tma-min-max")),
     "06_beyond": ChapterSpec(),
+    "07_instance_level": ChapterSpec("instance", ("grad-nft", "nft"), step_resolved=True),
     "summary": ChapterSpec(),
 }
 

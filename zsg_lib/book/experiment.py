@@ -24,7 +24,7 @@ A chapter's calls, in order (training runs are in the tests and chapters, not he
 
 >>> P = setup("tiny", "03_similarity")
 >>> P.arrangements("similarity"), planned_runs(P)
-(('nft', 'fft', 'rt'), 45)
+(('nft', 'fft', 'rt'), 48)
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from ..train import records
 from ..train.config import TrainConfig
 from ..train.records import RunRecord
 from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
+from .chapters import COMPARISONS
 from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
 from .render import site_mode
 
@@ -123,16 +124,18 @@ def planned_runs(profile: Profile) -> int:
     turn windows; with a warm-up, the warm-up itself and chapter 1's runs from step 0 apart;
     without one, chapter 1's runs are shared where their generation settings match.
 
-    >>> planned_runs(load_profile("cpu-demo"))  # 3 seeds x (warm-up + 11 + chapter 1 + 3 windows)
-    48
+    >>> planned_runs(load_profile("cpu-demo"))  # 3 seeds x (warm-up + 10 + chapter 1 + 3 windows)
+    45
     """
     c, gen = profile.chapters, set(profile.generate_for)
-    compared = set(c.permutations) | set(c.similarity) | set(c.granularity) | set(c.tma)
+    compared = {n for key in COMPARISONS if key != "early" for n in getattr(c, key)}
     early = set(c.early)
+    resolved = set(profile.attribution.arrangements) if profile.attribution.steps else set()
 
     def distinct(names: set[str], generating: set[str]) -> int:
-        shared = "random" in names and "rt" in names and ("rt" in generating) == (
-            "random" in generating)
+        shared = ("random" in names and "rt" in names
+                  and ("rt" in generating) == ("random" in generating)
+                  and ("rt" in resolved) == ("random" in resolved))
         return len(names) - shared
 
     if profile.warmup.steps:

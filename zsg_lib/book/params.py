@@ -204,6 +204,11 @@ def _validate(profile: Profile) -> Profile:
                     f"{src}: chapters.{key}[{i}]: unknown arrangement {name!r}; "
                     f"known: {', '.join(ARRANGEMENT_NAMES)}"
                 )
+        for i, name in enumerate(getattr(profile.chapters, key)):
+            if ARRANGEMENTS[name].features == "gradient" and profile.train.method == "full":
+                raise ParamsError(f"{src}: chapters.{key}[{i}]: {name!r} orders by LoRA "
+                                  "gradient features, but train.method 'full' trains no "
+                                  "adapters")
     for i, name in enumerate(profile.generate_for):
         if name not in ARRANGEMENTS:
             raise ParamsError(f"{src}: generate_for[{i}]: unknown arrangement {name!r}; "
@@ -289,6 +294,18 @@ def load_profile(
     return profile
 
 
+def check_step_resolved(profile: Profile) -> None:
+    """Raise before any work when the profile has no step-resolved runs or no adapters to
+    take gradient features from (the instance-level chapter needs both)."""
+    if profile.attribution.steps == 0:
+        raise ParamsError(f"{profile.source}: attribution.steps: 0 means no step-resolved "
+                          "scoring; set how many steps after the branch point to score one "
+                          "by one")
+    if profile.train.method == "full":
+        raise ParamsError(f"{profile.source}: train.method: gradient features need trainable "
+                          "adapters (lora or qlora), not 'full'")
+
+
 def check_chapter(profile: Profile, chapter: str) -> None:
     """Raise before any work when ``chapter`` cannot run on this profile's data.
 
@@ -303,9 +320,11 @@ def check_chapter(profile: Profile, chapter: str) -> None:
             f"{profile.source}: chapter: unknown chapter {chapter!r}; "
             f"known: {', '.join(CHAPTERS)}"
         )
+    spec = CHAPTERS[chapter]
+    if spec.step_resolved:
+        check_step_resolved(profile)
     if profile.has_tasks:
         return
-    spec = CHAPTERS[chapter]
     if spec.needs_tasks:
         raise ParamsError(
             f"{profile.source}: dataset.kind: {profile.dataset.kind!r} has no task labels; "

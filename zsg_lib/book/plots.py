@@ -27,7 +27,8 @@ PALETTE = {
     "random": "#7f7f7f", "rt": "#9e9e9e", "round-robin": "#17becf", "cluster": "#e377c2",
     "nft": "#1f77b4", "fft": "#d62728", "coarse-nft": "#aec7e8", "coarse-fft": "#ff9896",
     "coarse-rt": "#c7c7c7", "tma-nft": "#2ca02c", "tma-fft": "#ff7f0e", "tma-rt": "#8c564b",
-    "tma-max-min": "#9467bd", "tma-min-max": "#bcbd22",
+    "tma-max-min": "#9467bd", "tma-min-max": "#bcbd22", "grad-nft": "#393b79",
+    "grad-fft": "#843c39",
 }
 
 
@@ -308,6 +309,45 @@ def task_differences(table: pd.DataFrame, color: str = "relative", title: str = 
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#444").encode(x="x:Q")
     return alt.layer(zero, bars, points).properties(
         width=WIDTH * 0.8, height=max(120, 22 * data["task"].nunique()), title=title)
+
+
+def predictor_intervals(table: pd.DataFrame, title: str = "") -> alt.HConcatChart:
+    """Per predictor (a ``predictor_test`` table): Spearman ρ and the fixed-effects slope per
+    SD, each with its 95% cluster-bootstrap interval, a rule at 0, coloured by kind."""
+    panels = []
+    for stat, x_title in (("spearman", "Spearman ρ with the loss change"),
+                          ("slope", "slope of the loss change per SD (task, step FE)")):
+        data = table[["predictor", "kind", stat, f"{stat}_lo", f"{stat}_hi", "n"]].rename(
+            columns={stat: "est", f"{stat}_lo": "lo", f"{stat}_hi": "hi"})
+        base = alt.Chart(data).encode(
+            y=alt.Y("predictor:N", sort=None, title=None),
+            color=alt.Color("kind:N", scale=alt.Scale(scheme="set2"), title="similarity"))
+        bars = base.mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title=x_title), x2="hi:Q")
+        points = base.mark_point(filled=True, size=70).encode(
+            x="est:Q", tooltip=["predictor:N", "kind:N", alt.Tooltip("est:Q", format="+.4f"),
+                                alt.Tooltip("lo:Q", format="+.4f"),
+                                alt.Tooltip("hi:Q", format="+.4f"), "n:Q"])
+        zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#444").encode(x="x:Q")
+        panels.append(alt.layer(zero, bars, points).properties(
+            width=WIDTH * 0.45, height=max(100, 26 * len(data))))
+    return alt.hconcat(*panels).properties(title=title)
+
+
+def seen_prefix(frame: pd.DataFrame, distance: str = "min", title: str = "") -> alt.FacetChart:
+    """Per test task: its test loss by step (line) over the distance from the training
+    instances seen so far to the task (``distance`` column, dashed, its own axis)."""
+    data = frame[["step", "task", "loss", distance]].copy()
+    base = alt.Chart(data).encode(x=alt.X("step:Q", title="step"))
+    loss = base.mark_line(point=True, color="#1f77b4").encode(
+        y=alt.Y("loss:Q", title="test loss", scale=alt.Scale(zero=False)),
+        tooltip=["task:N", "step:Q", alt.Tooltip("loss:Q", format=".3f"),
+                 alt.Tooltip(f"{distance}:Q", format=".3f")])
+    dist = base.mark_line(strokeDash=[4, 3], color="#d62728").encode(
+        y=alt.Y(f"{distance}:Q", title=f"seen-prefix distance ({distance})",
+                scale=alt.Scale(zero=False)))
+    return alt.layer(loss, dist).resolve_scale(y="independent").properties(
+        width=WIDTH * 0.42, height=HEIGHT * 0.5).facet(
+        facet=alt.Facet("task:N", title=None), columns=3).properties(title=title)
 
 
 def stack(charts: Sequence[alt.TopLevelMixin]) -> alt.VConcatChart:
