@@ -7,6 +7,7 @@ constant learning rate of 2e-4 on both. Reports tokens/s (non-pad input tokens p
 training steps), and peak RSS of the process.
 
     .venv/bin/python bench/bench_train.py            # both, 12 steps each
+    .venv/bin/python bench/bench_train.py --batch 4 --dropout 0   # cpu-demo's shapes
     .venv/bin/python bench/bench_train.py --book     # one book-sized run (wall time)
     .venv/bin/python bench/bench_train.py --book --template plain   # without the system prompt
 """
@@ -60,19 +61,20 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def bench_ours(train, steps: int, batch: int) -> dict:
+def bench_ours(train, steps: int, batch: int, dropout: float = 0.05) -> dict:
     from zsg_lib.train import TrainConfig, train_run
 
     order = train.column("id").to_pylist()[: steps * batch]
     test = demo_like(8, seed=99, prefix="x")
-    cfg = TrainConfig(batch_size=batch, eval_every=10_000, max_steps=steps, bf16_autocast=True)
+    cfg = TrainConfig(batch_size=batch, eval_every=10_000, max_steps=steps, bf16_autocast=True,
+                      lora_dropout=dropout)
     rec = train_run(cfg, train, test, order, runs_root=tempfile.mkdtemp(), progress=False)
     log = rec.log.iloc[1:]  # first step warms up kernels
     return {"tokens_per_s": log["tokens"].sum() / log["seconds"].sum(),
             "s_per_step": log["seconds"].mean()}
 
 
-def bench_trl(train, steps: int, batch: int) -> dict:
+def bench_trl(train, steps: int, batch: int, dropout: float = 0.05) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -103,7 +105,7 @@ def bench_trl(train, steps: int, batch: int) -> dict:
         report_to=[], bf16=True, use_cpu=True, completion_only_loss=True, max_length=1024, packing=False, dataloader_num_workers=0,
         gradient_checkpointing=False, disable_tqdm=True,
     )
-    lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
+    lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=base, args=args, train_dataset=ds, processing_class=tok,
                          peft_config=lcfg, callbacks=[Timer()])
@@ -158,6 +160,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--book", action="store_true")
     ap.add_argument("--only", choices=["ours", "trl"])
+    ap.add_argument("--dropout", type=float, default=0.05,
+                    help="LoRA dropout on both (cpu-demo: 0.0)")
     ap.add_argument("--template", default="auto", help="with --book: auto | chat | plain")
     a = ap.parse_args()
     if a.book:
@@ -166,11 +170,11 @@ def main() -> None:
     train = demo_like(a.steps * a.batch)
     res = {}
     if a.only in (None, "ours"):
-        res["zsg"] = bench_ours(train, a.steps, a.batch)
+        res["zsg"] = bench_ours(train, a.steps, a.batch, a.dropout)
         print(f"zsg   : {res['zsg']['tokens_per_s']:.0f} tok/s, "
               f"{res['zsg']['s_per_step']:.2f} s/step; peak RSS {peak_rss_gb():.2f} GB", flush=True)
     if a.only in (None, "trl"):
-        res["trl"] = bench_trl(train, a.steps, a.batch)
+        res["trl"] = bench_trl(train, a.steps, a.batch, a.dropout)
         print(f"trl   : {res['trl']['tokens_per_s']:.0f} tok/s, "
               f"{res['trl']['s_per_step']:.2f} s/step; peak RSS {peak_rss_gb():.2f} GB", flush=True)
     if len(res) == 2:
