@@ -8,6 +8,7 @@ module             job
 ``prompts``        encode a conversation: prompt tokens masked, response labelled
 ``scoring``        batched per-instance response loss, greedy generation, reward scores
 ``metrics``        Exact-Match, ROUGE-1/L of a generation
+``gradients``      LESS-style gradient features: per-instance LoRA gradients, CountSketched
 ``loop``           the ordered optimizer loop of one run, checkpoints, resume
 ``run``            :func:`train_run`: check inputs, identify the run, reuse or train it
 ``records``        the run-record format: written and read here only (:func:`load_runs`)
@@ -32,6 +33,7 @@ _EXPORTS = {
     "RunRecord": "records", "RunTables": "records", "load_runs": "records",
     "lr_factor": "loop", "step_chunks": "loop",
     "train_run": "run",
+    "features_for": "gradients", "gradient_features": "gradients",
 }
 
 __all__ = sorted(_EXPORTS)
