@@ -71,7 +71,14 @@ table.round(4)
 # Read the slopes against the size of a step's effect: one step of a batch of a few instances
 # moves a test instance's loss by little, so the intervals are what says whether anything was
 # detected. A kind *adds* something over the others when its slope in the joint model
-# (`joint_slope`) has an interval that excludes 0.
+# (`joint_slope`) has an interval that excludes 0; the max and the mean of one kind are
+# strongly correlated, so their joint slopes can take opposite signs — read the kinds, not
+# the two columns of one kind, in the joint model.
+#
+# Expect the gradient kind to do well: to first order, a step changes a test instance's loss
+# by $-\eta\, g_j \cdot u_t$ (its gradient against the step's update), so gradient cosine is the
+# local prediction itself, measured at the branch point. The paper's claim is about the
+# *embedding* kind: whether the similarity a sentence encoder sees carries the same signal.
 #
 # ## Ordering by gradient similarity against sentence embeddings
 #
