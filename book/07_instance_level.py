@@ -102,13 +102,13 @@ order.details
 # The authors' own analysis: as training proceeds, the distance from the training instances
 # seen so far (after the warm-up) to each test task — here the nearest pair (`min`, negative
 # cosine; the table also holds the mean, the centroid and the authors' bigram KL) — drawn
-# under that task's test loss (one seed's NFT run). A sudden drop can be read against the
+# under that task's test loss, one column per task (one seed's NFT run). A sudden drop can be read against the
 # moment a near instance arrived.
 
 # %%
 seed = P.seeds[0]
 seen = instance.seen_distance(P, "nft", seed)
-plots.seen_prefix(seen, "min", title=f"Test loss (solid) and seen-prefix distance (dashed), "
+plots.seen_prefix(seen, "min", title=f"Test loss (top) over the seen-prefix distance (bottom), "
                                      f"NFT, seed {seed}")
 
 # %%

@@ -99,7 +99,10 @@ def build_site(
     derived = output / "_build" / f".config-{profile}.yml"
     atomic_write_text(derived, yaml.safe_dump(config, sort_keys=False))
 
-    env = {**os.environ, "ZSG_PROFILE": profile, SITE_ENV: "1", "TQDM_DISABLE": "1"}
+    # PYTHONUNBUFFERED: jupyter-book's "Executing notebook" lines reach the board before the
+    # kernel's first run event (a block-buffered pipe let events be named after the previous page)
+    env = {**os.environ, "ZSG_PROFILE": profile, SITE_ENV: "1", "TQDM_DISABLE": "1",
+           "PYTHONUNBUFFERED": "1"}
     env.setdefault("ZSG_HOME", str(root / ".cache" / "zsg"))
     _prune_caches(cache_root, profile, keep=key)
     # One events file for every kernel of this build, emptied first (see progress.py).

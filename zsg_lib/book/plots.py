@@ -334,20 +334,23 @@ def predictor_intervals(table: pd.DataFrame, title: str = "") -> alt.HConcatChar
 
 
 def seen_prefix(frame: pd.DataFrame, distance: str = "min", title: str = "") -> alt.FacetChart:
-    """Per test task: its test loss by step (line) over the distance from the training
-    instances seen so far to the task (``distance`` column, dashed, its own axis)."""
-    data = frame[["step", "task", "loss", distance]].copy()
-    base = alt.Chart(data).encode(x=alt.X("step:Q", title="step"))
-    loss = base.mark_line(point=True, color="#1f77b4").encode(
-        y=alt.Y("loss:Q", title="test loss", scale=alt.Scale(zero=False)),
-        tooltip=["task:N", "step:Q", alt.Tooltip("loss:Q", format=".3f"),
-                 alt.Tooltip(f"{distance}:Q", format=".3f")])
-    dist = base.mark_line(strokeDash=[4, 3], color="#d62728").encode(
-        y=alt.Y(f"{distance}:Q", title=f"seen-prefix distance ({distance})",
-                scale=alt.Scale(zero=False)))
-    return alt.layer(loss, dist).resolve_scale(y="independent").properties(
-        width=WIDTH * 0.42, height=HEIGHT * 0.5).facet(
-        facet=alt.Facet("task:N", title=None), columns=3).properties(title=title)
+    """Per test task (a column each): its test loss by step (top row) over the distance from
+    the training instances seen so far to the task (``distance`` column, bottom row); each
+    row has its own scale."""
+    names = {"loss": "test loss", distance: f"seen-prefix distance ({distance})"}
+    data = frame[["step", "task", "loss", distance]].melt(
+        id_vars=["step", "task"], var_name="measure", value_name="value")
+    data["measure"] = data["measure"].map(names)
+    chart = alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("measure:N", scale=alt.Scale(domain=list(names.values()),
+                                                     range=["#1f77b4", "#d62728"]), legend=None),
+        tooltip=["task:N", "step:Q", "measure:N", alt.Tooltip("value:Q", format=".3f")])
+    return chart.properties(width=110, height=90).facet(
+        row=alt.Row("measure:N", title=None, sort=list(names.values())),
+        column=alt.Column("task:N", title=None)).resolve_scale(y="independent").properties(
+        title=title)
 
 
 def stack(charts: Sequence[alt.TopLevelMixin]) -> alt.VConcatChart:
