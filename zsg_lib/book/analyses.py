@@ -26,7 +26,7 @@ from ..schema import text_view
 from ..similarity import distance_stats
 from . import experiment as ex
 from .chapters import CHAPTERS
-from .params import Profile, check_chapter
+from .params import Profile, check_chapter, check_step_resolved
 
 
 def drop_from_step(profile: Profile) -> int:
@@ -184,10 +184,10 @@ def instance_findings(profile: Profile, progress: bool = False) -> list[Finding]
     (``not measured`` where the profile scores no step-resolved stretch)."""
     from . import instance
 
-    if profile.attribution.steps == 0 or profile.train.method == "full":
-        why = ("the profile scores no step-resolved stretch (attribution.steps: 0)"
-               if profile.attribution.steps == 0 else "full fine-tuning has no adapters")
-        return [Finding("7. instance level", findings.CLAIMS["instance"], why,
+    try:
+        check_step_resolved(profile)
+    except ParamsError as exc:
+        return [Finding("7. instance level", findings.CLAIMS["instance"], str(exc),
                         "not measured")]
     table = instance.predictor_table(instance.predictor_frame(profile, progress=progress))
     scores = ex.run_many(profile, profile.arrangements("instance"), progress=progress)

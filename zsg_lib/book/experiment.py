@@ -434,8 +434,8 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
         labels.append({**label, "run_id": record.run_id, "path": record.path})
     runs = pd.DataFrame(labels)
     scores = records.load_runs(list(runs["path"])).scores
-    if not resolved and "step_resolved" in scores:
-        scores = scores[scores["step_resolved"].ne(True)]
+    if not resolved:
+        scores = records.without_step_resolved(scores)
     return runs.drop(columns="path").merge(scores, on="run_id", how="left", validate="m:m")
 
 

@@ -106,9 +106,7 @@ def seen_distance(profile: Profile, name: str, seed: int) -> pd.DataFrame:
     emb = (prep.pool_emb if table is prep.pool else prep.train_emb)[[row[i] for i in ids]]
     view = profile.embedding.view
     texts = text_view(table, view)
-    scores = rec.scores
-    if "step_resolved" in scores:
-        scores = scores[scores["step_resolved"].ne(True)]
+    scores = records.without_step_resolved(rec.scores)
     steps = sorted(scores["step"].unique())
     seen = seen_prefix(emb, seen_at, prep.test_emb, prep.test.column("task").to_pylist(),
                        steps, order_texts=[texts[row[i]] for i in ids],

@@ -204,19 +204,16 @@ def _validate(profile: Profile) -> Profile:
                     f"{src}: chapters.{key}[{i}]: unknown arrangement {name!r}; "
                     f"known: {', '.join(ARRANGEMENT_NAMES)}"
                 )
-        for i, name in enumerate(getattr(profile.chapters, key)):
             if ARRANGEMENTS[name].features == "gradient" and profile.train.method == "full":
                 raise ParamsError(f"{src}: chapters.{key}[{i}]: {name!r} orders by LoRA "
                                   "gradient features, but train.method 'full' trains no "
                                   "adapters")
-    for i, name in enumerate(profile.generate_for):
-        if name not in ARRANGEMENTS:
-            raise ParamsError(f"{src}: generate_for[{i}]: unknown arrangement {name!r}; "
-                              f"known: {', '.join(ARRANGEMENT_NAMES)}")
-    for i, name in enumerate(profile.attribution.arrangements):
-        if name not in ARRANGEMENTS:
-            raise ParamsError(f"{src}: attribution.arrangements[{i}]: unknown arrangement "
-                              f"{name!r}; known: {', '.join(ARRANGEMENT_NAMES)}")
+    for key, names in (("generate_for", profile.generate_for),
+                       ("attribution.arrangements", profile.attribution.arrangements)):
+        for i, name in enumerate(names):
+            if name not in ARRANGEMENTS:
+                raise ParamsError(f"{src}: {key}[{i}]: unknown arrangement {name!r}; "
+                                  f"known: {', '.join(ARRANGEMENT_NAMES)}")
     att = profile.attribution
     if att.steps < 0:
         raise ParamsError(f"{src}: attribution.steps: must be >= 0, got {att.steps}")

@@ -80,7 +80,13 @@ from .config import ConfigError, TrainConfig
 from .loop import _load_trainable, _unwrap, _wrap
 from .models import load_model, model_identity
 from .prompts import EncodedExample, encode_many
-from .scoring import autocast_context, collate, fast_attention, response_token_ce
+from .scoring import (
+    autocast_context,
+    autocast_inputs,
+    collate,
+    fast_attention,
+    response_token_ce,
+)
 
 CACHE_VERSION = 1  # bump when what a cached feature means changes
 
@@ -163,10 +169,7 @@ def _per_sample_parts(model: Any, examples: Sequence[EncodedExample], pad_id: in
     that sketches them holds one layer's per-sample gradients at a time."""
     if any(ex.n_target == 0 for ex in examples):
         raise TrainError("examples: an example has no response tokens (no loss, no gradient)")
-    from peft.helpers import disable_input_dtype_casting
-
     device = next(model.parameters()).device
-    autocast_on = bf16_autocast and device.type in ("cpu", "cuda")
     seen: list[tuple[str, torch.Tensor, torch.Tensor]] = []  # (name, input, output) per call
 
     def recorder(name: str):
@@ -179,10 +182,8 @@ def _per_sample_parts(model: Any, examples: Sequence[EncodedExample], pad_id: in
     model.eval()  # dropout off: a feature must not depend on a random mask
     try:
         batch = collate(examples, pad_id, device=device)
-        # Under autocast peft's cast of each layer input to the adapters' fp32 is undone by
-        # autocast at the matmul (same products): skipping it saves a copy per layer.
         with torch.enable_grad(), fast_attention(model, device, batch.input_ids.shape[1]), \
-                disable_input_dtype_casting(model, active=autocast_on), \
+                autocast_inputs(model, bf16_autocast, device), \
                 autocast_context(bf16_autocast, device):
             ce, rows = response_token_ce(model, batch)
             counts = torch.bincount(rows, minlength=len(examples))

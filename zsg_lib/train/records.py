@@ -281,6 +281,19 @@ SCORES_SCHEMA = pa.schema([
 ])
 
 
+def without_step_resolved(scores: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` less the rows scored only for step-resolved scoring (records written before
+    that column existed have none), so arms are compared over the same steps.
+
+    >>> s = pd.DataFrame({"step": [8, 9, 16], "step_resolved": [False, True, False]})
+    >>> without_step_resolved(s)["step"].tolist()
+    [8, 16]
+    """
+    if "step_resolved" not in scores:
+        return scores
+    return scores[scores["step_resolved"].ne(True)]
+
+
 def write_log(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """log.parquet: one row per optimizer step (:data:`LOG_SCHEMA`)."""
     write_table(run_dir / LOG, rows, LOG_SCHEMA)
