@@ -99,8 +99,7 @@ def build_site(
     derived = output / "_build" / f".config-{profile}.yml"
     atomic_write_text(derived, yaml.safe_dump(config, sort_keys=False))
 
-    # PYTHONUNBUFFERED: jupyter-book's "Executing notebook" lines reach the board before the
-    # kernel's first run event (a block-buffered pipe let events be named after the previous page)
+    # PYTHONUNBUFFERED: jupyter-book's own lines reach the terminal as they happen
     env = {**os.environ, "ZSG_PROFILE": profile, SITE_ENV: "1", "TQDM_DISABLE": "1",
            "PYTHONUNBUFFERED": "1"}
     env.setdefault("ZSG_HOME", str(root / ".cache" / "zsg"))
@@ -109,13 +108,13 @@ def build_site(
     events = output / "_build" / f".progress-{profile}.jsonl"
     atomic_write_text(events, "")
     env[progress.PROGRESS_ENV] = str(events)
+    env.pop(progress.CHAPTER_ENV, None)  # the site extension names each chapter as it reads it
     if echo is None:
         echo = (lambda _: None) if quiet else (lambda text: print(text, flush=True))
     board = progress.Board(planned=planned_runs_of(profile))
     start = time.monotonic()
     with progress.Tailer(events, board, echo):
-        returncode, log = _run_streaming(build_command(root, derived, output), root, env,
-                                         quiet, on_line=board.see_log_line)
+        returncode, log = _run_streaming(build_command(root, derived, output), root, env, quiet)
     if returncode != 0:
         for line in board.unfinished():
             echo(line)
@@ -224,19 +223,15 @@ def warnings_in(log: str) -> list[str]:
 _NOISE = ("Kernel is running over TCP without encryption",)
 
 
-def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], quiet: bool,
-                   on_line: Callable[[str], None] = lambda _: None) -> tuple[int, str]:
-    """Run ``cmd``, echoing its output as it comes (unless quiet); return (exit code, log).
-
-    ``on_line`` sees every line (the progress board follows the chapter being executed).
-    """
+def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str],
+                   quiet: bool) -> tuple[int, str]:
+    """Run ``cmd``, echoing its output as it comes (unless quiet); return (exit code, log)."""
     lines: list[str] = []
     with subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, bufsize=1) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            on_line(line)
             if not quiet and not any(n in line for n in _NOISE):
                 print(line, end="", flush=True)
     return proc.returncode, "".join(lines)

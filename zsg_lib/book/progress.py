@@ -3,22 +3,24 @@
 Jupyter Book swallows what the kernels print, so the kernels write *events* instead, one JSON
 line each, appended to the file named by ``$ZSG_PROGRESS_FILE``; :func:`zsg_lib.book.build.build_site`
 sets it for the kernels it starts (one file for the whole book) and a :class:`Tailer` thread
-turns new events into terminal lines through a :class:`Board`, which knows the chapter being
-executed (from the build's log), how many runs the book plans
+turns new events into terminal lines through a :class:`Board`, which knows how many runs the book plans
 (:func:`zsg_lib.book.experiment.planned_runs`) and how long trained runs took.
 
 Outside a build (JupyterLab, papermill) the variable is unset and the events do nothing: there
 ``run_many`` draws its own live bar.
 
+Each event names its chapter from ``$ZSG_CHAPTER``: the site extension sets it as Sphinx reads
+each document, before myst-nb starts that notebook's kernel (:mod:`zsg_lib.book.site`); a
+papermill batch sets it per notebook.
+
 >>> b = Board(planned=3, clock=lambda: 100.0)
->>> b.chapter = "03_similarity"
->>> b.line({"event": "run_started", "label": "nft-seed0", "steps": 12, "profile": "tiny"})
+>>> b.line({"event": "run_started", "label": "nft-seed0", "steps": 12, "chapter": "03_similarity"})
 'zsg: [03_similarity] nft seed 0: run 1/3 started (12 steps)'
 >>> b.line({"event": "run_finished", "label": "nft-seed0", "steps": 12, "seconds": 30.0,
-...         "reused": False, "run_id": "a1"})
+...         "reused": False, "run_id": "a1", "chapter": "03_similarity"})
 'zsg: [03_similarity] nft seed 0: run 1/3 trained in 30 s (12 steps); book ETA 60 s (2 runs left)'
 >>> b.line({"event": "run_finished", "label": "fft-seed0", "steps": 12, "seconds": 0.1,
-...         "reused": True, "run_id": "b2"})
+...         "reused": True, "run_id": "b2", "chapter": "03_similarity"})
 'zsg: [03_similarity] fft seed 0: run 2/3 cached (read back); book ETA 30 s (1 run left)'
 """
 
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 PROGRESS_ENV = "ZSG_PROGRESS_FILE"
-CHAPTER_ENV = "ZSG_CHAPTER"  # set by whoever knows the chapter a kernel runs (batch)
+CHAPTER_ENV = "ZSG_CHAPTER"  # set by whoever starts a chapter's kernel (site extension, batch)
 
 # --------------------------------------------------------------------------- kernel side
 
@@ -101,14 +103,8 @@ def duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
-# Sphinx announces each document it reads; myst-nb names the notebook it executes.
-_READING = re.compile(r"reading sources\.\.\. \[\s*\d+%\] (\S+)")
-_EXECUTING = re.compile(r"(\S+?)(?:\.py|\.ipynb|\.md)?: Executing notebook using")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
 class Board:
-    """The build's state of play: chapter, runs done, seconds of trained runs; formats lines.
+    """The build's state of play: runs done, seconds of trained runs; formats lines.
 
     ``planned`` is the whole book's number of distinct runs (``None``: unknown). A run read
     back whose id was already counted in this build (two chapters share it) does not advance
@@ -118,20 +114,11 @@ class Board:
     def __init__(self, planned: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.planned = planned
-        self.chapter: str | None = None
         self.done: set[str] = set()
         self.trained_seconds: list[float] = []
         self.in_flight: dict[str, str] = {}  # label -> chapter, started and not finished
         self.clock = clock
         self.lock = threading.Lock()
-
-    def see_log_line(self, line: str) -> None:
-        """Follow the build's log: the document being read is the chapter being executed."""
-        text = _ANSI.sub("", line)
-        m = _READING.search(text) or _EXECUTING.search(text)
-        if m:
-            with self.lock:
-                self.chapter = Path(m.group(1)).stem
 
     def _count(self, next_run: bool) -> str:
         i = len(self.done) + (1 if next_run else 0)
@@ -149,7 +136,7 @@ class Board:
     def line(self, event: dict[str, Any]) -> str | None:
         """The terminal line of one event (``None`` for an event of another kind)."""
         with self.lock:
-            chapter = event.get("chapter") or self.chapter or event.get("profile") or "?"
+            chapter = event.get("chapter") or event.get("profile") or "?"
             label = str(event.get("label"))
             name, seed = split_label(label)
             head = f"zsg: [{chapter}] {name}" + (f" seed {seed}" if seed is not None else "")

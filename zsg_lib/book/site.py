@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .progress import CHAPTER_ENV
 from .render import SITE_ENV, write_vega_bundle
 
 
@@ -19,7 +20,8 @@ def setup(app: Any) -> dict[str, Any]:
     """Sphinx hook (``sphinx.extra_extensions`` in ``_config.yml``).
 
     Writes the bundle into the first ``html_static_path`` folder and sets ``ZSG_SITE_BUILD``
-    for the kernels myst-nb starts, so the build needs no step before it.
+    for the kernels myst-nb starts, so the build needs no step before it; names each kernel's
+    chapter (``ZSG_CHAPTER``) for the build's progress lines.
     """
 
     def _on_config(app: Any, config: Any) -> None:
@@ -32,7 +34,13 @@ def setup(app: Any) -> dict[str, Any]:
         os.environ["TQDM_DISABLE"] = "1"
         os.environ.setdefault("ZSG_HOME", str(Path(app.confdir) / ".cache" / "zsg"))
 
+    def _on_source_read(app: Any, docname: str, source: list[str]) -> None:
+        # Sphinx reads one document at a time and myst-nb starts the notebook's kernel while
+        # reading it, so the kernel inherits the name of its own chapter for its progress events.
+        os.environ[CHAPTER_ENV] = Path(docname).name
+
     app.connect("config-inited", _on_config)
+    app.connect("source-read", _on_source_read)
     app.connect("html-page-context", _drop_thebe)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
