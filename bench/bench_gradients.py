@@ -3,7 +3,7 @@
 The book's CPU setting: SmolLM2-135M-Instruct in bf16 with bf16 autocast, the ``cpu-demo``
 profile's LoRA (r=16, all linear layers, ~4.9M adapter weights) and encoding (plain template,
 192/48 tokens). Features are taken, as LESS does, from a short shared warm-up's adapter state:
-the bench trains one (the profile's warm-up length, 8 steps of 4), then computes dim-8192
+the bench trains one (the profile's warm-up length, 8 steps of 4), then computes dim-32768 (the profile default)
 features of 1,000 training and 100 test instances of the demo suite and reports wall seconds,
 instances per second and peak RSS (targets: <= 120 s, <= 4 GB). Fidelity: on 40 of them, the
 cosines of their CountSketch features against the cosines of their full (unprojected)
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=1000)
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--sample", type=int, default=40)
-    ap.add_argument("--dim", type=int, default=8192)
+    ap.add_argument("--dim", type=int, default=32768)
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
 

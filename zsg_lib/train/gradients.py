@@ -30,9 +30,10 @@ state (a fresh adapter has ``lora_B = 0``, so every ``lora_A`` gradient is zero 
   ~40G random draws per batch and an 80 GFLOP product per instance, hours on two cores; its
   fast ``CudaProjector`` needs CUDA. The sketch here is one ``index_add`` per layer (~5 ms
   per instance, measured on SmolLM2). Same ``seed`` and parameter layout ⇒ same buckets ⇒
-  same features. Any JL map to 8192 numbers has this error floor: on 40 demo instances
-  (``bench/bench_gradients.py``) the cosine error was 0.008 on average, 0.036 at worst of
-  780 pairs; halving the worst case takes four times ``dim``.
+  same features. Any JL map has this error floor: on 40 demo instances after the cpu-demo
+  warm-up (``bench/bench_gradients.py``, 780 pairs) the cosine error was 0.0081 on average
+  and 0.030 at worst with ``dim`` 8192, 0.0041 and 0.016 with 32768 (the book's default),
+  0.0030 and 0.014 with 65536; the sketch's cost hardly depends on ``dim``.
 * **Cost** is that of a training step's forward and backward on the same instances (the
   per-sample products and the sketch add ~10%): ~70 ms an instance for SmolLM2 on two idle
   CPU cores (plain template, bf16 autocast), one batch's activations in memory at a time.
@@ -292,7 +293,7 @@ def _check_dim(dim: int, n_params: int | None = None) -> None:
 
 
 def gradient_features(model: Any, tokenizer: Any, encoded: Mapping[str, EncodedExample],
-                      ids: Sequence[str], dim: int = 8192, seed: int = 0, batch_size: int = 16,
+                      ids: Sequence[str], dim: int = 32768, seed: int = 0, batch_size: int = 16,
                       bf16_autocast: bool = False, progress: bool = False) -> np.ndarray:
     """Sketched per-instance LoRA gradients: float32 ``(len(ids), dim)``, rows in ``ids`` order.
 
@@ -381,7 +382,7 @@ def _checked_state(model: Any, state: Mapping[str, torch.Tensor]) -> None:
 
 
 def features_for(cfg: TrainConfig, table: pa.Table,
-                 state: Mapping[str, torch.Tensor] | None = None, dim: int = 8192,
+                 state: Mapping[str, torch.Tensor] | None = None, dim: int = 32768,
                  seed: int = 0, cache: bool = True, progress: bool = False,
                  batch_size: int = 16) -> np.ndarray:
     """Gradient features of a table's instances at a run's adapter state (cached on disk).
