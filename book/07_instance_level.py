@@ -47,7 +47,7 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import experiment as ex, instance, plots
+from zsg_lib.book import analyses as an, experiment as ex, instance, plots
 
 P = ex.setup(profile, "07_instance_level", overrides, seeds)
 ex.describe(P)
@@ -80,6 +80,19 @@ table.round(4)
 # local prediction itself, measured at the branch point. The paper's claim is about the
 # *embedding* kind: whether the similarity a sentence encoder sees carries the same signal.
 #
+# ## Test task by test task
+#
+# A pooled correlation can be carried by one or two test tasks. The same slope within each
+# test task (step fixed effects; the interval from a bootstrap over seed × step, because a
+# task's instances share each step's batch), for the judged embedding predictor and the mean
+# gradient cosine, coloured by the kind of relatives the task has among the training tasks.
+
+# %%
+by_task = instance.per_task_table(frame, an.relatives_kinds(P))
+print(instance.per_task_sentence(by_task))
+plots.task_slopes(by_task, title="Slope of the loss change per SD of similarity, per test task")
+
+# %% [markdown]
 # ## Ordering by gradient similarity against sentence embeddings
 #
 # `grad-nft` is NFT with the weighted similarity distance computed on the gradient features

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from zsg_lib.analysis import findings
+from zsg_lib.analysis import predictors as pr
+from zsg_lib.book import analyses as an
 from zsg_lib.book import experiment as ex
 from zsg_lib.book import instance
 from zsg_lib.book.params import load_profile
@@ -48,6 +50,21 @@ def test_predictor_frame_holds_every_kind_for_each_step(tiny) -> None:
     assert set(table["kind"]) == {"embedding", "gradient", "label"}
     found = findings.instance_level(table)
     assert found.status in (*findings.compare.STATUSES, "not measured")
+
+    kinds = an.relatives_kinds(tiny)
+    by_task = instance.per_task_table(frame, kinds)
+    assert len(by_task) == 2 * frame["task"].nunique()
+    for (task, name), row in by_task.set_index(["task", "predictor"]).iterrows():
+        alone = pr.predictor_test(frame[frame["task"] == task], [name],
+                                  cluster=("seed", "step")).iloc[0]
+        assert row["slope"] == pytest.approx(alone["slope"], nan_ok=True)
+        assert row["n_clusters"] == frame.loc[frame["task"] == task,
+                                              ["seed", "step"]].drop_duplicates().shape[0]
+        assert row["relatives"] == kinds.get(task, "—")
+    assert "of {} test tasks".format(frame["task"].nunique()) in \
+        instance.per_task_sentence(by_task)
+    with pytest.raises(ValueError, match="none of the predictors"):
+        instance.per_task_table(frame.drop(columns=["emb_max", "grad_mean"]))
 
 
 def test_grad_nft_orders_by_gradient_features(tiny) -> None:

@@ -303,3 +303,21 @@ def test_sentence_cannot_say_without_intervals():
     assert "cannot say whether it differs from 0" in text
     assert "x1 cannot say whether it adds anything" in text
     assert predictor_sentence(pd.DataFrame({"spearman": [np.nan]})).startswith("Cannot say")
+
+
+def test_cluster_columns_set_the_bootstrap_units():
+    """Clustering by seed x step within one task: as many clusters as those pairs, and the
+    same intervals as the default clustering on a frame whose task column *is* seed x step."""
+    frame = panel(np.random.default_rng(8), beta=(-0.3,), n_tasks=1, n_seeds=3, n_steps=6)
+    got = predictor_test(frame, ["x0"], n_resamples=200, cluster=("seed", "step")).iloc[0]
+    assert got["n_clusters"] == frame[["seed", "step"]].drop_duplicates().shape[0] == 18
+    relabelled = frame.assign(task=frame["seed"].astype(str) + "/" + frame["step"].astype(str),
+                              seed=0)
+    # task fixed effects then equal seed x step ones: only the point estimates of slope
+    # change; the Spearman draws (no fixed effects) must be the same resamples
+    want = predictor_test(relabelled, ["x0"], n_resamples=200).iloc[0]
+    assert want["n_clusters"] == 18
+    for stat in ("spearman", "spearman_lo", "spearman_hi"):
+        assert got[stat] == pytest.approx(want[stat], rel=1e-12)
+    with pytest.raises(ValueError, match="missing"):
+        predictor_test(frame, ["x0"], cluster=("batch",))

@@ -382,7 +382,8 @@ TEST_COLUMNS = ["predictor", "n", "n_clusters", "spearman", "spearman_lo", "spea
 
 
 def predictor_test(frame: pd.DataFrame, predictors: Sequence[str],
-                   n_resamples: int = N_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+                   n_resamples: int = N_RESAMPLES, seed: int = 0,
+                   cluster: Sequence[str] = ("task", "seed")) -> pd.DataFrame:
     """One row per predictor (a column of ``frame``, e.g. from :func:`batch_predictors`):
     how well it predicts ``dloss``.
 
@@ -401,9 +402,10 @@ def predictor_test(frame: pd.DataFrame, predictors: Sequence[str],
       and how much from ``partial_r2``.
 
     Rows with ``dloss`` or any predictor missing are dropped (``n``: rows used). Intervals
-    (95%, percentile): a cluster bootstrap over test task × seed (clusters in sorted
-    ``(task, seed)`` order; each resample draws that many clusters with replacement from
-    ``np.random.default_rng(seed)``). Spearman is recomputed exactly in each resample
+    (95%, percentile): a cluster bootstrap over the groups of ``cluster`` (default test task
+    × seed; clusters in sorted order; each resample draws that many clusters with replacement
+    from ``np.random.default_rng(seed)``). Within one test task, cluster by seed × step: the
+    task's instances share each step's batch. Spearman is recomputed exactly in each resample
     (midranks of the resampled rows). Slopes and R² are computed on the data after one
     fixed-effects (within) transform of the full sample, from per-cluster sums: the estimate
     is exactly the fixed-effects OLS one (Frisch–Waugh–Lovell), but the resamples keep the
@@ -415,18 +417,21 @@ def predictor_test(frame: pd.DataFrame, predictors: Sequence[str],
     predictors = list(predictors)
     if not predictors or len(set(predictors)) != len(predictors):
         raise ValueError(f"predictors: expected distinct column names, got {predictors}")
-    _need(frame, ["dloss", "task", "step", "seed", *predictors], "frame")
+    cluster = list(cluster)
+    _need(frame, list(dict.fromkeys(["dloss", "task", "step", "seed", *cluster, *predictors])),
+          "frame")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
             or n_resamples < 1:
         raise ValueError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    data = frame.dropna(subset=["dloss", "task", "step", "seed", *predictors])
+    data = frame.dropna(subset=list(dict.fromkeys(["dloss", "task", "step", "seed", *cluster,
+                                                     *predictors])))
     n = len(data)
     if n == 0:
         raise ValueError("frame: no rows with dloss and every predictor present")
     y = data["dloss"].to_numpy(dtype=np.float64)
     x = data[predictors].to_numpy(dtype=np.float64)
-    cluster = data.groupby(["task", "seed"], sort=True, observed=True).ngroup().to_numpy()
-    n_clusters = int(cluster.max()) + 1
+    groups = data.groupby(cluster, sort=True, observed=True).ngroup().to_numpy()
+    n_clusters = int(groups.max()) + 1
     fixed = [data.groupby(c, sort=True, observed=True).ngroup().to_numpy()
              for c in ("task", "step")]
     z = within(np.column_stack([y, x]), fixed)
@@ -437,11 +442,11 @@ def predictor_test(frame: pd.DataFrame, predictors: Sequence[str],
     k = len(predictors)
     # per-cluster sufficient statistics: Gram of [ỹ, X̃], sums of x and x² (for the SD)
     gram_c = np.zeros((n_clusters, k + 1, k + 1))
-    np.add.at(gram_c, cluster, z[:, :, None] * z[:, None, :])
-    s1 = np.stack([np.bincount(cluster, weights=col, minlength=n_clusters) for col in x.T], 1)
-    s2 = np.stack([np.bincount(cluster, weights=col ** 2, minlength=n_clusters)
+    np.add.at(gram_c, groups, z[:, :, None] * z[:, None, :])
+    s1 = np.stack([np.bincount(groups, weights=col, minlength=n_clusters) for col in x.T], 1)
+    s2 = np.stack([np.bincount(groups, weights=col ** 2, minlength=n_clusters)
                    for col in x.T], 1)
-    n_c = np.bincount(cluster, minlength=n_clusters).astype(np.float64)
+    n_c = np.bincount(groups, minlength=n_clusters).astype(np.float64)
     gram = (weights @ gram_c.reshape(n_clusters, -1)).reshape(-1, k + 1, k + 1)
     rows = weights @ n_c
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -463,7 +468,7 @@ def predictor_test(frame: pd.DataFrame, predictors: Sequence[str],
                 partial[:, j] = (rss_without - rss_all) / rss_without
     partial[np.isnan(joint[:, live]).any(axis=1)] = np.nan  # collinear: no incremental value
     chunk = max(1, 2_000_000 // n)  # resamples per block: ~16 MB per B × n array
-    spearman = _spearman(x, y, cluster, weights, chunk)
+    spearman = _spearman(x, y, groups, weights, chunk)
 
     out = []
     for j, name in enumerate(predictors):

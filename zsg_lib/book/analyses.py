@@ -194,14 +194,19 @@ def instance_findings(profile: Profile, progress: bool = False) -> list[Finding]
     return [findings.instance_level(table), findings.gradient_order(profile.judge, scores)]
 
 
+def relatives_kinds(profile: Profile) -> dict[str, str]:
+    """Each test task's kind of relatives among the training tasks (demo data: ``helpful``,
+    ``helpful + mirror``, ``mirror only``, ``none``; empty for data without families)."""
+    families = ex.load_split(profile).families
+    return (dict(zip(families["task"], families["relatives_kind"]))
+            if families is not None else {})
+
+
 def task_differences(profile: Profile, comparison: Comparison) -> pd.DataFrame:
     """Per test task of ``comparison``: the mean difference ``a − b`` with its interval
     (:func:`zsg_lib.analysis.compare.per_task`), and the kind of relatives the task has among
     the training tasks (demo data: ``helpful``, ``helpful + mirror``, ``mirror only``,
     ``none``; ``—`` elsewhere)."""
     table = per_task(comparison.pairs)
-    families = ex.load_split(profile).families
-    kinds = (dict(zip(families["task"], families["relatives_kind"]))
-             if families is not None else {})
-    table["relatives"] = table["task"].map(kinds).fillna("—")
+    table["relatives"] = table["task"].map(relatives_kinds(profile)).fillna("—")
     return table.assign(pair=f"{comparison.a} − {comparison.b}")

@@ -94,6 +94,45 @@ def predictor_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def per_task_table(frame: pd.DataFrame, relatives: dict[str, str] | None = None,
+                   predictors: Iterable[str] = ("emb_max", "grad_mean")) -> pd.DataFrame:
+    """Is the pooled result carried by a few test tasks? The predictor test within each test
+    task (step fixed effects; clusters: seed × step, since a task's instances share each
+    step's batch). Columns: ``task, predictor, kind, relatives`` and the test's columns;
+    ``relatives``: the kind of relatives each task has (``—`` when unknown)."""
+    names = [p for p in predictors if p in frame and frame[p].notna().any()]
+    if not names:
+        raise ValueError(f"frame: none of the predictors {list(predictors)} was measured")
+    parts = []
+    for task, part in frame.groupby("task", sort=True, observed=True):
+        table = pr.predictor_test(part, names, cluster=("seed", "step"))
+        table.insert(0, "task", task)
+        parts.append(table)
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(2, "kind", out["predictor"].map(PREDICTORS))
+    out.insert(3, "relatives", out["task"].map(relatives or {}).fillna("—"))
+    return out
+
+
+def per_task_sentence(table: pd.DataFrame) -> str:
+    """How many test tasks carry each predictor's pooled sign, from a :func:`per_task_table`.
+
+    >>> t = pd.DataFrame({"predictor": ["g"] * 3, "slope": [-0.2, -0.1, 0.05],
+    ...                   "slope_lo": [-0.3, -0.2, -0.02], "slope_hi": [-0.1, 0.01, 0.1]})
+    >>> per_task_sentence(t)
+    'g: slope below 0 in 2 of 3 test tasks (interval below 0 in 1, above 0 in 0).'
+    """
+    out = []
+    for name, part in table.groupby("predictor", sort=False):
+        known = part.dropna(subset=["slope"])
+        below = int((known["slope"] < 0).sum())
+        sig_below = int((known["slope_hi"] < 0).sum())
+        sig_above = int((known["slope_lo"] > 0).sum())
+        out.append(f"{name}: slope below 0 in {below} of {len(known)} test tasks (interval "
+                   f"below 0 in {sig_below}, above 0 in {sig_above}).")
+    return " ".join(out)
+
+
 def seen_distance(profile: Profile, name: str, seed: int) -> pd.DataFrame:
     """Per scored step × test task of one run: the task's mean test loss and the distance
     from the training instances seen so far to the task (min / mean / centroid negative

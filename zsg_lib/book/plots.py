@@ -333,6 +333,18 @@ def predictor_intervals(table: pd.DataFrame, title: str = "") -> alt.HConcatChar
     return alt.hconcat(*panels).properties(title=title)
 
 
+def task_slopes(table: pd.DataFrame, title: str = "") -> alt.VConcatChart:
+    """Per predictor of a per-task predictor table (``task, predictor, relatives, slope,
+    slope_lo, slope_hi, n``): each test task's slope with its interval, by relatives."""
+    panels = []
+    for name, part in table.groupby("predictor", sort=False):
+        data = part.rename(columns={"slope": "mean", "slope_lo": "lo", "slope_hi": "hi"})
+        panels.append(task_differences(
+            data[["task", "relatives", "mean", "lo", "hi", "n"]], color="relatives",
+            title=str(name), x_title="slope of the loss change per SD (step FE)"))
+    return alt.vconcat(*panels).properties(title=title)
+
+
 def seen_prefix(frame: pd.DataFrame, distance: str = "min", title: str = "") -> alt.FacetChart:
     """Per test task (a column each): its test loss by step (top row) over the distance from
     the training instances seen so far to the task (``distance`` column, bottom row); each
