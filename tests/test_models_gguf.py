@@ -176,10 +176,16 @@ def test_other_precisions_are_refused(tiny_gguf) -> None:
 
 
 @pytest.mark.slow
-def test_embedded_default_from_cache_equals_direct(tmp_path, monkeypatch) -> None:
+def test_embedded_default_from_cache_equals_direct(tmp_path, monkeypatch, capfd) -> None:
     monkeypatch.setenv("ZSG_HOME", str(tmp_path))
     gguf_file = models.embedded_model_dir() / models.EMBEDDED_GGUF
     direct, _ = gguf_cache.load_gguf(gguf_file, "fp32", cache=False)
     gguf_cache.load_gguf(gguf_file, "fp32")
     cached, _ = gguf_cache.load_gguf(gguf_file, "fp32")
     _same_model(direct, cached)
+    # The book's bf16 load leaves no advice about packed weights in chapter 1's output: the
+    # weights are dequantised (no GGUF kernels here), so it does not apply.
+    half, _ = gguf_cache.load_gguf(gguf_file, "bf16", cache=False)
+    assert type(half.model.layers[0].self_attn.q_proj) is torch.nn.Linear
+    out = capfd.readouterr()
+    assert "Loading a GGUF checkpoint" not in out.err + out.out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -95,10 +96,18 @@ def _dequantize(gguf_path: Path, precision: Precision) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kw = {"gguf_file": gguf_path.name}
-    with quiet_loading():
-        tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kw)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kw,
-                                                     dtype=DTYPES[precision])
+    # transformers warns that packed GGUF weights run fastest in fp32 before it finds that
+    # it has no GGUF kernels here and dequantises every layer: advice that does not apply
+    gguf_log = logging.getLogger("transformers.quantizers.quantizer_gguf")
+    level = gguf_log.level
+    gguf_log.setLevel(logging.ERROR)
+    try:
+        with quiet_loading():
+            tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kw)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), **kw,
+                                                         dtype=DTYPES[precision])
+    finally:
+        gguf_log.setLevel(level)
     unmark_quantized(model)
     return model, tok
 
