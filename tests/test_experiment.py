@@ -90,6 +90,26 @@ def test_arrangements_cover_the_right_tables(tiny) -> None:
     assert len(tma.ids) == tiny.tma.budget and set(tma.ids) <= set(prep.pool.column("id").to_pylist())
 
 
+def test_relatives_fed_counts_what_each_order_feeds(tmp_path) -> None:
+    # test tasks with helpful and mirror relatives among all the demo's training tasks
+    prof = ex.setup("tiny", "03_similarity", {
+        "runs_root": str(tmp_path), "split.n_train_tasks": None,
+        "split.test_tasks": ["month_names_en_fr", "number_words_fr", "string_remove_vowels"]})
+    fam = ex.load_split(prof).families.set_index("task")
+    steps = prof.train.max_steps
+    fed = an.relatives_fed(prof, ["nft", "fft"], steps=steps, seeds=[0, 1])
+    test_tasks = set(ex.prepare(prof, 0).test.column("task").to_pylist())
+    assert set(fed["task"]) == test_tasks and len(fed) == 2 * 2 * len(test_tasks)
+    n = steps * prof.train.instances_per_step
+    for row in fed.itertuples():
+        first = ex.arrangement(prof, row.arrangement, row.seed).table["task"].iloc[:n]
+        helpful = set(filter(None, fam.loc[row.task, "helpful"].split(", ")))
+        mirror = set(filter(None, fam.loc[row.task, "mirror"].split(", ")))
+        assert row.helpful == first.isin(helpful).sum() and row.mirror == first.isin(mirror).sum()
+        assert row.of == n and row.relatives == fam.loc[row.task, "relatives_kind"]
+    assert fed["helpful"].sum() > 0 and fed["mirror"].sum() > 0  # not a check of zeros
+
+
 def test_runs_are_shared_not_retrained(tiny, monkeypatch) -> None:
     first = ex.run(tiny, "random", 0)
     assert not first.reused

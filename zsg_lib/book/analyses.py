@@ -41,6 +41,78 @@ def consumed(profile: Profile) -> int:
     return profile.train.max_steps * profile.train.instances_per_step
 
 
+def relatives_fed(profile: Profile, names: Iterable[str], steps: int,
+                  seeds: Iterable[int] | None = None) -> pd.DataFrame:
+    """What each arm fed each test task: per arrangement × seed × test task, how many of the
+    instances of its first ``steps`` steps after the branch point come from the task's
+    ``helpful`` and ``mirror`` relatives (demo data, ``DemoData.families``).
+
+    Read a per-task difference against it: an arm cannot help a test task it never feeds.
+    Raises :class:`~zsg_lib.errors.ParamsError` on data without families.
+    """
+    families = ex.load_split(profile).families
+    if families is None:
+        raise ParamsError(f"{profile.source}: dataset.kind {profile.dataset.kind!r} has no "
+                          "task families, so no relatives to count")
+    tests = families[families["split"] == "test"]
+    kinds = {t: set(filter(None, str(v).split(", "))) for t, v in
+             zip(tests["task"], tests["helpful"])}
+    mirrors = {t: set(filter(None, str(v).split(", "))) for t, v in
+               zip(tests["task"], tests["mirror"])}
+    test_tasks = sorted(set(ex.prepare(profile, profile.seeds[0]).test.column("task")
+                            .to_pylist()))
+    n = steps * profile.train.instances_per_step
+    relatives = relatives_kinds(profile)
+    rows = []
+    for seed in (profile.seeds if seeds is None else seeds):
+        for name in names:
+            fed = ex.arrangement(profile, name, seed).table["task"].iloc[:n].value_counts()
+            for task in test_tasks:
+                rows.append({"arrangement": name, "seed": seed, "task": task,
+                             "relatives": relatives.get(task, "—"),
+                             "helpful": int(fed.reindex(list(kinds.get(task, ()))).sum()),
+                             "mirror": int(fed.reindex(list(mirrors.get(task, ()))).sum()),
+                             "of": n})
+    return pd.DataFrame(rows)
+
+
+def fed_against_differences(fed: pd.DataFrame, differences: Iterable[pd.DataFrame],
+                            ) -> tuple[pd.DataFrame, str]:
+    """Per pair ``a − b`` × test task: the per-task loss difference (:func:`task_differences`
+    tables, one per pair) next to how many more helpful relatives ``a`` fed the
+    task than ``b`` (mean over seeds, from :func:`relatives_fed`), and a sentence with their
+    Spearman correlation over every pair × task (SciPy; the tasks share runs, so read its p as
+    descriptive).
+
+    >>> fed = pd.DataFrame({"arrangement": ["x", "y"] * 3, "seed": 0,
+    ...                     "task": ["t1", "t1", "t2", "t2", "t3", "t3"],
+    ...                     "helpful": [9, 0, 0, 4, 2, 2], "mirror": 0, "of": 12})
+    >>> diffs = pd.DataFrame({"pair": "x − y", "task": ["t1", "t2", "t3"],
+    ...                       "mean": [-0.3, 0.2, 0.0]})
+    >>> table, sentence = fed_against_differences(fed, [diffs])
+    >>> table["helpful_more"].tolist()
+    [9.0, -4.0, 0.0]
+    >>> sentence.split(";")[0]
+    'Spearman ρ(helpful relatives a fed beyond b, loss difference a − b) = -1.00 over 3 pair × task cells'
+    """
+    from scipy import stats as sps
+
+    means = fed.groupby(["arrangement", "task"])["helpful"].mean()
+    rows = []
+    for row in pd.concat(list(differences), ignore_index=True).itertuples(index=False):
+        a, b = str(row.pair).split(" − ")
+        rows.append({"pair": row.pair, "task": row.task, "difference": row.mean,
+                     "helpful_more": float(means.get((a, row.task), float("nan"))
+                                           - means.get((b, row.task), float("nan")))})
+    table = pd.DataFrame(rows).dropna()
+    if len(table) < 3 or table["helpful_more"].nunique() < 2:
+        return table, "too few pair × task cells with a difference in what was fed to correlate"
+    rho, p = sps.spearmanr(table["helpful_more"], table["difference"])
+    return table, (f"Spearman ρ(helpful relatives a fed beyond b, loss difference a − b) = "
+                   f"{rho:+.2f} over {len(table)} pair × task cells; p = {p:.2g}, descriptive "
+                   "(the cells share runs); below 0: feeding a task's relatives lowers its loss")
+
+
 def sudden_drops(
     profile: Profile, scores: pd.DataFrame, name: str, seeds: Iterable[int] | None = None
 ) -> pd.DataFrame:

@@ -311,6 +311,27 @@ def task_differences(table: pd.DataFrame, color: str = "relative", title: str = 
         width=WIDTH * 0.8, height=max(120, 22 * data["task"].nunique()), title=title)
 
 
+def relatives_fed(table: pd.DataFrame, title: str = "") -> alt.LayerChart:
+    """Per test task × arrangement (an ``analyses.relatives_fed`` table): the mean over seeds
+    of the instances from the task's helpful relatives among those fed, as cells with their
+    count; the tooltip adds the mirror relatives."""
+    data = (table.groupby(["task", "relatives", "arrangement"], as_index=False, sort=False)
+            [["helpful", "mirror", "of"]].mean())
+    base = alt.Chart(data).encode(
+        x=alt.X("arrangement:N", sort=None, title=None),
+        y=alt.Y("task:N", title=None, sort=None))
+    cells = base.mark_rect().encode(
+        color=alt.Color("helpful:Q", scale=alt.Scale(scheme="greens"),
+                        title="helpful relatives fed"),
+        tooltip=["task:N", "relatives:N", "arrangement:N",
+                 alt.Tooltip("helpful:Q", format=".1f"), alt.Tooltip("mirror:Q", format=".1f"),
+                 alt.Tooltip("of:Q", title="instances fed")])
+    text = base.mark_text(baseline="middle").encode(text=alt.Text("helpful:Q", format=".1f"))
+    return alt.layer(cells, text).properties(
+        width=70 * data["arrangement"].nunique(), height=22 * data["task"].nunique(),
+        title=title)
+
+
 def predictor_intervals(table: pd.DataFrame, title: str = "") -> alt.HConcatChart:
     """Per predictor (a ``predictor_test`` table): Spearman ρ and the fixed-effects slope per
     SD, each with its 95% cluster-bootstrap interval, a rule at 0, coloured by kind."""
