@@ -55,10 +55,12 @@ def relatives_fed(profile: Profile, names: Iterable[str], steps: int,
         raise ParamsError(f"{profile.source}: dataset.kind {profile.dataset.kind!r} has no "
                           "task families, so no relatives to count")
     tests = families[families["split"] == "test"]
-    kinds = {t: set(filter(None, str(v).split(", "))) for t, v in
-             zip(tests["task"], tests["helpful"])}
-    mirrors = {t: set(filter(None, str(v).split(", "))) for t, v in
-               zip(tests["task"], tests["mirror"])}
+
+    def names(column: str) -> dict[str, list[str]]:  # "a, b" -> ["a", "b"] per test task
+        return {t: [n for n in str(v).split(", ") if n] for t, v in
+                zip(tests["task"], tests[column])}
+
+    helpful_of, mirror_of = names("helpful"), names("mirror")
     test_tasks = sorted(set(ex.prepare(profile, profile.seeds[0]).test.column("task")
                             .to_pylist()))
     n = steps * profile.train.instances_per_step
@@ -70,8 +72,8 @@ def relatives_fed(profile: Profile, names: Iterable[str], steps: int,
             for task in test_tasks:
                 rows.append({"arrangement": name, "seed": seed, "task": task,
                              "relatives": relatives.get(task, "—"),
-                             "helpful": int(fed.reindex(list(kinds.get(task, ()))).sum()),
-                             "mirror": int(fed.reindex(list(mirrors.get(task, ()))).sum()),
+                             "helpful": int(fed.reindex(helpful_of.get(task, [])).sum()),
+                             "mirror": int(fed.reindex(mirror_of.get(task, [])).sum()),
                              "of": n})
     return pd.DataFrame(rows)
 
