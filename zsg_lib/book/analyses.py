@@ -56,11 +56,11 @@ def relatives_fed(profile: Profile, names: Iterable[str], steps: int,
                           "task families, so no relatives to count")
     tests = families[families["split"] == "test"]
 
-    def names(column: str) -> dict[str, list[str]]:  # "a, b" -> ["a", "b"] per test task
+    def listed(column: str) -> dict[str, list[str]]:  # "a, b" -> ["a", "b"] per test task
         return {t: [n for n in str(v).split(", ") if n] for t, v in
                 zip(tests["task"], tests[column])}
 
-    helpful_of, mirror_of = names("helpful"), names("mirror")
+    helpful_of, mirror_of = listed("helpful"), listed("mirror")
     test_tasks = sorted(set(ex.prepare(profile, profile.seeds[0]).test.column("task")
                             .to_pylist()))
     n = steps * profile.train.instances_per_step
