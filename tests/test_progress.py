@@ -47,6 +47,15 @@ def test_board_without_a_plan_or_past_it() -> None:
     assert "run 2 (1 planned)" in over.line(_finished("b-seed0", "b"))
 
 
+def test_runs_read_back_at_once_get_no_started_line() -> None:
+    b = progress.Board(planned=2)
+    assert b.line(_started("nft-seed0", run_id="n", ready=True)) is None
+    assert b.line(_finished("nft-seed0", "n", reused=True)).endswith("run 1/2 cached (read back)")
+    assert b.line(_started("rt-seed0", run_id="n")) is None  # shared with a run already done
+    assert b.line(_started("fft-seed0", run_id="f")).endswith("run 2/2 started (4 steps)")
+    assert b.unfinished() == ["zsg: run fft seed 0 in ? started and did not finish"]
+
+
 def test_an_unfinished_run_is_named() -> None:
     b = progress.Board(planned=2)
     b.line(_started("tma-window3-seed1", chapter="05_tma"))
@@ -98,13 +107,19 @@ def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
     events = tmp_path / "events.jsonl"
     monkeypatch.setenv(progress.PROGRESS_ENV, str(events))
     record = SimpleNamespace(reused=True, run_id="abc123")
-    monkeypatch.setattr(run_module, "train_run", lambda *a, **k: record)
+
+    def fake_train_run(*a, on_start, **k):  # the record is on disk: read back
+        on_start(record.run_id, True)
+        return record
+
+    monkeypatch.setattr(run_module, "train_run", fake_train_run)
     P = ex.setup("tiny")
     arr = SimpleNamespace(name="nft", ids=[f"i{k}" for k in range(1000)])
     assert ex._train(P, arr, None, None, 0, "nft-seed0", False, branch=False) is record
     start, end = (json.loads(x) for x in events.read_text().splitlines())
     assert start["event"] == "run_started" and start["label"] == "nft-seed0"
     assert start["steps"] == P.train.max_steps and start["profile"] == P.name
+    assert start["run_id"] == "abc123" and start["ready"] is True
     assert end["event"] == "run_finished" and end["reused"] is True and end["run_id"] == "abc123"
 
 

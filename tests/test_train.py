@@ -197,8 +197,10 @@ def test_finished_run_is_reused_and_base_model_untouched(tmp_path, monkeypatch):
     before = {k: v.clone() for k, v in base.state_dict().items()}
     attn = base.config._attn_implementation
     order = TRAIN.column("id").to_pylist()[:8]
+    starts: list[tuple[str, bool]] = []
     first = train_run(cfg(batch_size=4, eval_every=1), TRAIN, TEST, order, runs_root=tmp_path,
-                      run_name="a", progress=False)
+                      run_name="a", progress=False,
+                      on_start=lambda run_id, ready: starts.append((run_id, ready)))
     after = base.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert base.config._attn_implementation == attn  # the run's eager switch is undone
@@ -206,8 +208,10 @@ def test_finished_run_is_reused_and_base_model_untouched(tmp_path, monkeypatch):
     import zsg_lib.train.run as train_mod
     monkeypatch.setattr(train_mod, "load_model", lambda *a, **k: pytest.fail("recomputed"))
     again = train_run(cfg(batch_size=4, eval_every=1), TRAIN, TEST, order, runs_root=tmp_path,
-                      run_name="b", progress=False)
+                      run_name="b", progress=False,
+                      on_start=lambda run_id, ready: starts.append((run_id, ready)))
     assert again.reused and again.run_id == first.run_id
+    assert starts == [(first.run_id, False), (first.run_id, True)]
     assert again.scores.equals(first.scores)
     monkeypatch.undo()
     # a different order, or different test content, is a different run

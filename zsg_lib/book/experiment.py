@@ -372,9 +372,11 @@ def _trained(profile: Profile, cfg: TrainConfig, table: pa.Table, test: pa.Table
     from ..train.run import train_run  # transformers + peft: only when a run is asked for
 
     steps = cfg.max_steps or 0
-    events.run_started(label, steps, profile=profile.name)
-    record = train_run(cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
-                       progress=progress, start_from=start_from)
+    record = train_run(
+        cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
+        progress=progress, start_from=start_from,
+        on_start=lambda run_id, ready: events.run_started(label, steps, profile=profile.name,
+                                                          run_id=run_id, ready=ready))
     events.run_finished(label, steps, record.reused, record.run_id, profile=profile.name)
     return record
 

@@ -60,10 +60,13 @@ def _emit(event: dict[str, Any]) -> None:
         pass
 
 
-def run_started(label: str, steps: int, profile: str | None = None) -> None:
-    """A training run (``label`` like ``nft-seed0``) is about to start or be read back."""
+def run_started(label: str, steps: int, profile: str | None = None,
+                run_id: str | None = None, ready: bool = False) -> None:
+    """A training run (``label`` like ``nft-seed0``) is about to train, or (``ready``) to be
+    read back from its finished record."""
     _started[label] = time.monotonic()
     _emit({"event": "run_started", "label": label, "steps": steps, "profile": profile,
+           "run_id": run_id, "ready": bool(ready),
            "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
 
 
@@ -141,6 +144,8 @@ class Board:
             name, seed = split_label(label)
             head = f"zsg: [{chapter}] {name}" + (f" seed {seed}" if seed is not None else "")
             if event.get("event") == "run_started":
+                if event.get("ready") or event.get("run_id") in self.done:
+                    return None  # read back at once: its finished line says so
                 self.in_flight[label] = chapter
                 return f"{head}: {self._count(True)} started ({event.get('steps')} steps)"
             if event.get("event") != "run_finished":

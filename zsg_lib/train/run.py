@@ -154,13 +154,16 @@ def train_run(
     progress: bool = True,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     start_from: RunRecord | None = None,
+    on_start: Callable[[str, bool], None] | None = None,
 ) -> RunRecord:
     """Train on exactly ``order`` (ids of ``train``), scoring every ``test`` instance.
 
     Returns the run's :class:`RunRecord`; an already finished run with the same id is read
     back, an interrupted one resumed. ``runs_root`` defaults to ``cache_dir("runs")``.
     ``run_name`` is a label stored with the run (not part of its id). ``on_step(step, row)``
-    is called after each optimizer step with its log row (live plots, tests).
+    is called after each optimizer step with its log row (live plots, tests);
+    ``on_start(run_id, finished)`` once the inputs are checked, before any training (``finished``:
+    the record is already on disk and is read back).
     ``start_from``: a finished run that kept its final state (a shared warm-up); this run
     continues from it — weights, optimizer, schedule, RNG and step counter — so runs branching
     from one warm-up differ only in the data that follows. Its id names the branch.
@@ -193,6 +196,8 @@ def train_run(
     root = Path(runs_root) if runs_root is not None else cache_dir("runs")
     run_dir = root / run_id
     finished = _finished(run_dir, run_id)
+    if on_start is not None:
+        on_start(run_id, finished is not None)
     if finished is not None:
         return finished
     inputs = _Inputs(cfg, train_by_id, test_by_id, order, max_steps, per_pass, data_id,
