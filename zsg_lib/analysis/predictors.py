@@ -418,13 +418,12 @@ def predictor_test(frame: pd.DataFrame, predictors: Sequence[str],
     if not predictors or len(set(predictors)) != len(predictors):
         raise ValueError(f"predictors: expected distinct column names, got {predictors}")
     cluster = list(cluster)
-    _need(frame, list(dict.fromkeys(["dloss", "task", "step", "seed", *cluster, *predictors])),
-          "frame")
+    needed = list(dict.fromkeys(["dloss", "task", "step", "seed", *cluster, *predictors]))
+    _need(frame, needed, "frame")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
             or n_resamples < 1:
         raise ValueError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    data = frame.dropna(subset=list(dict.fromkeys(["dloss", "task", "step", "seed", *cluster,
-                                                     *predictors])))
+    data = frame.dropna(subset=needed)
     n = len(data)
     if n == 0:
         raise ValueError("frame: no rows with dloss and every predictor present")

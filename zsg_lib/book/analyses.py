@@ -21,6 +21,7 @@ from ..analysis.compare import Comparison, per_task
 from ..analysis.findings import Finding
 from ..analysis.maps import embedding_map_frame
 from ..analysis.transitions import arrivals, classify_tasks
+from ..data.demo import relatives_of
 from ..errors import ParamsError
 from ..schema import text_view
 from ..similarity import distance_stats
@@ -54,13 +55,7 @@ def relatives_fed(profile: Profile, names: Iterable[str], steps: int,
     if families is None:
         raise ParamsError(f"{profile.source}: dataset.kind {profile.dataset.kind!r} has no "
                           "task families, so no relatives to count")
-    tests = families[families["split"] == "test"]
-
-    def listed(column: str) -> dict[str, list[str]]:  # "a, b" -> ["a", "b"] per test task
-        return {t: [n for n in str(v).split(", ") if n] for t, v in
-                zip(tests["task"], tests[column])}
-
-    helpful_of, mirror_of = listed("helpful"), listed("mirror")
+    helpful_of, mirror_of = relatives_of(families, "helpful"), relatives_of(families, "mirror")
     test_tasks = sorted(set(ex.prepare(profile, profile.seeds[0]).test.column("task")
                             .to_pylist()))
     n = steps * profile.train.instances_per_step
@@ -72,8 +67,8 @@ def relatives_fed(profile: Profile, names: Iterable[str], steps: int,
             for task in test_tasks:
                 rows.append({"arrangement": name, "seed": seed, "task": task,
                              "relatives": relatives.get(task, "—"),
-                             "helpful": int(fed.reindex(helpful_of.get(task, [])).sum()),
-                             "mirror": int(fed.reindex(mirror_of.get(task, [])).sum()),
+                             "helpful": int(fed.reindex(list(helpful_of.get(task, ()))).sum()),
+                             "mirror": int(fed.reindex(list(mirror_of.get(task, ()))).sum()),
                              "of": n})
     return pd.DataFrame(rows)
 

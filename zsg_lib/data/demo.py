@@ -216,16 +216,16 @@ def relatives_kind(helpful: list[str], mirror: list[str]) -> str:
     return "mirror only" if mirror else "none"
 
 
-def relatives_of(families: pd.DataFrame) -> dict[str, set[str]]:
-    """Task → its relatives, from a task table (:func:`task_table`: ``relatives`` joined by
-    ", ").
+def relatives_of(families: pd.DataFrame, column: str = "relatives") -> dict[str, set[str]]:
+    """Task → its relatives, from a task table (:func:`task_table`: ``relatives``, or the
+    ``helpful`` or ``mirror`` ones, joined by ", ").
 
     >>> rel = relatives_of(pd.DataFrame({"task": ["a", "b"], "relatives": ["b, c", ""]}))
     >>> sorted(rel["a"]), rel["b"]
     (['b', 'c'], set())
     """
     return {t: set(filter(None, (r or "").split(", ")))
-            for t, r in zip(families["task"], families["relatives"])}
+            for t, r in zip(families["task"], families[column])}
 
 
 def task_table(table: pa.Table, test_tasks: tuple[str, ...]) -> pd.DataFrame:
