@@ -1,7 +1,7 @@
 """CPU cost and fidelity of gradient features (zsg_lib.train.gradients) on the embedded model.
 
-The book's CPU setting: SmolLM2-135M-Instruct in bf16 with bf16 autocast, the ``cpu-demo``
-profile's LoRA (r=16, all linear layers, ~4.9M adapter weights) and encoding (plain template,
+The book's CPU setting: SmolLM2-135M-Instruct in bf16 with bf16 autocast where the CPU has
+native bf16 (fp32 elsewhere), the ``cpu-demo`` profile's LoRA (r=16, all linear layers, ~4.9M adapter weights) and encoding (plain template,
 192/48 tokens). Features are taken, as LESS does, from a short shared warm-up's adapter state:
 the bench trains one (the profile's warm-up length, 8 steps of 4), then computes dim-32768 (the profile default)
 features of 1,000 training and 100 test instances of the demo suite and reports wall seconds,
@@ -108,9 +108,10 @@ def main() -> None:
     from zsg_lib.book.params import load_profile
     from zsg_lib.data import load
     from zsg_lib.train.gradients import features_for
+    from zsg_lib.train.hardware import resolve
     from zsg_lib.train.models import load_model
 
-    cfg = load_profile("cpu-demo").run_config(seed=0)
+    cfg = resolve(load_profile("cpu-demo").run_config(seed=0))  # bf16 "auto" for this CPU
     import pyarrow.compute as pc
 
     ds = load("demo", None)

@@ -62,7 +62,7 @@ def test_wrong_type_names_file_key_and_value(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text, key", [
     ("seeds: [0, one]", "seeds[1]: expected int"),
     ("train: {max_steps: 2.5}", "train.max_steps: expected int"),
-    ("train: {bf16_autocast: 1}", "train.bf16_autocast: expected bool"),
+    ("train: {bf16_autocast: 1}", "train.bf16_autocast: expected bool . 'auto', got 1"),
     ("dataset: {kind: csv}", "dataset.kind: expected one of"),
     ("train: [1, 2]", "train: expected a mapping"),
     ("chapters: {similarity: [nft, nearest]}", "chapters.similarity[1]: unknown arrangement"),

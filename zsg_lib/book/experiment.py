@@ -103,6 +103,7 @@ def describe(profile: Profile) -> pd.DataFrame:
         "instances per task (train / test)": f"{profile.train_per_task} / {profile.test_per_task}",
         "training": f"{t.method} r={t.lora_r}, lr {t.learning_rate:g} ({t.schedule}), "
                     f"batch {t.batch_size}×{t.grad_accum}, {t.max_steps} steps",
+        "precision on this machine": _precision(profile),
         "shared warm-up": (f"{profile.warmup.steps} steps on a seeded random draw from the "
                            "training pool; every comparison branches from it"
                            if profile.warmup.steps else "none (comparisons start at step 0)"),
@@ -114,6 +115,16 @@ def describe(profile: Profile) -> pd.DataFrame:
         "training runs for the whole book": f"{planned_runs(profile)} (shared between chapters)",
     }
     return pd.DataFrame({"setting": list(rows), "value": list(rows.values())})
+
+
+def _precision(profile: Profile) -> str:
+    """The base weights' precision and autocast the runs use here (bf16 only where the
+    device computes it natively, :mod:`zsg_lib.train.hardware`)."""
+    from ..train.hardware import device_of, resolve  # torch: only when a chapter describes
+
+    cfg = resolve(profile.run_config(profile.seeds[0]))
+    autocast = "bf16 autocast" if cfg.bf16_autocast else "no autocast"
+    return f"{cfg.resolved_precision} base weights, {autocast} ({device_of(cfg)})"
 
 
 def planned_runs(profile: Profile) -> int:

@@ -93,7 +93,10 @@ class TrainConfig:
     # ~20-token default prompt); "" = an empty system turn.
     system_prompt: str | None = None
     eval_batch_size: int = 16
-    bf16_autocast: bool = True
+    # "auto": on where the device computes bf16 natively (CUDA; a CPU with AVX512-BF16 or
+    # AMX), off elsewhere: a CPU without them emulates bf16 matmuls ~100x slower than fp32.
+    # Resolved before a run is identified (zsg_lib.train.hardware.resolve).
+    bf16_autocast: bool | Literal["auto"] = "auto"
     seed: int = 0
     device: str | None = None  # None = CUDA if available, else CPU
     reward_model: str | None = None
@@ -179,15 +182,32 @@ class TrainConfig:
         the frozen fp32 weights to bf16 at every matmul anyway: storing them in bf16 gives the
         same products without the per-step casts, ~1.5x faster on CPU; adapters, optimizer
         state and losses stay fp32); fp32 otherwise (full fine-tuning keeps fp32 masters).
+        With ``bf16_autocast="auto"`` the answer depends on the device: resolve it first
+        (:meth:`with_native_bf16`).
 
-        >>> TrainConfig().resolved_precision, TrainConfig(method="full").resolved_precision
+        >>> cfg = TrainConfig(bf16_autocast=True)
+        >>> cfg.resolved_precision, TrainConfig(method="full").with_native_bf16(True).resolved_precision
         ('bf16', 'fp32')
         """
         if self.precision is not None:
             return self.precision
         if self.method == "qlora":
             return "4bit"
+        if self.bf16_autocast == "auto":
+            raise ConfigError("bf16_autocast", "'auto' is not resolved yet: call "
+                              "zsg_lib.train.hardware.resolve(config) first")
         return "bf16" if self.method == "lora" and self.bf16_autocast else "fp32"
+
+    def with_native_bf16(self, native: bool) -> TrainConfig:
+        """This config with ``bf16_autocast="auto"`` decided: on where the device computes
+        bf16 natively (``native``). Explicit settings are kept.
+
+        >>> TrainConfig().with_native_bf16(False).bf16_autocast, TrainConfig().with_native_bf16(True).bf16_autocast
+        (False, True)
+        """
+        if self.bf16_autocast != "auto":
+            return self
+        return dataclasses.replace(self, bf16_autocast=native)
 
     @property
     def instances_per_step(self) -> int:

@@ -78,6 +78,7 @@ from ..atomic import atomic_path
 from ..errors import TrainError
 from ..paths import cache_dir
 from .config import ConfigError, TrainConfig
+from .hardware import resolve
 from .loop import _load_trainable, _unwrap, _wrap
 from .models import load_model, model_identity
 from .prompts import EncodedExample, encode_many
@@ -408,6 +409,7 @@ def features_for(cfg: TrainConfig, table: pa.Table,
     zsg_lib.train.config.ConfigError: TrainConfig.method: gradient features need LoRA adapters (method 'lora' or 'qlora'), got 'full'
     """
     _check_dim(dim)
+    cfg = resolve(cfg)  # the run's bf16 "auto", decided as train_run decides it
     if cfg.method == "full":
         raise ConfigError("method", "gradient features need LoRA adapters (method 'lora' or "
                                     "'qlora'), got 'full'")

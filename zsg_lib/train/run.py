@@ -53,7 +53,7 @@ import pyarrow as pa
 
 from ..errors import TrainError
 from ..paths import cache_dir
-from . import distributed, records
+from . import distributed, hardware, records
 from .config import TrainConfig
 from .loop import Branch, Loop
 from .models import load_model, model_identity
@@ -174,7 +174,7 @@ def train_run(
     """
     if not isinstance(config, TrainConfig):
         raise TrainError(f"config: expected a TrainConfig, got {type(config).__name__}")
-    cfg = config
+    cfg = hardware.resolve(config)  # bf16 "auto" decided before the run is identified
     train_by_id = _instances(train, "training")
     test_by_id = _instances(test, "test")
     if not test_by_id:
