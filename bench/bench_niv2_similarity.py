@@ -16,8 +16,7 @@ import time
 import pandas as pd
 
 from zsg_lib.analysis import findings
-from zsg_lib.book import analyses as an
-from zsg_lib.book import experiment as ex
+from zsg_lib.book import analyses as an, experiment as ex
 
 
 def main() -> None:

@@ -1,11 +1,15 @@
 """The per-instance scoring pass vs a plain padded full-logits pass, same model, same test set.
 
+The model is what the book scores: the embedded SmolLM2-135M with the cpu-demo profile's LoRA
+adapters (r=16, all linear layers; random adapter weights, as after training: a fresh adapter
+adds 0), unless ``--bare`` (the base model alone).
 Plain pass: instances in table order, batches of 16 padded to the longest, ``model(...).logits``
 over the whole vocabulary at every position, cross-entropy over response tokens per instance.
 Ours: :func:`zsg_lib.train.scoring.score_examples` (length-sorted batches, decoder once, LM head
-at response positions only, shared-prefix reuse). Both in fp32 here so losses compare to 1e-4.
+at response positions only, shared-prefix reuse, adapters folded into temporary weights). Both
+in fp32 here so losses compare to 1e-4.
 
-    .venv/bin/python bench/bench_scoring.py [--n 64] [--repeats 3]
+    .venv/bin/python bench/bench_scoring.py [--n 64] [--repeats 3] [--bare]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_train import demo_like  # noqa: E402
 
+from zsg_lib.book.params import load_profile  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
 from zsg_lib.train.prompts import encode_many  # noqa: E402
 from zsg_lib.train.scoring import collate, score_examples  # noqa: E402
@@ -46,15 +51,34 @@ def plain_pass(model, enc, ids, pad_id, batch_size=16):
     return out
 
 
+def with_adapters(base):
+    """The cpu-demo profile's LoRA on ``base``, adapter weights drawn at random (seeded)."""
+    from zsg_lib.train.loop import _wrap
+
+    model = _wrap(base, load_profile("cpu-demo").run_config(seed=0))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--bare", action="store_true", help="the base model, no LoRA adapters")
     a = ap.parse_args()
     model, tok = load_model(None, "fp32")
+    if not a.bare:
+        model = with_adapters(model)
     test = demo_like(a.n, seed=5, prefix="x")
     ids = test.column("id").to_pylist()
-    enc, _ = encode_many(tok, ids, test.column("messages").to_pylist())
+    cfg = load_profile("cpu-demo").train  # the book's encoding (plain template, 192/48)
+    enc, _ = encode_many(tok, ids, test.column("messages").to_pylist(),
+                         max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
+                         template=cfg.template, system_prompt=cfg.system_prompt)
     n_tok = sum(len(e.input_ids) for e in enc.values())
     ref = plain_pass(model, enc, ids, tok.pad_token_id)  # warm-up
     ours = score_examples(model, enc, ids, tok.pad_token_id, 16)
@@ -68,7 +92,8 @@ def main() -> None:
         t_ours.append(time.perf_counter() - t0)
     diff = max(abs(r["loss"] - ref[r["id"]]) for r in ours)
     tp, to = min(t_plain), min(t_ours)
-    print(f"{a.n} instances, {n_tok} tokens, torch threads {torch.get_num_threads()}")
+    print(f"{a.n} instances, {n_tok} tokens, torch threads {torch.get_num_threads()}, "
+          f"{'base model' if a.bare else 'with LoRA r=16 adapters'}")
     print(f"plain padded full-logits: {tp:.2f} s (min of {a.repeats}: "
           f"{[round(x, 2) for x in t_plain]})")
     print(f"zsg scoring pass        : {to:.2f} s ({[round(x, 2) for x in t_ours]})")
@@ -79,6 +104,8 @@ def main() -> None:
         print("no native bf16 on this CPU (AVX512-BF16/AMX): the book scores in fp32, as above")
         return
     model2, _ = load_model(None, "bf16")
+    if not a.bare:
+        model2 = with_adapters(model2)
     t0 = time.perf_counter()
     score_examples(model2, enc, ids, tok.pad_token_id, 16, bf16_autocast=True)
     print(f"zsg scoring pass, bf16 weights + autocast (the book's on this CPU): "

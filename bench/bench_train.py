@@ -111,6 +111,7 @@ def bench_trl(train, steps: int, batch: int, dropout: float = 0.05) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    from zsg_lib.train.hardware import native_bf16
     from zsg_lib.train.models import load_model
 
     bf16 = native_bf16("cpu")  # what ours resolves TrainConfig()'s bf16_autocast="auto" to
@@ -159,9 +160,8 @@ def book_run(template: str = "auto") -> None:
     import torch
 
     from zsg_lib.train import TrainConfig, train_run
-    from zsg_lib.train.models import load_model
-
     from zsg_lib.train.hardware import resolve
+    from zsg_lib.train.models import load_model
 
     cfg = resolve(TrainConfig(batch_size=4, eval_every=4, max_target_len=128, template=template))
     t0 = time.perf_counter()

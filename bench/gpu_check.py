@@ -103,7 +103,7 @@ def run_mode(mode: str, batch: int, seq: int, steps: int, layers: int, peak: flo
     out = {"mode": mode, "layers": layers, "params": n_params, "batch": batch, "seq": seq,
            "s_per_step": dt, "tokens_per_s": tok_s, "mfu": mfu,
            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
-    del model, opt
+    model = opt = None  # free the GPU memory before the next mode (step() holds cells)
     torch.cuda.empty_cache()
     return out
 

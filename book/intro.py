@@ -71,12 +71,17 @@ ex.describe(P).style.hide(axis="index")
 #
 # ```yaml
 # model: meta-llama/Llama-2-7b-hf     # a Hugging Face id or a local folder (null = embedded)
-# precision: 4bit                     # fp32 | bf16 | 4bit (QLoRA, needs CUDA)
+# precision: 4bit                     # fp32 | bf16 | 4bit (QLoRA, needs CUDA) | null (chosen)
 # dataset:
 #   kind: flan-mini                   # demo | flan-mini | niv2 | p3 | sharegpt | norobots
 #   path: /data/flan_mini.json        # for niv2: the folder with tasks/ and splits/
 # train: {method: qlora, max_steps: 500, eval_every: 10, batch_size: 4, grad_accum: 4}
 # ```
+#
+# `precision: null` with `train.bf16_autocast: auto` (the default) trains in bf16 only where
+# the device computes it natively (a GPU; a CPU with AVX512-BF16 or AMX) and in fp32 elsewhere:
+# an AVX2-only CPU emulates bf16 matrix products about 100 times slower than fp32. The table
+# above says which this machine used.
 #
 # Every key is checked when the profile loads: a misspelt key, a wrong type or a dataset path
 # that does not exist stops the chapter before any work, naming the file and the key. Then:

@@ -42,6 +42,7 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 from zsg_lib.analysis import findings, stats
 from zsg_lib.book import analyses as an, experiment as ex, plots

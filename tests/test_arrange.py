@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from zsg_lib.arrange import ARRANGEMENTS, Arrangement, arrange, by_similarity, cluster, round_robin
 from zsg_lib.errors import ArrangementError

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from zsg_lib.arrange.neighbours import _key_values, _sparse_nonzero, margin, rank_keys
 from zsg_lib.similarity import normalise_rows

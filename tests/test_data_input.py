@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from zsg_lib.data import cache as cache_mod
 from zsg_lib.data import (
+    cache as cache_mod,
     load_flan_mini,
     load_niv2,
     load_norobots,

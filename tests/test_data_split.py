@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from zsg_lib.data import sample_per_task, split_instances, split_tasks
 from zsg_lib.errors import DataError

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 
 from zsg_lib.analysis import findings
-from zsg_lib.book import analyses as an
-from zsg_lib.book import experiment as ex
+from zsg_lib.book import analyses as an, experiment as ex
 from zsg_lib.errors import ParamsError
 
 

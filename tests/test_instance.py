@@ -6,11 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zsg_lib.analysis import findings
-from zsg_lib.analysis import predictors as pr
-from zsg_lib.book import analyses as an
-from zsg_lib.book import experiment as ex
-from zsg_lib.book import instance
+from zsg_lib.analysis import findings, predictors as pr
+from zsg_lib.book import analyses as an, experiment as ex, instance
 from zsg_lib.book.params import load_profile
 from zsg_lib.errors import ParamsError
 

@@ -8,8 +8,7 @@ import pytest
 
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
-from zsg_lib.train import TrainConfig, train_run
-from zsg_lib.train import records as runs
+from zsg_lib.train import TrainConfig, records as runs, train_run
 from zsg_lib.train.records import load_runs
 
 

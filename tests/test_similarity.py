@@ -6,8 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from zsg_lib.errors import ArrangementError
 from zsg_lib.similarity import distance_stats, nearest, normalise_rows, ot_cost

@@ -10,8 +10,7 @@ import torch
 
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
-from zsg_lib.train import TrainConfig, lr_factor, step_chunks, train_run
-from zsg_lib.train import records as runs
+from zsg_lib.train import TrainConfig, lr_factor, records as runs, step_chunks, train_run
 from zsg_lib.train.models import load_model
 from zsg_lib.train.prompts import encode_instance
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from zsg_lib.schema import instances_from_records
-from zsg_lib.train import TrainConfig, step_chunks, train_run
-from zsg_lib.train import records as runs
+from zsg_lib.train import TrainConfig, records as runs, step_chunks, train_run
 
 REPO = Path(__file__).resolve().parents[1]
 

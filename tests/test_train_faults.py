@@ -18,9 +18,7 @@ import torch
 from zsg_lib import atomic
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
-from zsg_lib.train import TrainConfig, load_runs, train_run
-from zsg_lib.train import loop as loop_module
-from zsg_lib.train import records as runs
+from zsg_lib.train import TrainConfig, load_runs, loop as loop_module, records as runs, train_run
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -43,8 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from .. import data
-from .. import embed as embedding
+from .. import data, embed as embedding
 from ..arrange import ARRANGEMENTS, Arrangement, arrange
 from ..errors import ParamsError
 from ..paths import cache_dir

@@ -1,0 +1,73 @@
+"""Scoring with the LoRA adapters folded into temporary base weights (scoring.merged_lora)."""
+
+import contextlib
+
+import pytest
+import torch
+
+from zsg_lib.train import TrainConfig, scoring
+from zsg_lib.train.loop import _unwrap, _wrap
+from zsg_lib.train.models import tiny_model
+from zsg_lib.train.prompts import encode_many
+
+CONVS = [[{"role": "user", "content": f"What is {k} plus {k}? " + "Think. " * (k % 3)},
+          {"role": "assistant", "content": f"{2 * k}" + " ok" * (k % 2)}] for k in range(9)]
+IDS = [f"i{k}" for k in range(9)]
+CFG = TrainConfig(model="tiny", bf16_autocast=False, lora_r=4)
+
+
+@pytest.fixture
+def lora():
+    """The tiny model with random adapters (a fresh one has B = 0: folding would add 0)."""
+    base, tok = tiny_model()
+    model = _wrap(base, CFG)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    enc, _ = encode_many(tok, IDS, CONVS)
+    yield model, tok, enc
+    _unwrap(model, CFG)
+
+
+def _bases(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "base_layer" in n}
+
+
+def test_folded_scores_equal_the_side_path_and_the_base_is_untouched(lora, monkeypatch):
+    model, tok, enc = lora
+    before = _bases(model)
+    folded = scoring.score_examples(model, enc, IDS, tok.pad_token_id, batch_size=4)
+    monkeypatch.setattr(scoring, "merged_lora", lambda m: contextlib.nullcontext(0))
+    side = scoring.score_examples(model, enc, IDS, tok.pad_token_id, batch_size=4)
+    for a, b in zip(folded, side):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+        assert a["end_loss"] == pytest.approx(b["end_loss"], abs=1e-5, nan_ok=True)
+    with model.disable_adapter():  # the adapters change the scores: folding them matters
+        plain = scoring.score_examples(model, enc, IDS[:1], tok.pad_token_id)
+    assert abs(plain[0]["loss"] - side[0]["loss"]) > 1e-3
+    after = _bases(model)
+    assert all(torch.equal(before[n], after[n]) for n in before)  # bit for bit
+
+
+def test_every_adapted_layer_is_folded_and_put_back_after_an_error(lora):
+    model, tok, enc = lora
+    n_layers = sum(1 for m in model.modules() if scoring._foldable(m))
+    assert n_layers > 0
+    before = _bases(model)
+    with pytest.raises(RuntimeError, match="boom"), torch.no_grad(), \
+            scoring.merged_lora(model) as n:
+        assert n == n_layers
+        assert not any(scoring._foldable(m) for m in model.modules())  # marked merged
+        raise RuntimeError("boom")
+    assert sum(1 for m in model.modules() if scoring._foldable(m)) == n_layers
+    after = _bases(model)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+
+
+def test_bf16_base_weights_are_not_folded(lora):
+    model, _, _ = lora
+    layer = next(m for m in model.modules() if scoring._foldable(m))
+    layer.get_base_layer().weight.data = layer.get_base_layer().weight.data.bfloat16()
+    assert scoring._foldable(layer) == []  # rounding W + sBA to bf16 would lose the update
