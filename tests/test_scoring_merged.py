@@ -71,3 +71,11 @@ def test_bf16_base_weights_are_not_folded(lora):
     layer = next(m for m in model.modules() if scoring._foldable(m))
     layer.get_base_layer().weight.data = layer.get_base_layer().weight.data.bfloat16()
     assert scoring._foldable(layer) == []  # rounding W + sBA to bf16 would lose the update
+
+
+def test_greedy_generation_is_the_same_folded(lora, monkeypatch):
+    model, tok, enc = lora
+    folded = scoring.generate_greedy(model, tok, enc, IDS, max_new_tokens=6, batch_size=4)
+    monkeypatch.setattr(scoring, "merged_lora", lambda m: contextlib.nullcontext(0))
+    side = scoring.generate_greedy(model, tok, enc, IDS, max_new_tokens=6, batch_size=4)
+    assert folded == side and any(folded.values())

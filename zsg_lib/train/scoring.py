@@ -353,8 +353,9 @@ def generate_greedy(model: Any, tokenizer: Any, encoded: Mapping[str, EncodedExa
     was_training = model.training
     model.eval()
     try:
+        longest = max(lengths.values(), default=0) + max_new_tokens
         with torch.inference_mode(), autocast_context(bf16_autocast, device), \
-                merged_lora(model):
+                fast_attention(model, device, longest), merged_lora(model):
             for chunk in _length_batches(ids, lengths, batch_size):
                 batch = collate([encoded[i] for i in chunk], tokenizer.pad_token_id,
                                 left=True, source_only=True, device=device)
