@@ -32,6 +32,7 @@ from .scoring import (
     collate,
     fast_attention,
     generate_greedy,
+    pack,
     response_token_losses,
     reward_scores,
     score_examples,
@@ -200,10 +201,10 @@ class Loop:
         loss_sum, n_tokens = 0.0, 0
         opt.zero_grad(set_to_none=True)
         for mb in micro:
-            batch = collate(mb, self.tok.pad_token_id, device=self.device)
+            batch = pack(mb, self.device) or collate(mb, self.tok.pad_token_id,
+                                                    device=self.device)
             # The log is built from the tensors actually fed (guards the order, see tests).
-            fed.extend(batch.input_ids[r, : len(mb[r].input_ids)].tolist()
-                       for r in range(len(mb)))
+            fed.extend(_fed_sequences(batch, [len(ex.input_ids) for ex in mb]))
             n_tokens += batch.n_tokens
             if n_resp == 0:
                 continue
@@ -341,6 +342,18 @@ class Loop:
     def _write_tables(self) -> None:
         records.write_log(self.run_dir, self.log_rows)
         records.write_scores(self.run_dir, self.score_rows)
+
+def _fed_sequences(batch: Any, lengths: list[int]) -> list[list[int]]:
+    """Each example's token ids as the batch holds them: rows of a padded batch, or
+    consecutive spans of a packed row."""
+    if batch.position_ids is None:
+        return [batch.input_ids[r, :n].tolist() for r, n in enumerate(lengths)]
+    row, out, start = batch.input_ids[0].tolist(), [], 0
+    for n in lengths:
+        out.append(row[start : start + n])
+        start += n
+    return out
+
 
 def _mean_loss(rows: list[dict[str, Any]]) -> float:
     losses = [r["loss"] for r in rows if r["n_tokens"] > 0]
