@@ -15,8 +15,7 @@ in the same process (``torch.mm``, 2048 x 2048, best of several).
 
     .venv/bin/python bench/bench_train.py            # both, 12 steps each
     .venv/bin/python bench/bench_train.py --batch 4 --dropout 0   # cpu-demo's shapes
-    .venv/bin/python bench/bench_train.py --book     # one book-sized run (wall time)
-    .venv/bin/python bench/bench_train.py --book --template plain   # without the system prompt
+    .venv/bin/python bench/bench_train.py --book     # one run as the book trains it (wall time)
 """
 
 from __future__ import annotations
@@ -155,19 +154,22 @@ def bench_trl(train, steps: int, batch: int, dropout: float = 0.05) -> dict:
             len(times[1:])}
 
 
-def book_run(template: str = "auto") -> None:
-    """The book-sized setting: batch 4, 24 steps, 40 test instances scored every 4 steps."""
+def book_run() -> None:
+    """One run shaped as the book's (the cpu-demo profile's training config: batch 4 of short
+    instances, plain template, 40 steps, scored every 8 steps on 90 test instances)."""
     import torch
 
-    from zsg_lib.train import TrainConfig, train_run
+    from zsg_lib.book.params import load_profile
+    from zsg_lib.train import train_run
     from zsg_lib.train.hardware import resolve
     from zsg_lib.train.models import load_model
 
-    cfg = resolve(TrainConfig(batch_size=4, eval_every=4, max_target_len=128, template=template))
+    cfg = resolve(load_profile("cpu-demo").run_config(seed=0))
     t0 = time.perf_counter()
     load_model(None, cfg.resolved_precision)
     t_load = time.perf_counter() - t0
-    train, test = demo_like(96), demo_like(40, seed=7, prefix="x")
+    train = demo_like(cfg.max_steps * cfg.instances_per_step)
+    test = demo_like(90, seed=7, prefix="x")
     order = train.column("id").to_pylist()
     root = tempfile.mkdtemp()
     t0 = time.perf_counter()
@@ -177,13 +179,14 @@ def book_run(template: str = "auto") -> None:
     again = train_run(cfg, train, test, order, runs_root=root, progress=False)
     t_cached = time.perf_counter() - t0
     curve = rec.scores.groupby("step", as_index=False)["loss"].mean()
-    print(f"model load {t_load:.1f} s; run {t_run:.1f} s ({len(rec.log)} steps, "
-          f"{len(rec.scores)} score rows); cached rerun {t_cached:.2f} s (reused={again.reused})")
+    print(f"model load {t_load:.1f} s ({cfg.resolved_precision}); run {t_run:.1f} s "
+          f"({len(rec.log)} steps, {len(rec.scores)} score rows); cached rerun {t_cached:.2f} s "
+          f"(reused={again.reused})")
     t_train = rec.log["seconds"].sum()
     print(f"mean tokens/instance {rec.log['tokens'].sum() / rec.log['n_instances'].sum():.1f}; "
           f"train steps {t_train:.1f} s (mean {rec.log['seconds'].mean():.2f} s/step); "
           f"scoring + overhead {t_run - t_train:.1f} s; torch threads {torch.get_num_threads()}")
-    print("test loss by step:", [round(x, 3) for x in curve["loss"]])
+    print("test loss by step:", [round(x, 4) for x in curve["loss"]])
     print(f"peak RSS {peak_rss_gb():.2f} GB")
 
 
@@ -195,10 +198,9 @@ def main() -> None:
     ap.add_argument("--only", choices=["ours", "trl"])
     ap.add_argument("--dropout", type=float, default=0.05,
                     help="LoRA dropout on both (cpu-demo: 0.0)")
-    ap.add_argument("--template", default="auto", help="with --book: auto | chat | plain")
     a = ap.parse_args()
     if a.book:
-        book_run(a.template)
+        book_run()
         return
     train = demo_like(a.steps * a.batch)
     res = {}
