@@ -1,8 +1,8 @@
 """CPU cost and fidelity of gradient features (zsg_lib.train.gradients) on the embedded model.
 
 The book's CPU setting: SmolLM2-135M-Instruct in bf16 with bf16 autocast where the CPU has
-native bf16 (fp32 elsewhere), the ``cpu-demo`` profile's LoRA (r=16, all linear layers, ~4.9M adapter weights) and encoding (plain template,
-192/48 tokens). Features are taken, as LESS does, from a short shared warm-up's adapter state:
+native bf16 (fp32 elsewhere), the ``cpu-demo`` profile's LoRA (r=16, all linear layers, ~4.9M
+adapter weights) and encoding (plain template, 192/48 tokens). Features are taken, as LESS does, from a short shared warm-up's adapter state:
 the bench trains one (the profile's warm-up length, 8 steps of 4), then computes dim-32768 (the profile default)
 features of 1,000 training and 100 test instances of the demo suite and reports wall seconds,
 instances per second and peak RSS (targets: <= 120 s, <= 4 GB). Fidelity: on 40 of them, the

@@ -119,11 +119,11 @@ def describe(profile: Profile) -> pd.DataFrame:
 def _precision(profile: Profile) -> str:
     """The base weights' precision and autocast the runs use here (bf16 only where the
     device computes it natively, :mod:`zsg_lib.train.hardware`)."""
-    from ..train.hardware import device_of, resolve  # torch: only when a chapter describes
+    from ..train.hardware import default_device, resolve  # torch: only when a chapter describes
 
     cfg = resolve(profile.run_config(profile.seeds[0]))
     autocast = "bf16 autocast" if cfg.bf16_autocast else "no autocast"
-    return f"{cfg.resolved_precision} base weights, {autocast} ({device_of(cfg)})"
+    return f"{cfg.resolved_precision} base weights, {autocast} ({default_device(cfg.device)})"
 
 
 def planned_runs(profile: Profile) -> int:

@@ -18,10 +18,15 @@ import torch
 from .config import TrainConfig
 
 
-def device_of(cfg: TrainConfig) -> str:
-    """``cfg.device``, or CUDA where available, else the CPU."""
-    if cfg.device is not None:
-        return cfg.device
+def default_device(device: str | None = None) -> str:
+    """``device``, or (``None``) CUDA where available, else the CPU: the one rule for where a
+    model runs when the config leaves it open.
+
+    >>> default_device("cpu")
+    'cpu'
+    """
+    if device is not None:
+        return device
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -45,7 +50,7 @@ def native_bf16(device: str) -> bool:
 def resolve(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with ``bf16_autocast="auto"`` decided for its device; warns (once per process
     and setting) where an explicit bf16 setting meets a device that only emulates bf16."""
-    device = device_of(cfg)
+    device = default_device(cfg.device)
     native = native_bf16(device)
     resolved = cfg.with_native_bf16(native)
     if not native and torch.device(device).type == "cpu":

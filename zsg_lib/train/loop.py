@@ -343,6 +343,7 @@ class Loop:
         records.write_log(self.run_dir, self.log_rows)
         records.write_scores(self.run_dir, self.score_rows)
 
+
 def _fed_sequences(batch: Any, lengths: list[int]) -> list[list[int]]:
     """Each example's token ids as the batch holds them: rows of a padded batch, or
     consecutive spans of a packed row."""

@@ -35,6 +35,7 @@ from ..errors import TrainError
 from ..quiet import quiet_loading
 from .config import PRECISIONS, Precision
 from .gguf_cache import DTYPES, load_gguf, unmark_quantized
+from .hardware import default_device
 
 EMBEDDED_NAME = "embedded"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -211,8 +212,7 @@ def load_model(
     token gets its eos token as pad (see :func:`ensure_pad_token`).
     """
     _check_precision(precision, device)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device(device)
     key = None if name_or_path in (None, EMBEDDED_NAME) else str(name_or_path)
     return _load_cached(key, precision, device)
 
