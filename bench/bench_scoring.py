@@ -1,15 +1,18 @@
 """The per-instance scoring pass vs a plain padded full-logits pass, same model, same test set.
 
-The model is what the book scores: the embedded SmolLM2-135M with the cpu-demo profile's LoRA
-adapters (r=16, all linear layers; random adapter weights, as after training: a fresh adapter
-adds 0), unless ``--bare`` (the base model alone).
+The model is what the book scores: the embedded SmolLM2-135M with the profile's LoRA adapters
+(r=16, all linear layers; random adapter weights, as after training: a fresh adapter adds 0),
+unless ``--bare`` (the base model alone). The test set (``--data``): ``book``, the cpu-demo
+profile's own 90 test instances (9 demo tasks, plain template); ``niv2``, the niv2-sample
+profile's 80 (8 real NIv2 tasks from ../shared, each prompt opening with its task's definition
+and a positive example, chat template); ``bench``, ``--n`` of bench_train's inline instances.
 Plain pass: instances in table order, batches of 16 padded to the longest, ``model(...).logits``
 over the whole vocabulary at every position, cross-entropy over response tokens per instance.
 Ours: :func:`zsg_lib.train.scoring.score_examples` (length-sorted batches, decoder once, LM head
-at response positions only, shared-prefix reuse, adapters folded into temporary weights). Both
-in fp32 here so losses compare to 1e-4.
+at response positions only, shared prompt prefixes run once per group, adapters folded into
+temporary weights). Both in fp32 here so losses compare to 1e-4.
 
-    .venv/bin/python bench/bench_scoring.py [--n 64] [--repeats 3] [--bare]
+    .venv/bin/python bench/bench_scoring.py [--data book|niv2|bench] [--repeats 3] [--bare]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from bench_train import demo_like  # noqa: E402
 
 from zsg_lib.book.params import load_profile  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
+from zsg_lib.train.prefixes import prefix_groups  # noqa: E402
 from zsg_lib.train.prompts import encode_many  # noqa: E402
 from zsg_lib.train.scoring import collate, score_examples  # noqa: E402
 
@@ -65,11 +69,30 @@ def unfolded():
         scoring.merged_lora = saved
 
 
-def with_adapters(base):
-    """The cpu-demo profile's LoRA on ``base``, adapter weights drawn at random (seeded)."""
+@contextlib.contextmanager
+def one_group():
+    """score_examples with one prefix for all instances (what they all share, as before
+    prompts were grouped)."""
+    from zsg_lib.train import scoring
+    from zsg_lib.train.prefixes import MIN_SHARED_PREFIX, PrefixGroup, shared_prefix_len
+
+    def single(encoded, ids):
+        n = shared_prefix_len([encoded[i] for i in ids])
+        return [PrefixGroup(n if n >= MIN_SHARED_PREFIX else 0, list(ids))]
+
+    saved = scoring.prefix_groups
+    scoring.prefix_groups = single
+    try:
+        yield
+    finally:
+        scoring.prefix_groups = saved
+
+
+def with_adapters(base, profile):
+    """The profile's LoRA on ``base``, adapter weights drawn at random (seeded)."""
     from zsg_lib.train.loop import _wrap
 
-    model = _wrap(base, load_profile("cpu-demo").run_config(seed=0))
+    model = _wrap(base, profile.run_config(seed=0))
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():
@@ -78,25 +101,38 @@ def with_adapters(base):
     return model
 
 
+def test_set(profile, data: str, n: int):
+    """The profile's test instances as the book samples them (seed 0), or the inline ones."""
+    if data == "bench":
+        return demo_like(n, seed=5, prefix="x")
+    from zsg_lib import data as zdata
+    from zsg_lib.book.experiment import load_split
+
+    split = load_split(profile)
+    return zdata.sample_per_task(split.test, profile.test_per_task, seed=0, at_most=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--data", choices=["book", "niv2", "bench"], default="book")
+    ap.add_argument("--n", type=int, default=64, help="instances of --data bench")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--bare", action="store_true", help="the base model, no LoRA adapters")
     a = ap.parse_args()
+    profile = load_profile("niv2-sample" if a.data == "niv2" else "cpu-demo")
     model, tok = load_model(None, "fp32")
     if not a.bare:
-        model = with_adapters(model)
-    test = demo_like(a.n, seed=5, prefix="x")
+        model = with_adapters(model, profile)
+    test = test_set(profile, a.data, a.n)
     ids = test.column("id").to_pylist()
-    cfg = load_profile("cpu-demo").train  # the book's encoding (plain template, 192/48)
+    cfg = profile.train  # the profile's encoding (template, lengths, system prompt)
     enc, _ = encode_many(tok, ids, test.column("messages").to_pylist(),
                          max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
                          template=cfg.template, system_prompt=cfg.system_prompt)
     n_tok = sum(len(e.input_ids) for e in enc.values())
     ref = plain_pass(model, enc, ids, tok.pad_token_id)  # warm-up
     ours = score_examples(model, enc, ids, tok.pad_token_id, 16)
-    t_plain, t_ours, t_unfolded = [], [], []
+    t_plain, t_ours, t_unfolded, t_one = [], [], [], []
     for _ in range(a.repeats):  # interleaved, so machine load hits all alike
         t0 = time.perf_counter()
         ref = plain_pass(model, enc, ids, tok.pad_token_id)
@@ -104,6 +140,10 @@ def main() -> None:
         t0 = time.perf_counter()
         ours = score_examples(model, enc, ids, tok.pad_token_id, 16)
         t_ours.append(time.perf_counter() - t0)
+        with one_group():  # the same pass with one shared prefix at most
+            t0 = time.perf_counter()
+            score_examples(model, enc, ids, tok.pad_token_id, 16)
+            t_one.append(time.perf_counter() - t0)
         if not a.bare:  # the same pass with the adapters' side path (no folding)
             with unfolded():
                 t0 = time.perf_counter()
@@ -111,12 +151,18 @@ def main() -> None:
                 t_unfolded.append(time.perf_counter() - t0)
     diff = max(abs(r["loss"] - ref[r["id"]]) for r in ours)
     tp, to = min(t_plain), min(t_ours)
-    print(f"{a.n} instances, {n_tok} tokens, torch threads {torch.get_num_threads()}, "
+    groups = prefix_groups(enc, ids)
+    n_shared = sum((len(g.ids) - 1) * g.n_prefix for g in groups if g.n_prefix)
+    print(f"--data {a.data}: {len(ids)} instances, {n_tok} tokens ({n_shared} of them in "
+          f"prefixes shared within {sum(1 for g in groups if g.n_prefix)} groups, run once), torch threads {torch.get_num_threads()}, "
           f"{'base model' if a.bare else 'with LoRA r=16 adapters'}")
     print(f"plain padded full-logits: {tp:.2f} s (min of {a.repeats}: "
           f"{[round(x, 2) for x in t_plain]})")
     print(f"zsg scoring pass        : {to:.2f} s ({[round(x, 2) for x in t_ours]})")
     print(f"speed-up {tp / to:.2f}x; max |loss difference| {diff:.2e}")
+    t1 = min(t_one)
+    print(f"zsg pass, one prefix for all (not grouped): {t1:.2f} s "
+          f"({[round(x, 2) for x in t_one]}); grouping gains {t1 / to:.2f}x")
     if t_unfolded:
         tu = min(t_unfolded)
         print(f"zsg pass, adapters not folded: {tu:.2f} s ({[round(x, 2) for x in t_unfolded]}); "
@@ -128,7 +174,7 @@ def main() -> None:
         return
     model2, _ = load_model(None, "bf16")
     if not a.bare:
-        model2 = with_adapters(model2)
+        model2 = with_adapters(model2, profile)
     t0 = time.perf_counter()
     score_examples(model2, enc, ids, tok.pad_token_id, 16, bf16_autocast=True)
     print(f"zsg scoring pass, bf16 weights + autocast (the book's on this CPU): "

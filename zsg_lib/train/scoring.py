@@ -8,9 +8,10 @@ each test instance (PAPER.md §1). Two things make it cheap here:
   positions whose next token is a response token.
 * **Length-sorted batches**: instances are batched by length, so padding is small; rows come
   back in the caller's order.
-* **Shared prefix run once**: the prompt prefix every test instance shares (SmolLM2's chat
-  template adds a ~20-token system prompt to each) goes through the decoder once per scoring
-  pass; its key/value cache is reused by every batch.
+* **Shared prefixes run once**: prompts that begin alike (SmolLM2's chat template adds a
+  ~20-token system prompt to each; an NIv2 task's definition and examples open every instance
+  of the task) are grouped (:func:`~zsg_lib.train.prefixes.prefix_groups`); each group's
+  prefix goes through the decoder once and its key/value cache serves every member.
 * **Adapters folded in while scoring**: LoRA's side path (two rank-r products and an add in
   every adapted layer, measured ~25% of the linear layers' time in a CPU scoring pass) is
   folded into a temporary copy of each fp32 base weight for the pass (:func:`merged_lora`);
@@ -42,6 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .prefixes import PrefixGroup, prefix_groups
 from .prompts import IGNORE_INDEX, EncodedExample
 
 
@@ -285,45 +287,66 @@ def _length_batches(ids: Sequence[str], lengths: Mapping[str, int],
         yield ordered[start : start + batch_size]
 
 
-def shared_prefix_len(examples: Sequence[EncodedExample]) -> int:
-    """Length of the prompt prefix all examples share (a system prompt, a template header),
-    always leaving each example at least one prompt token of its own.
-
-    >>> shared_prefix_len([EncodedExample([1, 2, 3, 4], [-100, -100, 3, 4], 2, 2),
-    ...                    EncodedExample([1, 2, 5, 6], [-100, -100, -100, 6], 3, 1)])
-    1
-    """
-    if not examples:
-        return 0
-    limit = min(ex.n_source for ex in examples) - 1
-    first = examples[0].input_ids
-    n = 0
-    while n < limit and all(ex.input_ids[n] == first[n] for ex in examples):
-        n += 1
-    return n
+def _prefix_cache(lm: Any, prefixes: Sequence[Sequence[int]],
+                  device: str | torch.device) -> tuple[Any, torch.Tensor]:
+    """One decoder pass over ``prefixes`` (right-padded): their key/value cache, one row per
+    prefix, and the mask of its real slots."""
+    width = max(len(p) for p in prefixes)
+    ids = torch.zeros((len(prefixes), width), dtype=torch.long)
+    mask = torch.zeros((len(prefixes), width), dtype=torch.long)
+    for row, p in enumerate(prefixes):
+        ids[row, : len(p)] = torch.tensor(p, dtype=torch.long)
+        mask[row, : len(p)] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    return lm.get_decoder()(input_ids=ids, attention_mask=mask, use_cache=True).cache, mask
 
 
-def _prefix_ce(model: Any, batch: Batch, prefix_cache: Any,
-               n_prefix: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`response_token_ce` for a batch whose first ``n_prefix`` tokens are the shared
-    prefix already run into ``prefix_cache`` (only the suffixes go through the decoder)."""
-    lm = causal_lm_of(model)
-    rows = batch.input_ids.shape[0]
+def _suffix_ce(lm: Any, examples: Sequence[EncodedExample], n_prefix: Sequence[int],
+               cache_rows: Sequence[int], prefix_cache: Any, prefix_mask: torch.Tensor,
+               pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`response_token_ce` for examples whose first ``n_prefix[k]`` tokens are already in
+    row ``cache_rows[k]`` of ``prefix_cache``: only their own tokens go through the decoder,
+    at the positions they hold in the whole sequence."""
+    device = prefix_mask.device
+    own = [EncodedExample(ex.input_ids[p:], ex.labels[p:], ex.n_source - p, ex.n_target)
+           for ex, p in zip(examples, n_prefix)]
+    batch = collate(own, pad_id, device=device)
+    width = batch.input_ids.shape[1]
+    start = torch.tensor(n_prefix, dtype=torch.long, device=device)[:, None]
+    positions = start + torch.arange(width, device=device)[None, :]
+    rows = torch.tensor(cache_rows, dtype=torch.long, device=device)
     cache = copy.deepcopy(prefix_cache)
-    cache.batch_repeat_interleave(rows)
-    mask = torch.cat([torch.ones(rows, n_prefix, dtype=batch.attention_mask.dtype,
-                                 device=batch.attention_mask.device),
-                      batch.attention_mask[:, n_prefix:]], dim=1)
-    hidden = lm.get_decoder()(input_ids=batch.input_ids[:, n_prefix:], attention_mask=mask,
-                              cache=cache, use_cache=True).last_hidden_state[:, :-1]
-    labels = batch.labels[:, n_prefix + 1 :]
+    cache.batch_select_indices(rows)
+    mask = torch.cat([prefix_mask[rows], batch.attention_mask], dim=1)
+    hidden = lm.get_decoder()(input_ids=batch.input_ids, attention_mask=mask,
+                              position_ids=positions, cache=cache,
+                              use_cache=True).last_hidden_state[:, :-1]
+    labels = batch.labels[:, 1:]
     keep = labels != IGNORE_INDEX
     ce = F.cross_entropy(lm.get_output_embeddings()(hidden[keep]).float(), labels[keep],
                          reduction="none")
     return ce, keep.nonzero(as_tuple=True)[0]
 
 
-MIN_SHARED_PREFIX = 8  # below this, running the prefix once saves less than it costs
+def _grouped_batches(groups: Sequence[PrefixGroup], encoded: Mapping[str, EncodedExample],
+                     batch_size: int) -> Iterator[tuple[list[PrefixGroup], list[list[str]]]]:
+    """Up to ``batch_size`` groups at a time (one prefix pass), with their members in batches
+    of ``batch_size`` sorted by the length of their own tokens (little padding)."""
+    for start in range(0, len(groups), batch_size):
+        chunk = list(groups[start : start + batch_size])
+        own = {i: len(encoded[i].input_ids) - g.n_prefix for g in chunk for i in g.ids}
+        yield chunk, list(_length_batches(list(own), own, batch_size))
+
+
+def _record(rows: dict[str, dict[str, Any]], encoded: Mapping[str, EncodedExample],
+            chunk: Sequence[str], ce: torch.Tensor, row_of: torch.Tensor) -> None:
+    """Write each instance's mean, first-token and end-token losses into ``rows``."""
+    got = per_row_losses(ce, row_of, len(chunk))
+    for k, i in enumerate(chunk):
+        rows[i].update(loss=got["sum"][k] / got["n"][k], n_tokens=int(got["n"][k]),
+                       first_loss=got["first"][k])
+        if encoded[i].ends_with_eos:  # else truncation cut the end token off
+            rows[i]["end_loss"] = got["last"][k]
 
 
 def score_examples(model: Any, encoded: Mapping[str, EncodedExample], ids: Sequence[str],
@@ -349,25 +372,27 @@ def score_examples(model: Any, encoded: Mapping[str, EncodedExample], ids: Seque
         with torch.inference_mode(), autocast_context(bf16_autocast, device), \
                 fast_attention(model, device, max(lengths.values(), default=0)), \
                 merged_lora(model):
-            # Run the prefix every prompt shares (e.g. a chat template's system prompt) once.
-            n_prefix = shared_prefix_len([encoded[i] for i in live])
             lm = causal_lm_of(model)
-            prefix_cache = None
-            if n_prefix >= MIN_SHARED_PREFIX and _response_only_ok(lm):
-                prefix = torch.tensor([encoded[live[0]].input_ids[:n_prefix]], device=device)
-                prefix_cache = lm.get_decoder()(input_ids=prefix, use_cache=True).cache
-            for chunk in _length_batches(live, lengths, batch_size):
-                batch = collate([encoded[i] for i in chunk], pad_id, device=device)
-                if prefix_cache is not None:
-                    ce, row_of = _prefix_ce(model, batch, prefix_cache, n_prefix)
-                else:
-                    ce, row_of = response_token_ce(model, batch)
-                got = per_row_losses(ce, row_of, len(chunk))
-                for k, i in enumerate(chunk):
-                    rows[i].update(loss=got["sum"][k] / got["n"][k], n_tokens=int(got["n"][k]),
-                                   first_loss=got["first"][k])
-                    if encoded[i].ends_with_eos:  # else truncation cut the end token off
-                        rows[i]["end_loss"] = got["last"][k]
+            # Prompt prefixes shared by several instances (a system prompt; a task's
+            # definition and examples) go through the decoder once per group.
+            groups = (prefix_groups(encoded, live) if _response_only_ok(lm)
+                      else [PrefixGroup(0, live)])
+            whole = [i for g in groups if not g.n_prefix for i in g.ids]
+            for chunk in _length_batches(whole, lengths, batch_size):
+                ce, row_of = response_token_ce(
+                    model, collate([encoded[i] for i in chunk], pad_id, device=device))
+                _record(rows, encoded, chunk, ce, row_of)
+            shared = [g for g in groups if g.n_prefix]
+            for chunk_groups, batches in _grouped_batches(shared, encoded, batch_size):
+                cache, prefix_mask = _prefix_cache(
+                    lm, [encoded[g.ids[0]].input_ids[: g.n_prefix] for g in chunk_groups],
+                    device)
+                where = {i: (k, g.n_prefix) for k, g in enumerate(chunk_groups) for i in g.ids}
+                for chunk in batches:
+                    ce, row_of = _suffix_ce(
+                        lm, [encoded[i] for i in chunk], [where[i][1] for i in chunk],
+                        [where[i][0] for i in chunk], cache, prefix_mask, pad_id)
+                    _record(rows, encoded, chunk, ce, row_of)
     finally:
         model.train(was_training)
     return [rows[i] for i in ids]
