@@ -69,3 +69,72 @@ def test_grouped_scores_equal_the_models_own_loss(encoded, monkeypatch):
         assert r["n_tokens"] == ex.n_target
         assert r["loss"] == pytest.approx(ce[mask].mean().item(), abs=1e-5)
         assert r["first_loss"] == pytest.approx(ce[mask][0].item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_a_packed_row_with_shared_prefixes_trains_as_the_padded_batch(attention):
+    """Loss and every adapter gradient of a packed row holding each prefix once equal those of
+    the padded batch of the whole examples."""
+    from zsg_lib.train import TrainConfig
+    from zsg_lib.train.loop import _unwrap, _wrap
+
+    base, tok = tiny_model()
+    base.set_attn_implementation(attention)
+    c = TrainConfig(model="tiny", bf16_autocast=False, lora_r=4, lora_dropout=0.0)
+    model = _wrap(base, c)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    enc, _ = encode_many(tok, IDS, CONVS)
+    examples = [enc[i] for i in ["rev0", "add1", "rev3", "alone1", "add4"]]
+    assert scoring.shares_prefixes(model)
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        sums, counts = scoring.response_token_losses(model, batch)
+        loss = sums.sum() / counts.sum()
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()
+                             if p.requires_grad}
+
+    try:
+        shared = scoring.pack(examples, share_prefixes=True)
+        assert shared.visible is not None  # the prefixes were held once
+        assert shared.input_ids.shape[1] < sum(len(ex.input_ids) for ex in examples)
+        got, got_grads = loss_and_grads(shared)
+        want, want_grads = loss_and_grads(scoring.collate(examples, tok.pad_token_id))
+        assert got == pytest.approx(want, abs=1e-5)
+        for name, g in want_grads.items():
+            torch.testing.assert_close(got_grads[name], g, atol=1e-5, rtol=1e-4)
+    finally:
+        _unwrap(model, c)
+
+
+def test_training_with_shared_prefixes_logs_what_padded_training_logs(tmp_path, monkeypatch):
+    """Through the loop: the same losses, tokens and instance ids (the order guard reads each
+    example back from its spans of the row)."""
+    from zsg_lib.schema import instances_from_records
+    from zsg_lib.train import TrainConfig, loop, train_run
+
+    recs = [{"id": i, "task": i.rstrip("0123456789"), "messages": c} for i, c in zip(IDS, CONVS)]
+    table = instances_from_records(recs, source="test")
+    c = TrainConfig(model="tiny", bf16_autocast=False, lora_r=4, lora_dropout=0.0,
+                    batch_size=4, max_steps=3, eval_every=3, template="chat")
+    order = IDS[:12]
+    seen = []
+    real_pack = scoring.pack
+    monkeypatch.setattr(loop, "pack", lambda *a, **k: seen.append(real_pack(*a, **k)) or seen[-1])
+    shared = train_run(c, table, table, order, runs_root=tmp_path / "a", progress=False)
+    assert any(b is not None and b.visible is not None for b in seen)
+    monkeypatch.setattr(loop, "pack", lambda *a, **k: None)  # every batch padded
+    padded = train_run(c, table, table, order, runs_root=tmp_path / "b", progress=False)
+    ids = [list(x) for x in shared.log["instance_ids"]]
+    assert ids == [list(x) for x in padded.log["instance_ids"]] == [order[:4], order[4:8],
+                                                                     order[8:]]
+    assert shared.log["tokens"].tolist() == padded.log["tokens"].tolist()
+    assert shared.log["train_loss"].tolist() == pytest.approx(padded.log["train_loss"].tolist(),
+                                                              abs=1e-5)
+    assert shared.scores["loss"].tolist() == pytest.approx(padded.scores["loss"].tolist(),
+                                                           abs=1e-5)

@@ -36,6 +36,7 @@ from .scoring import (
     response_token_losses,
     reward_scores,
     score_examples,
+    shares_prefixes,
 )
 
 CHECKPOINT_SECONDS = 30.0  # default: resume checkpoints at scored steps, at most this often
@@ -201,11 +202,11 @@ class Loop:
         loss_sum, n_tokens = 0.0, 0
         opt.zero_grad(set_to_none=True)
         for mb in micro:
-            batch = pack(mb, self.device) or collate(mb, self.tok.pad_token_id,
-                                                    device=self.device)
+            batch = (pack(mb, self.device, share_prefixes=shares_prefixes(model))
+                     or collate(mb, self.tok.pad_token_id, device=self.device))
             # The log is built from the tensors actually fed (guards the order, see tests).
             fed.extend(_fed_sequences(batch, [len(ex.input_ids) for ex in mb]))
-            n_tokens += batch.n_tokens
+            n_tokens += sum(len(ex.input_ids) for ex in mb)  # the examples', however laid out
             if n_resp == 0:
                 continue
             with autocast_context(cfg.bf16_autocast, self.device):
@@ -346,10 +347,12 @@ class Loop:
 
 def _fed_sequences(batch: Any, lengths: list[int]) -> list[list[int]]:
     """Each example's token ids as the batch holds them: rows of a padded batch, or
-    consecutive spans of a packed row."""
+    consecutive spans of a packed row (its group's shared prefix, then its own tokens)."""
     if batch.position_ids is None:
         return [batch.input_ids[r, :n].tolist() for r, n in enumerate(lengths)]
     row, out, start = batch.input_ids[0].tolist(), [], 0
+    if batch.spans is not None:
+        return [[t for a, b in spans for t in row[a:b]] for spans in batch.spans]
     for n in lengths:
         out.append(row[start : start + n])
         start += n

@@ -57,6 +57,10 @@ class Batch:
     # Packed batches (see pack): one row of concatenated examples whose positions restart at
     # each example; attention then stays inside each example (transformers' packed format).
     position_ids: torch.Tensor | None = None
+    # A packed row with shared prefixes: which tokens each token may attend to (bool, row x
+    # row), and each example's spans of the row (its group's prefix, then its own tokens).
+    visible: torch.Tensor | None = None
+    spans: list[list[tuple[int, int]]] | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -94,7 +98,7 @@ PACK_MAX_TOKENS = 256
 
 
 def pack(examples: Sequence[EncodedExample], device: str | torch.device = "cpu",
-         max_tokens: int = PACK_MAX_TOKENS) -> Batch | None:
+         max_tokens: int = PACK_MAX_TOKENS, share_prefixes: bool = False) -> Batch | None:
     """The examples as one padding-free row: tokens concatenated, positions restarting at
     each example, so each attends to itself only (transformers' packed-sequence format: no
     attention mask, ``position_ids`` with resets). ``None`` when there is only one example,
@@ -104,22 +108,69 @@ def pack(examples: Sequence[EncodedExample], device: str | torch.device = "cpu",
     Training on short instances wastes ~20% of a padded batch on padding (cpu-demo, batch 4);
     the packed row has none. Losses equal the padded batch's up to rounding.
 
+    ``share_prefixes``: examples whose prompts open alike (:func:`prefix_groups`: a system
+    prompt, a task's definition) hold their common prefix once in the row; each attends to it
+    and to itself (``visible``), at its own positions, so loss and gradients are those of the
+    whole examples (the prefix's gradient sums over its members) on fewer tokens.
+
     >>> b = pack([EncodedExample([1, 2, 3], [-100, 2, 3], 1, 2), EncodedExample([4, 5], [-100, 5], 1, 1)])
     >>> b.input_ids.tolist(), b.position_ids.tolist(), b.labels.tolist()
     ([[1, 2, 3, 4, 5]], [[0, 1, 2, 0, 1]], [[-100, 2, 3, -100, 5]])
     """
-    if (len(examples) < 2 or sum(len(ex.input_ids) for ex in examples) > max_tokens
-            or any(ex.labels[0] != IGNORE_INDEX for ex in examples)):
+    if len(examples) < 2 or any(ex.labels[0] != IGNORE_INDEX for ex in examples):
         return None
-    ids = [t for ex in examples for t in ex.input_ids]
-    labels = [t for ex in examples for t in ex.labels]
-    positions = [k for ex in examples for k in range(len(ex.input_ids))]
+    groups = (prefix_groups({str(k): ex for k, ex in enumerate(examples)},
+                            [str(k) for k in range(len(examples))]) if share_prefixes else [])
+    held_once = sum((len(g.ids) - 1) * g.n_prefix for g in groups)
+    if sum(len(ex.input_ids) for ex in examples) - held_once > max_tokens:
+        return None
+    if not held_once:
+        ids = [t for ex in examples for t in ex.input_ids]
+        labels = [t for ex in examples for t in ex.labels]
+        positions = [k for ex in examples for k in range(len(ex.input_ids))]
+        return Batch(_row(ids, device), torch.ones(1, len(ids), dtype=torch.long, device=device),
+                     _row(labels, device), _row(positions, device))
+    return _pack_shared(examples, groups, device)
 
-    def row(values: list[int]) -> torch.Tensor:
-        return torch.tensor([values], dtype=torch.long, device=device)
 
-    return Batch(row(ids), torch.ones(1, len(ids), dtype=torch.long, device=device),
-                 row(labels), row(positions))
+def _row(values: list[int], device: str | torch.device) -> torch.Tensor:
+    return torch.tensor([values], dtype=torch.long, device=device)
+
+
+def _pack_shared(examples: Sequence[EncodedExample], groups: Sequence[PrefixGroup],
+                 device: str | torch.device) -> Batch:
+    """:func:`pack`'s row with each group's prefix held once (see there)."""
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    segment: list[int] = []  # each token's segment: a prefix, or one example's own tokens
+    sees: list[int] = []     # the prefix segment a token may also attend to (-1: none)
+    spans: list[list[tuple[int, int]]] = [[] for _ in examples]
+
+    def put(tokens: list[int], labs: list[int], first_pos: int, seg: int, prefix: int) -> None:
+        ids.extend(tokens)
+        labels.extend(labs)
+        positions.extend(range(first_pos, first_pos + len(tokens)))
+        segment.extend([seg] * len(tokens))
+        sees.extend([prefix] * len(tokens))
+
+    seg = 0
+    for g in groups:
+        prefix, p = -1, g.n_prefix
+        if p:
+            prefix_span = (len(ids), len(ids) + p)
+            put(examples[int(g.ids[0])].input_ids[:p], [IGNORE_INDEX] * p, 0, seg, -1)
+            prefix, seg = seg, seg + 1
+        for k in map(int, g.ids):
+            ex = examples[k]
+            spans[k] = [prefix_span] if p else []
+            spans[k].append((len(ids), len(ids) + len(ex.input_ids) - p))
+            put(ex.input_ids[p:], ex.labels[p:], p, seg, prefix)
+            seg += 1
+    own, pre = torch.tensor(segment), torch.tensor(sees)
+    visible = ((own[None, :] == own[:, None]) | (own[None, :] == pre[:, None])).tril()
+    return Batch(_row(ids, device), torch.ones(1, len(ids), dtype=torch.long, device=device),
+                 _row(labels, device), _row(positions, device), visible.to(device), spans)
 
 
 def causal_lm_of(model: Any) -> Any:
@@ -134,6 +185,23 @@ def _response_only_ok(lm: Any) -> bool:
     return not special and lm.get_output_embeddings() is not None and hasattr(lm, "get_decoder")
 
 
+def shares_prefixes(model: Any) -> bool:
+    """Whether :func:`response_token_ce` can take a packed row with shared prefixes for this
+    model: its attention takes a custom 4D mask (eager or SDPA)."""
+    lm = causal_lm_of(model)
+    impl = getattr(getattr(lm, "config", None), "_attn_implementation", None)
+    return impl in ("eager", "sdpa") and _response_only_ok(lm)
+
+
+def _attention_bias(lm: Any, visible: torch.Tensor) -> torch.Tensor:
+    """``visible`` as the 4D mask the model's attention takes: boolean for SDPA, additive
+    (0 or the float minimum) for eager attention."""
+    if lm.config._attn_implementation == "sdpa":
+        return visible[None, None]
+    bias = torch.zeros(visible.shape, dtype=torch.float32, device=visible.device)
+    return bias.masked_fill(~visible, torch.finfo(torch.float32).min)[None, None]
+
+
 def response_token_ce(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of every response token of the batch (float32, row-major order) and the
     row each belongs to. The LM head runs at response positions only; equivalent to the
@@ -142,9 +210,12 @@ def response_token_ce(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Ten
     labels = batch.labels[:, 1:]
     mask = labels != IGNORE_INDEX
     rows = mask.nonzero(as_tuple=True)[0]
-    # packed: no mask, positions with resets (transformers then keeps attention per example)
+    # packed: no mask, positions with resets (transformers then keeps attention per example);
+    # with shared prefixes, the row's own attention mask
     inputs = ({"attention_mask": batch.attention_mask} if batch.position_ids is None
               else {"position_ids": batch.position_ids})
+    if batch.visible is not None:
+        inputs["attention_mask"] = _attention_bias(lm, batch.visible)
     if _response_only_ok(lm):
         hidden = lm.get_decoder()(
             input_ids=batch.input_ids, use_cache=False, **inputs).last_hidden_state[:, :-1]
