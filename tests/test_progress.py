@@ -38,6 +38,18 @@ def test_board_counts_distinct_runs_and_estimates_from_trained_ones() -> None:
     assert b.line({"event": "something_else"}) is None
 
 
+def test_eta_follows_the_latest_runs_not_the_slow_first_ones() -> None:
+    """Chapter 1's runs (from step 0, with generation) take about twice a branched run; after
+    a few branched runs the ETA is theirs."""
+    b = progress.Board(planned=20)
+    for k in range(3):
+        b.line(_finished(f"random-seed{k}", f"slow{k}", seconds=240))
+    for k in range(progress.ETA_RECENT_RUNS):
+        line = b.line(_finished(f"nft-seed{k}", f"fast{k}", seconds=100 + k))
+    left = 20 - 3 - progress.ETA_RECENT_RUNS
+    assert line.endswith(f"book ETA {progress.duration(102 * left)} ({left} runs left)")
+
+
 def test_board_without_a_plan_or_past_it() -> None:
     b = progress.Board(planned=None)
     assert b.line(_started("custom", profile="tiny")) == "zsg: [tiny] custom: run 1 started (4 steps)"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from typing import Any
 
 PROGRESS_ENV = "ZSG_PROGRESS_FILE"
 CHAPTER_ENV = "ZSG_CHAPTER"  # set by whoever starts a chapter's kernel (site extension, batch)
+ETA_RECENT_RUNS = 5  # the ETA takes the median time of this many latest trained runs
 
 # --------------------------------------------------------------------------- kernel side
 
@@ -107,7 +109,8 @@ def duration(seconds: float) -> str:
 
 
 class Board:
-    """The build's state of play: runs done, seconds of trained runs; formats lines.
+    """The build's state of play: runs done, seconds of trained runs; formats lines. The ETA
+    is the runs left times the median of the latest trained runs.
 
     ``planned`` is the whole book's number of distinct runs (``None``: unknown). A run read
     back whose id was already counted in this build (two chapters share it) does not advance
@@ -133,8 +136,11 @@ class Board:
         if self.planned is None or not self.trained_seconds:
             return ""
         left = max(self.planned - len(self.done), 0)
-        mean = sum(self.trained_seconds) / len(self.trained_seconds)
-        return f"; book ETA {duration(mean * left)} ({left} run{'s' if left != 1 else ''} left)"
+        # the latest runs: a book's first runs (chapter 1's from step 0, with generation) take
+        # twice a branched run, and most of what is left is like the runs just trained
+        typical = statistics.median(self.trained_seconds[-ETA_RECENT_RUNS:])
+        return (f"; book ETA {duration(typical * left)} "
+                f"({left} run{'s' if left != 1 else ''} left)")
 
     def line(self, event: dict[str, Any]) -> str | None:
         """The terminal line of one event (``None`` for an event of another kind)."""
