@@ -1,7 +1,7 @@
 """Per-instance losses on response tokens, and greedy generation, done fast.
 
 The loss the study tracks is the teacher-forced mean cross-entropy over the response tokens of
-each test instance (PAPER.md §1). Two things make it cheap here:
+each test instance (PAPER.md §1). These make it cheap here:
 
 * **Response-only logits**: the decoder runs over the whole sequence, but the LM head (a
   49k-vocabulary projection for SmolLM2, most of a small model's cost) is applied only at the
