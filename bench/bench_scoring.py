@@ -33,13 +33,14 @@ from bench_train import demo_like  # noqa: E402
 
 from zsg_lib.book.params import load_profile  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
-from zsg_lib.train.prefixes import prefix_groups  # noqa: E402
+from zsg_lib.train.prefixes import held_once, prefix_groups, scoring_groups  # noqa: E402
 from zsg_lib.train.prompts import encode_many  # noqa: E402
 from zsg_lib.train.scoring import collate, score_examples  # noqa: E402
 
 
 def plain_pass(model, enc, ids, pad_id, batch_size=16):
     out = {}
+    model.eval()  # no LoRA dropout (niv2-sample trains with 0.05), as score_examples
     with torch.inference_mode():
         for k in range(0, len(ids), batch_size):
             chunk = ids[k : k + batch_size]
@@ -76,16 +77,16 @@ def one_group():
     from zsg_lib.train import scoring
     from zsg_lib.train.prefixes import MIN_SHARED_PREFIX, PrefixGroup, shared_prefix_len
 
-    def single(encoded, ids):
+    def single(encoded, ids):  # stands in for scoring_groups
         n = shared_prefix_len([encoded[i] for i in ids])
         return [PrefixGroup(n if n >= MIN_SHARED_PREFIX else 0, list(ids))]
 
-    saved = scoring.prefix_groups
-    scoring.prefix_groups = single
+    saved = scoring.scoring_groups
+    scoring.scoring_groups = single
     try:
         yield
     finally:
-        scoring.prefix_groups = saved
+        scoring.scoring_groups = saved
 
 
 def with_adapters(base, profile):
@@ -152,16 +153,18 @@ def main() -> None:
     diff = max(abs(r["loss"] - ref[r["id"]]) for r in ours)
     tp, to = min(t_plain), min(t_ours)
     groups = prefix_groups(enc, ids)
-    n_shared = sum((len(g.ids) - 1) * g.n_prefix for g in groups if g.n_prefix)
+    n_shared = held_once(groups)
+    grouped = len(scoring_groups(enc, ids)) > 1
     print(f"--data {a.data}: {len(ids)} instances, {n_tok} tokens ({n_shared} of them in "
-          f"prefixes shared within {sum(1 for g in groups if g.n_prefix)} groups, run once), torch threads {torch.get_num_threads()}, "
+          f"prefixes shared within {sum(1 for g in groups if g.n_prefix)} groups: "
+          f"{'scored in groups' if grouped else 'too few to score in groups'}), torch threads {torch.get_num_threads()}, "
           f"{'base model' if a.bare else 'with LoRA r=16 adapters'}")
     print(f"plain padded full-logits: {tp:.2f} s (min of {a.repeats}: "
           f"{[round(x, 2) for x in t_plain]})")
     print(f"zsg scoring pass        : {to:.2f} s ({[round(x, 2) for x in t_ours]})")
     print(f"speed-up {tp / to:.2f}x; max |loss difference| {diff:.2e}")
     t1 = min(t_one)
-    print(f"zsg pass, one prefix for all (not grouped): {t1:.2f} s "
+    print(f"zsg pass, one prefix for all (never grouped): {t1:.2f} s "
           f"({[round(x, 2) for x in t_one]}); grouping gains {t1 / to:.2f}x")
     if t_unfolded:
         tu = min(t_unfolded)

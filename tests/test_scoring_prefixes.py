@@ -138,3 +138,25 @@ def test_training_with_shared_prefixes_logs_what_padded_training_logs(tmp_path, 
                                                               abs=1e-5)
     assert shared.scores["loss"].tolist() == pytest.approx(padded.scores["loss"].tolist(),
                                                            abs=1e-5)
+
+
+def test_scoring_groups_only_where_they_hold_enough_tokens():
+    """Groups that save under MIN_GROUPED_SHARE of a pass's tokens give way to one group on
+    what all instances share (smaller batches would cost more than the saving)."""
+    from zsg_lib.train.prefixes import MIN_GROUPED_SHARE, held_once, scoring_groups
+    from zsg_lib.train.prompts import EncodedExample
+
+    def ex(prompt):
+        return EncodedExample([*prompt, 99], [-100] * len(prompt) + [99], len(prompt), 1)
+
+    head = list(range(100, 110))  # 10 tokens every prompt opens with (a system prompt)
+    # pairs sharing 8 more tokens, then 30 tokens of their own
+    few = {f"p{k}{j}": ex(head + [k] * 8 + [200 + 31 * j + k] * 30)
+           for k in range(3) for j in range(2)}
+    groups = prefix_groups(few, list(few))
+    assert held_once(groups) < MIN_GROUPED_SHARE * sum(len(e.input_ids) for e in few.values())
+    assert [(g.n_prefix, sorted(g.ids)) for g in scoring_groups(few, list(few))] == \
+        [(10, sorted(few))]
+    # the same pairs with 40 more shared tokens: grouped
+    many = {i: ex(head + [int(i[1])] * 48 + e.input_ids[-31:-1]) for i, e in few.items()}
+    assert [g.n_prefix for g in scoring_groups(many, list(many))] == [58, 58, 58]

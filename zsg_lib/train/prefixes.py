@@ -22,6 +22,11 @@ from .prompts import EncodedExample
 
 #: Below this many shared tokens, a separate prefix pass saves less than it costs.
 MIN_SHARED_PREFIX = 8
+#: Scoring in groups splits a pass into more, smaller batches; it pays once the prefixes held
+#: once are a good share of the tokens (measured on 2 CPU cores, bench/bench_scoring.py: the
+#: niv2-sample test set, 69% held once, 2.4x faster than one prefix for all; cpu-demo's, 11%,
+#: 0.89x, i.e. slower).
+MIN_GROUPED_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class PrefixGroup:
 
     n_prefix: int
     ids: list[str]
+
+
+def held_once(groups: Sequence[PrefixGroup]) -> int:
+    """Tokens the groups' shared prefixes save: each is held once instead of once a member."""
+    return sum((len(g.ids) - 1) * g.n_prefix for g in groups)
 
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
@@ -105,3 +115,14 @@ def prefix_groups(encoded: Mapping[str, EncodedExample], ids: Sequence[str],
         rest = shared_prefix_len([encoded[i] for i in alone]) if len(alone) > 1 else 0
         groups.append(PrefixGroup(rest if rest >= min_shared else 0, alone))
     return groups
+
+
+def scoring_groups(encoded: Mapping[str, EncodedExample], ids: Sequence[str]) -> list[PrefixGroup]:
+    """:func:`prefix_groups` where their prefixes hold at least :data:`MIN_GROUPED_SHARE` of
+    the tokens; else one group on the prefix all instances share (a system prompt; ``0`` when
+    under :data:`MIN_SHARED_PREFIX`)."""
+    groups = prefix_groups(encoded, ids)
+    if held_once(groups) >= MIN_GROUPED_SHARE * sum(len(encoded[i].input_ids) for i in ids):
+        return groups
+    n = shared_prefix_len([encoded[i] for i in ids]) if len(ids) > 1 else 0
+    return [PrefixGroup(n if n >= MIN_SHARED_PREFIX else 0, list(ids))]

@@ -10,7 +10,7 @@ each test instance (PAPER.md §1). These make it cheap here:
   back in the caller's order.
 * **Shared prefixes run once**: prompts that begin alike (SmolLM2's chat template adds a
   ~20-token system prompt to each; an NIv2 task's definition and examples open every instance
-  of the task) are grouped (:func:`~zsg_lib.train.prefixes.prefix_groups`); each group's
+  of the task) are grouped (:func:`~zsg_lib.train.prefixes.scoring_groups`); each group's
   prefix goes through the decoder once and its key/value cache serves every member.
 * **Adapters folded in while scoring**: LoRA's side path (two rank-r products and an add in
   every adapted layer, measured ~25% of the linear layers' time in a CPU scoring pass) is
@@ -43,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .prefixes import PrefixGroup, prefix_groups
+from .prefixes import PrefixGroup, held_once, prefix_groups, scoring_groups
 from .prompts import IGNORE_INDEX, EncodedExample
 
 
@@ -121,10 +121,10 @@ def pack(examples: Sequence[EncodedExample], device: str | torch.device = "cpu",
         return None
     groups = (prefix_groups({str(k): ex for k, ex in enumerate(examples)},
                             [str(k) for k in range(len(examples))]) if share_prefixes else [])
-    held_once = sum((len(g.ids) - 1) * g.n_prefix for g in groups)
-    if sum(len(ex.input_ids) for ex in examples) - held_once > max_tokens:
+    saved = held_once(groups)
+    if sum(len(ex.input_ids) for ex in examples) - saved > max_tokens:
         return None
-    if not held_once:
+    if not saved:
         ids = [t for ex in examples for t in ex.input_ids]
         labels = [t for ex in examples for t in ex.labels]
         positions = [k for ex in examples for k in range(len(ex.input_ids))]
@@ -446,7 +446,7 @@ def score_examples(model: Any, encoded: Mapping[str, EncodedExample], ids: Seque
             lm = causal_lm_of(model)
             # Prompt prefixes shared by several instances (a system prompt; a task's
             # definition and examples) go through the decoder once per group.
-            groups = (prefix_groups(encoded, live) if _response_only_ok(lm)
+            groups = (scoring_groups(encoded, live) if _response_only_ok(lm)
                       else [PrefixGroup(0, live)])
             whole = [i for g in groups if not g.n_prefix for i in g.ids]
             for chunk in _length_batches(whole, lengths, batch_size):
