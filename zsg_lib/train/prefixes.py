@@ -23,9 +23,9 @@ from .prompts import EncodedExample
 #: Below this many shared tokens, a separate prefix pass saves less than it costs.
 MIN_SHARED_PREFIX = 8
 #: Scoring in groups splits a pass into more, smaller batches; it pays once the prefixes held
-#: once are a good share of the tokens (measured on 2 CPU cores, bench/bench_scoring.py: the
-#: niv2-sample test set, 69% held once, 2.4x faster than one prefix for all; cpu-demo's, 11%,
-#: 0.89x, i.e. slower).
+#: once are a good share of the tokens (bench/bench_scoring.py on 2 CPU cores: the niv2-sample
+#: test set, 69% held once, 2.4-2.6x faster than one prefix for all; cpu-demo's, 11%, 0.89x,
+#: no gain within this machine's noise).
 MIN_GROUPED_SHARE = 0.25
 
 
