@@ -15,7 +15,8 @@ lengths. It is printed against this CPU's measured peak: a bf16 and an fp32 squa
 in the same process (``torch.mm``, 2048 x 2048, best of several).
 
     .venv/bin/python bench/bench_train.py            # both, 12 steps each
-    .venv/bin/python bench/bench_train.py --batch 4 --dropout 0   # cpu-demo's shapes
+    .venv/bin/python bench/bench_train.py --batch 4 --dropout 0   # cpu-demo's batch, chat
+    .venv/bin/python bench/bench_train.py --batch 4 --dropout 0 --template plain  # cpu-demo's
     .venv/bin/python bench/bench_train.py --book     # one run as the book trains it (wall time)
 """
 
@@ -92,12 +93,14 @@ def model_params() -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def bench_ours(train, steps: int, batch: int, dropout: float = 0.05) -> dict:
+def bench_ours(train, steps: int, batch: int, dropout: float = 0.05,
+               template: str = "chat") -> dict:
     from zsg_lib.train import TrainConfig, train_run
 
     order = train.column("id").to_pylist()[: steps * batch]
     test = demo_like(8, seed=99, prefix="x")
-    cfg = TrainConfig(batch_size=batch, eval_every=10_000, max_steps=steps, lora_dropout=dropout)
+    cfg = TrainConfig(batch_size=batch, eval_every=10_000, max_steps=steps, lora_dropout=dropout,
+                      template=template)
     rec = train_run(cfg, train, test, order, runs_root=tempfile.mkdtemp(), progress=False)
     log = rec.log.iloc[1:]  # first step warms up kernels
     fed = fed_tokens(cfg, train, [list(ids) for ids in log["instance_ids"]])
@@ -124,7 +127,8 @@ def fed_tokens(cfg, train, batches: list[list[str]]) -> int:
     return total
 
 
-def bench_trl(train, steps: int, batch: int, dropout: float = 0.05) -> dict:
+def bench_trl(train, steps: int, batch: int, dropout: float = 0.05,
+              template: str = "chat") -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -138,8 +142,15 @@ def bench_trl(train, steps: int, batch: int, dropout: float = 0.05) -> dict:
     base, tok = load_model(None, "bf16" if bf16 else "fp32")  # the same stored precision
     rows = train.column("messages").to_pylist()[: steps * batch]
     # prompt/completion form: TRL then takes the loss on the completion only, as we do
-    ds = Dataset.from_list([{"prompt": [dict(m) for m in ms[:-1]],
-                             "completion": [dict(ms[-1])]} for ms in rows])
+    if template == "plain":  # our plain template's texts (TRL appends the eos token)
+        from zsg_lib.train.prompts import _plain_texts
+
+        texts = [_plain_texts([dict(m) for m in ms]) for ms in rows]
+        ds = Dataset.from_list([{"prompt": p, "completion": whole[len(p):]}
+                                for p, whole in texts])
+    else:
+        ds = Dataset.from_list([{"prompt": [dict(m) for m in ms[:-1]],
+                                 "completion": [dict(ms[-1])]} for ms in rows])
 
     times: list[float] = []
     tokens: list[int] = []
@@ -219,6 +230,8 @@ def main() -> None:
     ap.add_argument("--only", choices=["ours", "trl"])
     ap.add_argument("--dropout", type=float, default=0.05,
                     help="LoRA dropout on both (cpu-demo: 0.0)")
+    ap.add_argument("--template", choices=["chat", "plain"], default="chat",
+                    help="chat: SmolLM2's, with its system prompt; plain: cpu-demo's")
     a = ap.parse_args()
     if a.book:
         book_run()
@@ -226,12 +239,12 @@ def main() -> None:
     train = demo_like(a.steps * a.batch)
     res = {}
     if a.only in (None, "ours"):
-        res["zsg"] = bench_ours(train, a.steps, a.batch, a.dropout)
+        res["zsg"] = bench_ours(train, a.steps, a.batch, a.dropout, a.template)
         print(f"zsg   : {res['zsg']['tokens_per_s']:.0f} tok/s, "
               f"{res['zsg']['s_per_step']:.2f} s/step ({res['zsg']['computed_per_s']:.0f} tok/s "
               f"computed: shared prefixes once); peak RSS {peak_rss_gb():.2f} GB", flush=True)
     if a.only in (None, "trl"):
-        res["trl"] = bench_trl(train, a.steps, a.batch, a.dropout)
+        res["trl"] = bench_trl(train, a.steps, a.batch, a.dropout, a.template)
         print(f"trl   : {res['trl']['tokens_per_s']:.0f} tok/s, "
               f"{res['trl']['s_per_step']:.2f} s/step; peak RSS {peak_rss_gb():.2f} GB", flush=True)
     if len(res) == 2:
