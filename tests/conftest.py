@@ -81,6 +81,24 @@ def make_stub_book(root: Path, failing: bool = False) -> Path:
     return root
 
 
+def randomize_adapters(model, seed: int, scale: float = 0.3) -> None:
+    """Draw every trainable (adapter) weight at random: a fresh LoRA adapter has B = 0 and
+    adds nothing, so folding, sharing or masking mistakes would not show."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+
+@pytest.fixture(scope="session")
+def random_adapters():
+    """:func:`randomize_adapters`, for tests of LoRA-wrapped models."""
+    return randomize_adapters
+
+
 @pytest.fixture(scope="session")
 def make_stub():
     """:func:`make_stub_book`, for tests that need a book of their own."""

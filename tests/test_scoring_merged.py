@@ -17,15 +17,11 @@ CFG = TrainConfig(model="tiny", bf16_autocast=False, lora_r=4)
 
 
 @pytest.fixture
-def lora():
+def lora(random_adapters):
     """The tiny model with random adapters (a fresh one has B = 0: folding would add 0)."""
     base, tok = tiny_model()
     model = _wrap(base, CFG)
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    random_adapters(model, seed=3)
     enc, _ = encode_many(tok, IDS, CONVS)
     yield model, tok, enc
     _unwrap(model, CFG)

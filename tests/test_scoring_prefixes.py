@@ -72,7 +72,8 @@ def test_grouped_scores_equal_the_models_own_loss(encoded, monkeypatch):
 
 
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
-def test_a_packed_row_with_shared_prefixes_trains_as_the_padded_batch(attention):
+def test_a_packed_row_with_shared_prefixes_trains_as_the_padded_batch(attention,
+                                                                      random_adapters):
     """Loss and every adapter gradient of a packed row holding each prefix once equal those of
     the padded batch of the whole examples."""
     from zsg_lib.train import TrainConfig
@@ -82,11 +83,7 @@ def test_a_packed_row_with_shared_prefixes_trains_as_the_padded_batch(attention)
     base.set_attn_implementation(attention)
     c = TrainConfig(model="tiny", bf16_autocast=False, lora_r=4, lora_dropout=0.0)
     model = _wrap(base, c)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    random_adapters(model, seed=1)
     enc, _ = encode_many(tok, IDS, CONVS)
     examples = [enc[i] for i in ["rev0", "add1", "rev3", "alone1", "add4"]]
     assert scoring.shares_prefixes(model)
