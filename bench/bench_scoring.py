@@ -75,11 +75,10 @@ def one_group():
     """score_examples with one prefix for all instances (what they all share, as before
     prompts were grouped)."""
     from zsg_lib.train import scoring
-    from zsg_lib.train.prefixes import MIN_SHARED_PREFIX, PrefixGroup, shared_prefix_len
+    from zsg_lib.train.prefixes import common_group
 
     def single(encoded, ids):  # stands in for scoring_groups
-        n = shared_prefix_len([encoded[i] for i in ids])
-        return [PrefixGroup(n if n >= MIN_SHARED_PREFIX else 0, list(ids))]
+        return [common_group(encoded, ids)]
 
     saved = scoring.scoring_groups
     scoring.scoring_groups = single

@@ -112,9 +112,16 @@ def prefix_groups(encoded: Mapping[str, EncodedExample], ids: Sequence[str],
         members, shared = [i], len(prompt[i])
     close(members, shared)
     if alone:
-        rest = shared_prefix_len([encoded[i] for i in alone]) if len(alone) > 1 else 0
-        groups.append(PrefixGroup(rest if rest >= min_shared else 0, alone))
+        groups.append(common_group(encoded, alone, min_shared))
     return groups
+
+
+def common_group(encoded: Mapping[str, EncodedExample], ids: Sequence[str],
+                 min_shared: int = MIN_SHARED_PREFIX) -> PrefixGroup:
+    """All of ``ids`` in one group, on the prefix all of them share (``0`` when under
+    ``min_shared``, or for a single instance)."""
+    n = shared_prefix_len([encoded[i] for i in ids]) if len(ids) > 1 else 0
+    return PrefixGroup(n if n >= min_shared else 0, list(ids))
 
 
 def scoring_groups(encoded: Mapping[str, EncodedExample], ids: Sequence[str]) -> list[PrefixGroup]:
@@ -124,5 +131,4 @@ def scoring_groups(encoded: Mapping[str, EncodedExample], ids: Sequence[str]) ->
     groups = prefix_groups(encoded, ids)
     if held_once(groups) >= MIN_GROUPED_SHARE * sum(len(encoded[i].input_ids) for i in ids):
         return groups
-    n = shared_prefix_len([encoded[i] for i in ids]) if len(ids) > 1 else 0
-    return [PrefixGroup(n if n >= MIN_SHARED_PREFIX else 0, list(ids))]
+    return [common_group(encoded, ids)]

@@ -124,22 +124,19 @@ def pack(examples: Sequence[EncodedExample], device: str | torch.device = "cpu",
     saved = held_once(groups)
     if sum(len(ex.input_ids) for ex in examples) - saved > max_tokens:
         return None
-    if not saved:
-        ids = [t for ex in examples for t in ex.input_ids]
-        labels = [t for ex in examples for t in ex.labels]
-        positions = [k for ex in examples for k in range(len(ex.input_ids))]
-        return Batch(_row(ids, device), torch.ones(1, len(ids), dtype=torch.long, device=device),
-                     _row(labels, device), _row(positions, device))
-    return _pack_shared(examples, groups, device)
+    if not saved:  # the examples in their order, each whole
+        groups = [PrefixGroup(0, [str(k) for k in range(len(examples))])]
+    return _packed_row(examples, groups, device)
 
 
 def _row(values: list[int], device: str | torch.device) -> torch.Tensor:
     return torch.tensor([values], dtype=torch.long, device=device)
 
 
-def _pack_shared(examples: Sequence[EncodedExample], groups: Sequence[PrefixGroup],
-                 device: str | torch.device) -> Batch:
-    """:func:`pack`'s row with each group's prefix held once (see there)."""
+def _packed_row(examples: Sequence[EncodedExample], groups: Sequence[PrefixGroup],
+                device: str | torch.device) -> Batch:
+    """:func:`pack`'s row, group after group, each group's prefix held once (see there); with
+    no prefix held once, transformers' own packed format (no mask, no spans)."""
     ids: list[int] = []
     labels: list[int] = []
     positions: list[int] = []
@@ -167,10 +164,13 @@ def _pack_shared(examples: Sequence[EncodedExample], groups: Sequence[PrefixGrou
             spans[k].append((len(ids), len(ids) + len(ex.input_ids) - p))
             put(ex.input_ids[p:], ex.labels[p:], p, seg, prefix)
             seg += 1
-    own, pre = torch.tensor(segment), torch.tensor(sees)
-    visible = ((own[None, :] == own[:, None]) | (own[None, :] == pre[:, None])).tril()
-    return Batch(_row(ids, device), torch.ones(1, len(ids), dtype=torch.long, device=device),
-                 _row(labels, device), _row(positions, device), visible.to(device), spans)
+    batch = Batch(_row(ids, device), torch.ones(1, len(ids), dtype=torch.long, device=device),
+                  _row(labels, device), _row(positions, device))
+    if any(g.n_prefix for g in groups):
+        own, pre = torch.tensor(segment), torch.tensor(sees)
+        visible = ((own[None, :] == own[:, None]) | (own[None, :] == pre[:, None])).tril()
+        batch.visible, batch.spans = visible.to(device), spans
+    return batch
 
 
 def causal_lm_of(model: Any) -> Any:
@@ -207,9 +207,6 @@ def response_token_ce(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Ten
     row each belongs to. The LM head runs at response positions only; equivalent to the
     model's own shifted loss."""
     lm = causal_lm_of(model)
-    labels = batch.labels[:, 1:]
-    mask = labels != IGNORE_INDEX
-    rows = mask.nonzero(as_tuple=True)[0]
     # packed: no mask, positions with resets (transformers then keeps attention per example);
     # with shared prefixes, the row's own attention mask
     inputs = ({"attention_mask": batch.attention_mask} if batch.position_ids is None
@@ -217,13 +214,26 @@ def response_token_ce(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Ten
     if batch.visible is not None:
         inputs["attention_mask"] = _attention_bias(lm, batch.visible)
     if _response_only_ok(lm):
-        hidden = lm.get_decoder()(
-            input_ids=batch.input_ids, use_cache=False, **inputs).last_hidden_state[:, :-1]
-        logits = lm.get_output_embeddings()(hidden[mask])
-    else:  # pragma: no cover - softcapped models: full logits, still exact
-        logits = lm(input_ids=batch.input_ids, use_cache=False,
-                    **inputs).logits[:, :-1][mask]
-    return F.cross_entropy(logits.float(), labels[mask], reduction="none"), rows
+        hidden = lm.get_decoder()(input_ids=batch.input_ids, use_cache=False,
+                                  **inputs).last_hidden_state
+        return _head_ce(lm, hidden, batch.labels)
+    # softcapped models (logits post-processed): full logits, still exact
+    labels = batch.labels[:, 1:]
+    mask = labels != IGNORE_INDEX
+    logits = lm(input_ids=batch.input_ids, use_cache=False, **inputs).logits[:, :-1][mask]
+    return (F.cross_entropy(logits.float(), labels[mask], reduction="none"),
+            mask.nonzero(as_tuple=True)[0])
+
+
+def _head_ce(lm: Any, hidden: torch.Tensor,
+             labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LM head at the positions whose next token is a response token only: the
+    cross-entropy of each such token (float32, row-major order) and the row it belongs to."""
+    labels = labels[:, 1:]
+    keep = labels != IGNORE_INDEX
+    logits = lm.get_output_embeddings()(hidden[:, :-1][keep])
+    return (F.cross_entropy(logits.float(), labels[keep], reduction="none"),
+            keep.nonzero(as_tuple=True)[0])
 
 
 def response_token_losses(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -391,12 +401,8 @@ def _suffix_ce(lm: Any, examples: Sequence[EncodedExample], n_prefix: Sequence[i
     mask = torch.cat([prefix_mask[rows], batch.attention_mask], dim=1)
     hidden = lm.get_decoder()(input_ids=batch.input_ids, attention_mask=mask,
                               position_ids=positions, cache=cache,
-                              use_cache=True).last_hidden_state[:, :-1]
-    labels = batch.labels[:, 1:]
-    keep = labels != IGNORE_INDEX
-    ce = F.cross_entropy(lm.get_output_embeddings()(hidden[keep]).float(), labels[keep],
-                         reduction="none")
-    return ce, keep.nonzero(as_tuple=True)[0]
+                              use_cache=True).last_hidden_state
+    return _head_ce(lm, hidden, batch.labels)
 
 
 def _grouped_batches(groups: Sequence[PrefixGroup], encoded: Mapping[str, EncodedExample],
