@@ -50,6 +50,37 @@ def test_eta_follows_the_latest_runs_not_the_slow_first_ones() -> None:
     assert line.endswith(f"book ETA {progress.duration(102 * left)} ({left} runs left)")
 
 
+def test_eta_per_step_holds_steady_as_warm_ups_and_comparisons_alternate() -> None:
+    """A warm-up of 8 steps and a comparison of 40 alternate in chapter 2; the ETA goes by
+    seconds per step and the steps left, so it does not swing with whichever ran last."""
+    b = progress.Board(planned=10, planned_steps=8 * 2 + 40 * 8)
+    etas = []
+    for k in range(2):
+        b.line({**_finished(f"warmup-seed{k}", f"w{k}", seconds=24.0), "steps": 8})
+        line = b.line({**_finished(f"nft-seed{k}", f"n{k}", seconds=120.0), "steps": 40})
+        etas.append(line)
+    # 3 s per step throughout; 6 runs of 40 steps left
+    assert etas[-1].endswith(f"book ETA {progress.duration(3.0 * 6 * 40)} (6 runs left)")
+    assert etas[0].endswith(f"book ETA {progress.duration(3.0 * 7 * 40 + 3.0 * 8)} "
+                            "(8 runs left)")
+    # a cached run's steps are done too: they leave the ETA
+    line = b.line({**_finished("fft-seed0", "f0", seconds=0.1, reused=True), "steps": 40})
+    assert line.endswith(f"book ETA {progress.duration(3.0 * 5 * 40)} (5 runs left)")
+
+
+def test_planned_steps_count_each_run_once() -> None:
+    from zsg_lib.book import experiment as ex
+    from zsg_lib.book.params import load_profile
+
+    p = load_profile("cpu-demo")
+    n, seeds = ex.planned_runs(p), len(p.seeds)
+    assert ex.planned_steps(p) == (n - seeds) * p.train.max_steps + seeds * p.warmup.steps
+    cold = load_profile("cpu-demo", {"warmup.steps": 0})
+    assert ex.planned_steps(cold) == ex.planned_runs(cold) * cold.train.max_steps
+    assert build.planned_runs_of("cpu-demo") == (n, ex.planned_steps(p))
+    assert build.planned_runs_of("no-such-profile") == (None, None)
+
+
 def test_board_without_a_plan_or_past_it() -> None:
     b = progress.Board(planned=None)
     assert b.line(_started("custom", profile="tiny")) == "zsg: [tiny] custom: run 1 started (4 steps)"

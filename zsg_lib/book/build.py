@@ -111,7 +111,7 @@ def build_site(
     env.pop(progress.CHAPTER_ENV, None)  # the site extension names each chapter as it reads it
     if echo is None:
         echo = (lambda _: None) if quiet else (lambda text: print(text, flush=True))
-    board = progress.Board(planned=planned_runs_of(profile))
+    board = progress.Board(*planned_runs_of(profile))
     start = time.monotonic()
     with progress.Tailer(events, board, echo):
         returncode, log = _run_streaming(build_command(root, derived, output), root, env, quiet)
@@ -130,16 +130,17 @@ def build_site(
     return html
 
 
-def planned_runs_of(profile: str) -> int | None:
-    """The whole book's number of training runs with ``profile`` (``None`` if it is no
-    profile of ``params/``, e.g. a test's stub book)."""
+def planned_runs_of(profile: str) -> tuple[int | None, int | None]:
+    """The whole book's number of training runs and of their steps with ``profile``
+    (``None, None`` if it is no profile of ``params/``, e.g. a test's stub book)."""
     try:
-        from .experiment import planned_runs
+        from .experiment import planned_runs, planned_steps
         from .params import load_profile
 
-        return planned_runs(load_profile(profile))
-    except Exception:  # noqa: BLE001 - the count only feeds the ETA; the build goes on
-        return None
+        loaded = load_profile(profile)
+        return planned_runs(loaded), planned_steps(loaded)
+    except Exception:  # noqa: BLE001 - the counts only feed the ETA; the build goes on
+        return None, None
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -155,6 +155,19 @@ def planned_runs(profile: Profile) -> int:
     return (per_seed + len(profile.tma.window_starts)) * len(profile.seeds)
 
 
+def planned_steps(profile: Profile) -> int:
+    """The training steps of the book's :func:`planned_runs`: a warm-up's ``warmup.steps``
+    per seed, ``train.max_steps`` for every other run (at most: an arrangement that selects
+    fewer instances stops sooner).
+
+    >>> planned_steps(load_profile("cpu-demo"))  # 3 warm-ups of 8 steps, 42 runs of 40
+    1704
+    """
+    warmups = len(profile.seeds) if profile.warmup.steps else 0
+    return ((planned_runs(profile) - warmups) * profile.train.max_steps
+            + warmups * profile.warmup.steps)
+
+
 # --------------------------------------------------------------------------- data
 
 

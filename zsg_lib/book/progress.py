@@ -3,8 +3,9 @@
 Jupyter Book swallows what the kernels print, so the kernels write *events* instead, one JSON
 line each, appended to the file named by ``$ZSG_PROGRESS_FILE``; :func:`zsg_lib.book.build.build_site`
 sets it for the kernels it starts (one file for the whole book) and a :class:`Tailer` thread
-turns new events into terminal lines through a :class:`Board`, which knows how many runs the book plans
-(:func:`zsg_lib.book.experiment.planned_runs`) and how long trained runs took.
+turns new events into terminal lines through a :class:`Board`, which knows how many runs and
+steps the book plans (:func:`zsg_lib.book.experiment.planned_runs`,
+:func:`~zsg_lib.book.experiment.planned_steps`) and how long trained runs took.
 
 Outside a build (JupyterLab, papermill) the variable is unset and the events do nothing: there
 ``run_many`` draws its own live bar.
@@ -13,7 +14,7 @@ Each event names its chapter from ``$ZSG_CHAPTER``: the site extension sets it a
 each document, before myst-nb starts that notebook's kernel (:mod:`zsg_lib.book.site`); a
 papermill batch sets it per notebook.
 
->>> b = Board(planned=3, clock=lambda: 100.0)
+>>> b = Board(planned=3, planned_steps=36, clock=lambda: 100.0)
 >>> b.line({"event": "run_started", "label": "nft-seed0", "steps": 12, "chapter": "03_similarity"})
 'zsg: [03_similarity] nft seed 0: run 1/3 started (12 steps)'
 >>> b.line({"event": "run_finished", "label": "nft-seed0", "steps": 12, "seconds": 30.0,
@@ -38,7 +39,7 @@ from typing import Any
 
 PROGRESS_ENV = "ZSG_PROGRESS_FILE"
 CHAPTER_ENV = "ZSG_CHAPTER"  # set by whoever starts a chapter's kernel (site extension, batch)
-ETA_RECENT_RUNS = 5  # the ETA takes the median time of this many latest trained runs
+ETA_RECENT_RUNS = 5  # the ETA takes the median pace of this many latest trained runs
 
 # --------------------------------------------------------------------------- kernel side
 
@@ -109,19 +110,23 @@ def duration(seconds: float) -> str:
 
 
 class Board:
-    """The build's state of play: runs done, seconds of trained runs; formats lines. The ETA
-    is the runs left times the median of the latest trained runs.
+    """The build's state of play: runs and steps done, the pace of trained runs; formats
+    lines. The ETA is the steps left times the median seconds per step of the latest trained
+    runs (without a planned step count: the runs left times their median seconds).
 
-    ``planned`` is the whole book's number of distinct runs (``None``: unknown). A run read
-    back whose id was already counted in this build (two chapters share it) does not advance
-    the count.
+    ``planned`` and ``planned_steps`` are the whole book's distinct runs and their training
+    steps (``None``: unknown). A run read back whose id was already counted in this build (two
+    chapters share it) does not advance the count.
     """
 
-    def __init__(self, planned: int | None = None,
+    def __init__(self, planned: int | None = None, planned_steps: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.planned = planned
+        self.planned_steps = planned_steps
         self.done: set[str] = set()
+        self.done_steps = 0
         self.trained_seconds: list[float] = []
+        self.trained_pace: list[float] = []  # seconds per step
         self.in_flight: dict[str, str] = {}  # label -> chapter, started and not finished
         self.clock = clock
         self.lock = threading.Lock()
@@ -137,9 +142,14 @@ class Board:
             return ""
         left = max(self.planned - len(self.done), 0)
         # the latest runs: a book's first runs (chapter 1's from step 0, with generation) take
-        # twice a branched run, and most of what is left is like the runs just trained
-        typical = statistics.median(self.trained_seconds[-ETA_RECENT_RUNS:])
-        return (f"; book ETA {duration(typical * left)} "
+        # twice a branched run, and most of what is left is like the runs just trained. Per
+        # step, as a warm-up of 8 steps and a comparison of 40 alternate in the latest runs.
+        if self.planned_steps is not None and self.trained_pace:
+            pace = statistics.median(self.trained_pace[-ETA_RECENT_RUNS:])
+            seconds = pace * max(self.planned_steps - self.done_steps, 0) if left else 0.0
+        else:
+            seconds = statistics.median(self.trained_seconds[-ETA_RECENT_RUNS:]) * left
+        return (f"; book ETA {duration(seconds)} "
                 f"({left} run{'s' if left != 1 else ''} left)")
 
     def line(self, event: dict[str, Any]) -> str | None:
@@ -161,10 +171,14 @@ class Board:
             if run_id in self.done:
                 return f"{head}: shared with an earlier run of this build (read back)"
             self.done.add(run_id)
+            steps = int(event.get("steps") or 0)
+            self.done_steps += steps
             if event.get("reused"):
                 return f"{head}: {self._count(False)} cached (read back){self._eta()}"
             seconds = float(event.get("seconds") or 0.0)
             self.trained_seconds.append(seconds)
+            if steps:
+                self.trained_pace.append(seconds / steps)
             return (f"{head}: {self._count(False)} trained in {duration(seconds)} "
                     f"({event.get('steps')} steps){self._eta()}")
 
