@@ -3,16 +3,25 @@
 Same model (the embedded SmolLM2-135M-Instruct), same demo-like short instances (built inline),
 same LoRA config (r=16, alpha=32, dropout 0.05, all linear layers), batch 8, the same precision
 on both: base weights stored in bf16 with bf16 autocast where the CPU computes bf16 natively
-(AVX512-BF16 or AMX), fp32 elsewhere (zsg's ``bf16_autocast="auto"``), loss on responses only on both, a
-constant learning rate of 2e-4 on both. Reports tokens/s (the instances' input tokens per second
-of training steps; ours holds a prompt prefix its micro-batch shares, the chat template's
+(AVX512-BF16 or AMX), fp32 elsewhere (zsg's ``bf16_autocast="auto"``), loss on responses only on
+both, a constant learning rate of 2e-4 on both. Reports tokens/s (the instances' input tokens per
+second of training steps; ours holds a prompt prefix its micro-batch shares, the chat template's
 system prompt, once, and also says how many tokens it computed), and peak RSS of the process.
 
-Model FLOP utilisation: a LoRA step on a frozen base costs about ``4 N`` FLOPs per token
-(forward ``2 N``, the backward's input gradients ``2 N``; no weight gradients for the frozen
-``N`` parameters, the adapters' are ~4% of that), attention's share being negligible at these
-lengths. It is printed against this CPU's measured peak: a bf16 and an fp32 square GEMM timed
-in the same process (``torch.mm``, 2048 x 2048, best of several).
+Model FLOP utilisation, three ways, against this CPU's measured peak (a bf16 and an fp32 square
+GEMM timed in the same process, ``torch.mm``, 2048 x 2048, best of several):
+
+- **MFU**: one formula for both trainers, ``4 N`` FLOPs per input token (forward ``2 N``, the
+  backward's input gradients ``2 N``; no weight gradients for the frozen ``N`` parameters, the
+  adapters' are ~4% of that; attention negligible at these lengths). A trainer that skips work
+  (a shared prefix held once, the LM head at response positions only) scores higher.
+- **FLOPs computed**: what each trainer actually multiplies: the decoder's ``4 N_body`` on each
+  token it runs (ours: a shared prefix once per packed row) and the LM head's ``4 N_head`` on
+  each position it scores (ours: response positions; TRL: every position).
+- **Shape ceiling**: the same matrix products (each layer's seven projections forward and their
+  input gradients, and the LM head) at the step's own row counts, timed alone: a product of
+  few rows runs below the square-GEMM peak, so this is nearer what any trainer could reach at
+  these shapes without changing them.
 
     .venv/bin/python bench/bench_train.py            # both, 12 steps each
     .venv/bin/python bench/bench_train.py --batch 4 --dropout 0   # cpu-demo's batch, chat
@@ -84,13 +93,45 @@ def gemm_peak_gflops(dtype_name: str, n: int = 2048, reps: int = 8) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def model_params() -> int:
-    """Parameters of the embedded model (the tied embedding counted once: it is the output
-    projection's matrix)."""
+def model_shapes():
+    """The embedded model's config and its parameters: the decoder's, and the LM head's (the
+    tied embedding counted once: it is the output projection's matrix)."""
     from zsg_lib.train.models import load_model
 
     model, _ = load_model(None, "fp32")
-    return sum(p.numel() for p in model.parameters())
+    n_all = sum(p.numel() for p in model.parameters())
+    n_head = model.get_output_embeddings().weight.numel()
+    return model.config, n_all - n_head, n_head
+
+
+def shape_ceiling_gflops(config, rows: float, head_rows: float, reps: int = 5) -> float:
+    """GFLOP/s of a LoRA step's big matrix products at the step's own shapes, timed alone
+    (fp32, best of ``reps``): each layer's seven projections on ``rows`` token rows, forward
+    and their input gradient, and the LM head on ``head_rows`` rows, forward and backward."""
+    import torch
+
+    d, ff = config.hidden_size, config.intermediate_size
+    kv = config.num_key_value_heads * (d // config.num_attention_heads)
+    m, h = max(1, round(rows)), max(1, round(head_rows))
+    # (rows, in, out) of each product: forward x @ W.T, input gradient g @ W
+    layer = [(d, d), (d, kv), (d, kv), (d, d), (d, ff), (d, ff), (ff, d)]
+    prods = [(m, i, o) for i, o in layer] + [(m, o, i) for i, o in layer]
+    head = [(h, d, config.vocab_size), (h, config.vocab_size, d)]
+    mats = [(torch.randn(r, k), torch.randn(k, n)) for r, k, n in prods + head]
+    flops = sum(2 * r * k * n for r, k, n in prods) * config.num_hidden_layers + sum(
+        2 * r * k * n for r, k, n in head)
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        for a, b in mats[: len(prods)]:
+            for _ in range(config.num_hidden_layers):
+                torch.mm(a, b)
+        for a, b in mats[len(prods):]:
+            torch.mm(a, b)
+        return time.perf_counter() - t0
+
+    once()  # warm the kernels
+    return flops / min(once() for _ in range(reps)) / 1e9
 
 
 def bench_ours(train, steps: int, batch: int, dropout: float = 0.05,
@@ -103,28 +144,32 @@ def bench_ours(train, steps: int, batch: int, dropout: float = 0.05,
                       template=template)
     rec = train_run(cfg, train, test, order, runs_root=tempfile.mkdtemp(), progress=False)
     log = rec.log.iloc[1:]  # first step warms up kernels
-    fed = fed_tokens(cfg, train, [list(ids) for ids in log["instance_ids"]])
-    return {"tokens_per_s": log["tokens"].sum() / log["seconds"].sum(),
-            "computed_per_s": fed / log["seconds"].sum(), "s_per_step": log["seconds"].mean()}
+    fed, scored = fed_tokens(cfg, train, [list(ids) for ids in log["instance_ids"]])
+    seconds = log["seconds"].sum()
+    return {"tokens_per_s": log["tokens"].sum() / seconds, "computed_per_s": fed / seconds,
+            "head_per_s": scored / seconds, "s_per_step": log["seconds"].mean(),
+            "rows_per_step": fed / len(log), "head_rows_per_step": scored / len(log)}
 
 
-def fed_tokens(cfg, train, batches: list[list[str]]) -> int:
-    """Tokens the decoder actually ran over for these micro-batches: a shared prompt prefix
-    (chat template's system prompt) counts once per packed row, as the loop lays it out."""
+def fed_tokens(cfg, train, batches: list[list[str]]) -> tuple[int, int]:
+    """Tokens the decoder actually ran over for these micro-batches (a shared prompt prefix,
+    the chat template's system prompt, counts once per packed row, as the loop lays it out),
+    and the positions the LM head ran at (those whose next token is a response token)."""
     from zsg_lib.train.models import load_model
     from zsg_lib.train.prompts import encode_many
-    from zsg_lib.train.scoring import pack
+    from zsg_lib.train.scoring import IGNORE_INDEX, pack
 
     _, tok = load_model(None, "fp32")
     ids = train.column("id").to_pylist()
     enc, _ = encode_many(tok, ids, train.column("messages").to_pylist(), cfg.max_source_len,
                          cfg.max_target_len, cfg.template, cfg.system_prompt)
-    total = 0
+    total = scored = 0
     for batch in batches:
         examples = [enc[i] for i in batch]
         row = pack(examples, share_prefixes=True)
         total += row.n_tokens if row is not None else sum(len(e.input_ids) for e in examples)
-    return total
+        scored += sum(sum(label != IGNORE_INDEX for label in e.labels[1:]) for e in examples)
+    return total, scored
 
 
 def bench_trl(train, steps: int, batch: int, dropout: float = 0.05,
@@ -154,6 +199,7 @@ def bench_trl(train, steps: int, batch: int, dropout: float = 0.05,
 
     times: list[float] = []
     tokens: list[int] = []
+    padded: list[int] = []
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
@@ -165,8 +211,8 @@ def bench_trl(train, steps: int, batch: int, dropout: float = 0.05,
     args = SFTConfig(
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch, max_steps=steps,
         learning_rate=2e-4, lr_scheduler_type="constant", logging_steps=1000, save_strategy="no",
-        report_to=[], bf16=bf16, use_cpu=True, completion_only_loss=True, max_length=1024, packing=False, dataloader_num_workers=0,
-        gradient_checkpointing=False, disable_tqdm=True,
+        report_to=[], bf16=bf16, use_cpu=True, completion_only_loss=True, max_length=1024,
+        packing=False, dataloader_num_workers=0, gradient_checkpointing=False, disable_tqdm=True,
     )
     lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=dropout, target_modules="all-linear",
                       task_type="CAUSAL_LM")
@@ -176,14 +222,18 @@ def bench_trl(train, steps: int, batch: int, dropout: float = 0.05,
 
     def counting_step(model, inputs, *a, **kw):
         tokens.append(int(inputs["attention_mask"].sum()))
+        padded.append(inputs["input_ids"].numel())  # what it computes: rows padded to the longest
         return orig(model, inputs, *a, **kw)
 
     trainer.training_step = counting_step
     trainer.train()
     trainer.model.unload()
     torch.set_grad_enabled(True)
-    return {"tokens_per_s": sum(tokens[1:]) / sum(times[1:]), "s_per_step": sum(times[1:]) /
-            len(times[1:])}
+    seconds, n = sum(times[1:]), len(times[1:])
+    # TRL runs the decoder and the LM head on every position of its padded batch
+    return {"tokens_per_s": sum(tokens[1:]) / seconds, "computed_per_s": sum(padded[1:]) / seconds,
+            "head_per_s": sum(padded[1:]) / seconds, "s_per_step": seconds / n,
+            "rows_per_step": sum(padded[1:]) / n, "head_rows_per_step": sum(padded[1:]) / n}
 
 
 def book_run() -> None:
@@ -259,17 +309,23 @@ def main() -> None:
         peaks = {"bfloat16": gemm_peak_gflops("bfloat16", 2048 if native else 512),
                  "float32": gemm_peak_gflops("float32")}
         used = "bfloat16" if native else "float32"
-        n_params = model_params()
+        config, n_body, n_head = model_shapes()
         print(f"GEMM peak on {torch.get_num_threads()} threads: bf16 {peaks['bfloat16']:.0f} "
               f"GFLOP/s{'' if native else ' (emulated: no AVX512-BF16/AMX)'}, fp32 "
               f"{peaks['float32']:.0f} GFLOP/s; training in {used}; model "
-              f"{n_params / 1e6:.1f}M parameters, 4N FLOPs per token")
+              f"{(n_body + n_head) / 1e6:.1f}M parameters ({n_head / 1e6:.1f}M in the LM head)")
         for name, r in res.items():
-            # on the tokens computed: a prefix held once in a packed row counts once
-            gflops = 4 * n_params * r.get("computed_per_s", r["tokens_per_s"]) / 1e9
-            print(f"MFU {name:<4}: {gflops:.0f} GFLOP/s = {gflops / peaks[used]:.0%} of the "
-                  f"{used} peak")
-
+            mfu = 4 * (n_body + n_head) * r["tokens_per_s"] / 1e9
+            done = 4 * (n_body * r["computed_per_s"] + n_head * r["head_per_s"]) / 1e9
+            line = (f"{name:<4}: MFU {mfu:.0f} GFLOP/s = {mfu / peaks[used]:.0%} of the {used} "
+                    f"peak; FLOPs computed {done:.0f} GFLOP/s = {done / peaks[used]:.0%}")
+            if used == "float32":  # the products timed alone run in fp32
+                ceiling = shape_ceiling_gflops(config, r["rows_per_step"],
+                                               r["head_rows_per_step"])
+                line += (f"; its shapes alone ({r['rows_per_step']:.0f} rows/step) "
+                         f"{ceiling:.0f} GFLOP/s = {ceiling / peaks[used]:.0%} of peak, "
+                         f"so {done / ceiling:.0%} of what these shapes allow")
+            print(line)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,100 @@
+"""What the book's runs computed, read from their records, and how long that takes at this
+CPU's measured peak: the floor under ``make book``'s training time on this machine.
+
+For each finished run under ``--runs`` (default: the book's own cache, ``.cache/zsg/runs``):
+its training steps (``4 N_body`` FLOPs per token the step ran, ``4 N_head`` per response
+position: forward and the input gradients of a frozen base), its scoring passes (``2 N_body``
+per test token, ``2 N_head`` per response position) and its greedy generations (``2 N``
+per prompt token and per generated token, counted at the run's ``max_new_tokens``: an upper
+bound), at the steps whose rows hold predictions. The test set is the profile's sample for the
+run's seed. Compared with the runs' own seconds and with an fp32 square GEMM timed here
+(``torch.mm``, 2048², best of 8).
+
+    .venv/bin/python bench/book_flops.py [--runs .cache/zsg/runs] [--profile cpu-demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_train import gemm_peak_gflops, model_shapes  # noqa: E402
+
+from zsg_lib import data  # noqa: E402
+from zsg_lib.book import experiment as ex  # noqa: E402
+from zsg_lib.book.params import load_profile  # noqa: E402
+from zsg_lib.train.models import load_model  # noqa: E402
+from zsg_lib.train.prompts import encode_many  # noqa: E402
+
+
+def test_tokens(profile, seed: int) -> tuple[int, int, int]:
+    """The seed's test set: instances, prompt+response tokens, response tokens."""
+    split = ex.load_split(profile)  # as experiment.prepare samples it, without embedding
+    test = data.sample_per_task(split.test, profile.test_per_task, seed=seed, at_most=True)
+    _, tok = load_model(None, "fp32")
+    cfg = profile.train
+    enc, _ = encode_many(tok, test.column("id").to_pylist(), test.column("messages").to_pylist(),
+                         cfg.max_source_len, cfg.max_target_len, cfg.template, cfg.system_prompt)
+    return (len(enc), sum(len(e.input_ids) for e in enc.values()),
+            sum(e.n_target for e in enc.values()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", default=".cache/zsg/runs")
+    ap.add_argument("--profile", default="cpu-demo")
+    a = ap.parse_args()
+    profile = load_profile(a.profile)
+    _, n_body, n_head = model_shapes()
+    tests = {}
+    rows = []
+    for done in sorted(Path(a.runs).glob("*/DONE")):
+        run = done.parent
+        params = json.loads((run / "params.json").read_text())
+        cfg = params["config"]
+        seed = cfg["seed"]
+        if seed not in tests:
+            tests[seed] = test_tokens(profile, seed)
+        n_test, tok_test, resp_test = tests[seed]
+        log = pd.read_parquet(run / "log.parquet")
+        scores = (pd.read_parquet(run / "scores.parquet", columns=["step", "prediction"])
+                  if (run / "scores.parquet").exists() else pd.DataFrame(columns=["step"]))
+        # a branch point's scores are copied from the run it branched from, not computed
+        copied = {params["data"]["branch"]["step"]} if params["data"].get("branch") else set()
+        steps_scored = set(scores["step"]) - copied
+        passes = len(steps_scored)
+        generated = scores.loc[scores["prediction"].notna(), "step"].nunique() \
+            if "prediction" in scores else 0
+        train = 4 * (n_body * log["tokens"].sum() + n_head * log["response_tokens"].sum())
+        score = passes * 2 * (n_body * tok_test + n_head * resp_test)
+        gen = generated * 2 * (n_body + n_head) * (tok_test - resp_test
+                                                   + n_test * cfg["max_new_tokens"])
+        rows.append({"run": params["name"], "steps": len(log), "train_s": log["seconds"].sum(),
+                     "train_tflop": train / 1e12, "score_passes": passes,
+                     "score_tflop": score / 1e12, "generations": generated,
+                     "generate_tflop": gen / 1e12})
+    table = pd.DataFrame(rows)
+    peak = gemm_peak_gflops("float32")
+    total = table[["train_tflop", "score_tflop", "generate_tflop"]].sum()
+    print(table.groupby("run").size().rename("runs").to_string())
+    print(f"{len(table)} runs, {table['steps'].sum()} training steps; test set "
+          f"{tests[min(tests)][0]} instances, {tests[min(tests)][1]} tokens (seed {min(tests)})")
+    for part, tflop in total.items():
+        print(f"{part:>15}: {tflop:7.1f} TFLOP = {tflop * 1e3 / peak / 60:5.1f} min at the fp32 "
+              f"peak")
+    print(f"all: {total.sum():.1f} TFLOP = {total.sum() * 1e3 / peak / 60:.1f} min at the fp32 "
+          f"peak of {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads); the training steps "
+          f"took {table['train_s'].sum() / 60:.1f} min, "
+          f"{total['train_tflop'] * 1e3 / table['train_s'].sum():.0f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
