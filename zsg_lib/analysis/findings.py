@@ -296,8 +296,10 @@ def instance_level(table: pd.DataFrame, predictor: str = "emb_max") -> Finding:
     view = View(r["slope"], r["slope_lo"], r["slope_hi"], int(r["n_clusters"]), why)
     slope = (f"{view.estimate:+.3g} [{view.lo:+.3g}, {view.hi:+.3g}]" if not why
              else f"{view.estimate:+.3g} (no interval: {why})")
-    measured = (f"{predictor_sentence(table)} Slope of the loss change per SD of {predictor} "
-                f"(task and step fixed effects, 95% cluster bootstrap): {slope}.")
+    # the sentence's joint slopes hold the other similarities fixed; the verdict's is alone
+    measured = (f"{predictor_sentence(table)} On its own (the verdict's measure: task and step "
+                f"fixed effects, 95% cluster bootstrap), the slope of the loss change per SD of "
+                f"{predictor} is {slope}.")
     return Finding("7. instance level", claim, measured, verdict([view]), table)
 
 
