@@ -24,11 +24,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_scoring import test_set, with_adapters  # noqa: E402
+from bench_scoring import encode_table, test_set, with_adapters  # noqa: E402
 
 from zsg_lib.book.params import load_profile  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
-from zsg_lib.train.prompts import encode_many  # noqa: E402
 from zsg_lib.train.scoring import generate_greedy, score_examples  # noqa: E402
 
 
@@ -45,10 +44,7 @@ def main() -> None:
     model = with_adapters(model, profile)
     test = test_set(profile, a.data, 0)
     ids = test.column("id").to_pylist()
-    cfg = profile.train
-    enc, _ = encode_many(tok, ids, test.column("messages").to_pylist(),
-                         max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
-                         template=cfg.template, system_prompt=cfg.system_prompt)
+    enc = encode_table(tok, test, profile.train)
     new_tokens = profile.run_config(seed=0).max_new_tokens
     print(f"--data {a.data}: {len(ids)} instances, "
           f"{sum(len(e.input_ids) for e in enc.values())} tokens; generation up to "

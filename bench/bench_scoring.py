@@ -105,11 +105,18 @@ def test_set(profile, data: str, n: int):
     """The profile's test instances as the book samples them (seed 0), or the inline ones."""
     if data == "bench":
         return demo_like(n, seed=5, prefix="x")
-    from zsg_lib import data as zdata
-    from zsg_lib.book.experiment import load_split
+    from zsg_lib.book.experiment import draw_test_set, load_split
 
-    split = load_split(profile)
-    return zdata.sample_per_task(split.test, profile.test_per_task, seed=0, at_most=True)
+    return draw_test_set(profile, load_split(profile), seed=0)
+
+
+def encode_table(tok, table, train):
+    """The table's instances by id, encoded as the profile's ``train`` settings encode them
+    (template, lengths, system prompt)."""
+    enc, _ = encode_many(tok, table.column("id").to_pylist(), table.column("messages").to_pylist(),
+                         max_source_len=train.max_source_len, max_target_len=train.max_target_len,
+                         template=train.template, system_prompt=train.system_prompt)
+    return enc
 
 
 def main() -> None:
@@ -125,10 +132,7 @@ def main() -> None:
         model = with_adapters(model, profile)
     test = test_set(profile, a.data, a.n)
     ids = test.column("id").to_pylist()
-    cfg = profile.train  # the profile's encoding (template, lengths, system prompt)
-    enc, _ = encode_many(tok, ids, test.column("messages").to_pylist(),
-                         max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
-                         template=cfg.template, system_prompt=cfg.system_prompt)
+    enc = encode_table(tok, test, profile.train)
     n_tok = sum(len(e.input_ids) for e in enc.values())
     ref = plain_pass(model, enc, ids, tok.pad_token_id)  # warm-up
     ours = score_examples(model, enc, ids, tok.pad_token_id, 16)

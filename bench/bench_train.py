@@ -146,8 +146,7 @@ def bench_ours(train, steps: int, batch: int, dropout: float = 0.05,
     log = rec.log.iloc[1:]  # first step warms up kernels
     fed, scored = fed_tokens(cfg, train, [list(ids) for ids in log["instance_ids"]])
     seconds = log["seconds"].sum()
-    return {"tokens_per_s": log["tokens"].sum() / seconds, "computed_per_s": fed / seconds,
-            "head_per_s": scored / seconds, "s_per_step": log["seconds"].mean(),
+    return {"tokens_per_s": log["tokens"].sum() / seconds, "s_per_step": seconds / len(log),
             "rows_per_step": fed / len(log), "head_rows_per_step": scored / len(log)}
 
 
@@ -157,7 +156,7 @@ def fed_tokens(cfg, train, batches: list[list[str]]) -> tuple[int, int]:
     and the positions the LM head ran at (those whose next token is a response token)."""
     from zsg_lib.train.models import load_model
     from zsg_lib.train.prompts import encode_many
-    from zsg_lib.train.scoring import IGNORE_INDEX, pack
+    from zsg_lib.train.scoring import pack
 
     _, tok = load_model(None, "fp32")
     ids = train.column("id").to_pylist()
@@ -168,7 +167,7 @@ def fed_tokens(cfg, train, batches: list[list[str]]) -> tuple[int, int]:
         examples = [enc[i] for i in batch]
         row = pack(examples, share_prefixes=True)
         total += row.n_tokens if row is not None else sum(len(e.input_ids) for e in examples)
-        scored += sum(sum(label != IGNORE_INDEX for label in e.labels[1:]) for e in examples)
+        scored += sum(e.n_target for e in examples)  # each target token's position before it
     return total, scored
 
 
@@ -231,8 +230,7 @@ def bench_trl(train, steps: int, batch: int, dropout: float = 0.05,
     torch.set_grad_enabled(True)
     seconds, n = sum(times[1:]), len(times[1:])
     # TRL runs the decoder and the LM head on every position of its padded batch
-    return {"tokens_per_s": sum(tokens[1:]) / seconds, "computed_per_s": sum(padded[1:]) / seconds,
-            "head_per_s": sum(padded[1:]) / seconds, "s_per_step": seconds / n,
+    return {"tokens_per_s": sum(tokens[1:]) / seconds, "s_per_step": seconds / n,
             "rows_per_step": sum(padded[1:]) / n, "head_rows_per_step": sum(padded[1:]) / n}
 
 
@@ -291,7 +289,8 @@ def main() -> None:
     if a.only in (None, "ours"):
         res["zsg"] = bench_ours(train, a.steps, a.batch, a.dropout, a.template)
         print(f"zsg   : {res['zsg']['tokens_per_s']:.0f} tok/s, "
-              f"{res['zsg']['s_per_step']:.2f} s/step ({res['zsg']['computed_per_s']:.0f} tok/s "
+              f"{res['zsg']['s_per_step']:.2f} s/step "
+              f"({res['zsg']['rows_per_step'] / res['zsg']['s_per_step']:.0f} tok/s "
               f"computed: shared prefixes once); peak RSS {peak_rss_gb():.2f} GB", flush=True)
     if a.only in (None, "trl"):
         res["trl"] = bench_trl(train, a.steps, a.batch, a.dropout, a.template)
@@ -316,7 +315,8 @@ def main() -> None:
               f"{(n_body + n_head) / 1e6:.1f}M parameters ({n_head / 1e6:.1f}M in the LM head)")
         for name, r in res.items():
             mfu = 4 * (n_body + n_head) * r["tokens_per_s"] / 1e9
-            done = 4 * (n_body * r["computed_per_s"] + n_head * r["head_per_s"]) / 1e9
+            done = 4 * (n_body * r["rows_per_step"] + n_head * r["head_rows_per_step"]) / (
+                r["s_per_step"] * 1e9)
             line = (f"{name:<4}: MFU {mfu:.0f} GFLOP/s = {mfu / peaks[used]:.0%} of the {used} "
                     f"peak; FLOPs computed {done:.0f} GFLOP/s = {done / peaks[used]:.0%}")
             if used == "float32":  # the products timed alone run in fp32

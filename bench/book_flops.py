@@ -26,23 +26,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_scoring import encode_table  # noqa: E402
 from bench_train import gemm_peak_gflops, model_shapes  # noqa: E402
 
-from zsg_lib import data  # noqa: E402
 from zsg_lib.book import experiment as ex  # noqa: E402
 from zsg_lib.book.params import load_profile  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
-from zsg_lib.train.prompts import encode_many  # noqa: E402
 
 
-def test_tokens(profile, seed: int) -> tuple[int, int, int]:
+def test_tokens(profile, split, tok, seed: int) -> tuple[int, int, int]:
     """The seed's test set: instances, prompt+response tokens, response tokens."""
-    split = ex.load_split(profile)  # as experiment.prepare samples it, without embedding
-    test = data.sample_per_task(split.test, profile.test_per_task, seed=seed, at_most=True)
-    _, tok = load_model(None, "fp32")
-    cfg = profile.train
-    enc, _ = encode_many(tok, test.column("id").to_pylist(), test.column("messages").to_pylist(),
-                         cfg.max_source_len, cfg.max_target_len, cfg.template, cfg.system_prompt)
+    enc = encode_table(tok, ex.draw_test_set(profile, split, seed), profile.train)
     return (len(enc), sum(len(e.input_ids) for e in enc.values()),
             sum(e.n_target for e in enc.values()))
 
@@ -54,6 +48,7 @@ def main() -> None:
     a = ap.parse_args()
     profile = load_profile(a.profile)
     _, n_body, n_head = model_shapes()
+    split, (_, tok) = ex.load_split(profile), load_model(None, "fp32")
     tests = {}
     rows = []
     for done in sorted(Path(a.runs).glob("*/DONE")):
@@ -62,7 +57,7 @@ def main() -> None:
         cfg = params["config"]
         seed = cfg["seed"]
         if seed not in tests:
-            tests[seed] = test_tokens(profile, seed)
+            tests[seed] = test_tokens(profile, split, tok, seed)
         n_test, tok_test, resp_test = tests[seed]
         log = pd.read_parquet(run / "log.parquet")
         scores = (pd.read_parquet(run / "scores.parquet", columns=["step", "prediction"])

@@ -77,8 +77,8 @@ def test_planned_steps_count_each_run_once() -> None:
     assert ex.planned_steps(p) == (n - seeds) * p.train.max_steps + seeds * p.warmup.steps
     cold = load_profile("cpu-demo", {"warmup.steps": 0})
     assert ex.planned_steps(cold) == ex.planned_runs(cold) * cold.train.max_steps
-    assert build.planned_runs_of("cpu-demo") == (n, ex.planned_steps(p))
-    assert build.planned_runs_of("no-such-profile") == (None, None)
+    assert build.planned_work_of("cpu-demo") == (n, ex.planned_steps(p))
+    assert build.planned_work_of("no-such-profile") == (None, None)
 
 
 def test_board_without_a_plan_or_past_it() -> None:

@@ -111,7 +111,7 @@ def build_site(
     env.pop(progress.CHAPTER_ENV, None)  # the site extension names each chapter as it reads it
     if echo is None:
         echo = (lambda _: None) if quiet else (lambda text: print(text, flush=True))
-    board = progress.Board(*planned_runs_of(profile))
+    board = progress.Board(*planned_work_of(profile))
     start = time.monotonic()
     with progress.Tailer(events, board, echo):
         returncode, log = _run_streaming(build_command(root, derived, output), root, env, quiet)
@@ -130,7 +130,7 @@ def build_site(
     return html
 
 
-def planned_runs_of(profile: str) -> tuple[int | None, int | None]:
+def planned_work_of(profile: str) -> tuple[int | None, int | None]:
     """The whole book's number of training runs and of their steps with ``profile``
     (``None, None`` if it is no profile of ``params/``, e.g. a test's stub book)."""
     try:

@@ -272,6 +272,14 @@ def warmup_draw(profile: Profile, pool: pa.Table, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 1]).choice(pool.num_rows, size=n, replace=False)
 
 
+def draw_test_set(profile: Profile, split: DataSplit, seed: int) -> pa.Table:
+    """This seed's test set: ``test_per_task`` instances of each test task; without tasks, the
+    held-out conversations (seeds vary training only)."""
+    if not profile.has_tasks:
+        return split.test
+    return data.sample_per_task(split.test, profile.test_per_task, seed=seed, at_most=True)
+
+
 @functools.lru_cache(maxsize=8)
 def prepare(profile: Profile, seed: int) -> Prepared:
     """Draw this seed's warm-up, sample its training and test instances, embed them."""
@@ -280,11 +288,9 @@ def prepare(profile: Profile, seed: int) -> Prepared:
     keep = np.ones(split.train.num_rows, bool)
     keep[drawn] = False
     warm, pool = split.train.take(drawn), split.train.filter(keep)
-    if profile.has_tasks:
-        train = data.sample_per_task(pool, profile.train_per_task, seed=seed, at_most=True)
-        test = data.sample_per_task(split.test, profile.test_per_task, seed=seed, at_most=True)
-    else:  # no tasks: the held-out conversations are the test set; seeds vary training only
-        train, test = pool, split.test
+    train = (data.sample_per_task(pool, profile.train_per_task, seed=seed, at_most=True)
+             if profile.has_tasks else pool)
+    test = draw_test_set(profile, split, seed)
     view = profile.embedding.view
     return Prepared(profile, seed, split, warm, pool, train, test, embed(profile, train, view),
                     embed(profile, test, view))
