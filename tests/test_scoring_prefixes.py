@@ -49,15 +49,19 @@ def test_groups_cover_every_id_once_and_share_their_prefix(encoded):
     assert prefix_groups(enc, list(reversed(IDS))) == groups  # order of the ids is irrelevant
 
 
-def test_grouped_scores_equal_the_models_own_loss(encoded, monkeypatch):
-    """Per instance, the grouped pass gives the plain full-sequence loss; the prefix path ran."""
+@pytest.mark.parametrize("budget", [None, 1])
+def test_grouped_scores_equal_the_models_own_loss(encoded, monkeypatch, budget):
+    """Per instance, the grouped pass gives the plain full-sequence loss; the packed rows ran,
+    whole groups in one row each or (``budget`` 1) every member in a row of its own."""
     model, tok, enc = encoded
+    if budget is not None:
+        monkeypatch.setattr(scoring, "_row_budget", lambda n_prefix: budget)
     calls = []
-    real = scoring._suffix_ce
-    monkeypatch.setattr(scoring, "_suffix_ce",
-                        lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    real = scoring._owners
+    monkeypatch.setattr(scoring, "_owners", lambda b, n: calls.append(n) or real(b, n))
     rows = scoring.score_examples(model, enc, IDS, tok.pad_token_id, batch_size=4)
-    assert sum(calls) >= 10  # both tasks' members went through the suffix pass
+    assert sum(calls) >= 10  # both tasks' members were scored in packed rows
+    assert max(calls) == (1 if budget else 5)
     for r in rows:
         ex = enc[r["id"]]
         b = scoring.collate([ex], tok.pad_token_id)
@@ -69,6 +73,8 @@ def test_grouped_scores_equal_the_models_own_loss(encoded, monkeypatch):
         assert r["n_tokens"] == ex.n_target
         assert r["loss"] == pytest.approx(ce[mask].mean().item(), abs=1e-5)
         assert r["first_loss"] == pytest.approx(ce[mask][0].item(), abs=1e-5)
+        if ex.ends_with_eos:
+            assert r["end_loss"] == pytest.approx(ce[mask][-1].item(), abs=1e-5)
 
 
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
