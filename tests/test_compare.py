@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from zsg_lib.analysis import findings
-from zsg_lib.analysis.compare import cluster_view, compare, per_task, verdict, worst
+from zsg_lib.analysis.compare import cluster_view, compare, heaviest_task, per_task, verdict, worst
 
 
 def simulate(rng, effect=0.0, tasks=8, seeds=3, per=10, task_sd=0.3, noise=0.05,
@@ -78,6 +78,24 @@ def test_task_balanced_view_is_not_dominated_by_one_task():
     u = compare(uneven, "a", "b", (1, 4))
     assert u.views["task-balanced"].estimate == pytest.approx(-0.25)
     assert u.views["instance"].estimate > -0.25  # fewer instances of t0 weigh less
+
+
+def test_the_heaviest_task_is_the_one_that_makes_the_instance_mean():
+    """One task with tenfold losses holds all of the difference: it is named, it makes the
+    whole mean, the mean without it is 0, and its branch-point loss stands beside the median."""
+    rng = np.random.default_rng(2)
+    df = simulate(rng, effect=0.0, task_sd=0.0, noise=0.0, tasks=4, scale=[1.0, 10.0, 1.0, 1.0])
+    big = (df["task"] == "t1") & (df["arrangement"] == "a") & (df["step"] == 4)
+    df.loc[big, "loss"] -= 1.0
+    c = compare(df, "a", "b", (1, 4))
+    h = heaviest_task(c.pairs)
+    assert h["task"] == "t1"
+    assert h["part"] == pytest.approx(h["mean"]) == pytest.approx(-0.25)
+    assert h["without"] == pytest.approx(0.0, abs=1e-12)
+    assert h["base"] == pytest.approx(20.0, rel=0.05) and h["median_base"] < 5
+    line = findings.heaviest_tasks(findings.Finding("x", "c", "m", "agrees", pd.DataFrame(),
+                                                    (c,)))
+    assert line.startswith("a − b: t1 moves the instance mean most (-0.250 of -0.250")
 
 
 def test_no_interval_without_two_clusters_and_windows_after_the_branch():

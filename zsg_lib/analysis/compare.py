@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -219,6 +220,27 @@ def per_task(pairs: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0)
         rows.append({"task": task, "mean": float(d.mean()), "lo": lo, "hi": hi, "n": len(d),
                      "why": why})
     return pd.DataFrame(rows, columns=["task", "mean", "lo", "hi", "n", "why"])
+
+
+def heaviest_task(pairs: pd.DataFrame) -> dict[str, Any]:
+    """The test task that moves the instance mean of the differences ``d`` most: its part of
+    that mean (its summed difference over all pairs), the mean without it, and its mean loss
+    at the branch point beside the median test task's (a difference of losses weighs more
+    where losses are large; the ``relative`` view divides that out).
+
+    >>> pairs = pd.DataFrame({"task": list("aabb"), "d": [1.0, 1.0, -0.2, 0.0],
+    ...                       "base": [8.0, 8.0, 2.0, 2.0]})
+    >>> heaviest_task(pairs)
+    {'task': 'a', 'mean': 0.45, 'part': 0.5, 'without': -0.1, 'base': 8.0, 'median_base': 5.0}
+    """
+    sums = pairs.groupby("task", observed=True)["d"].sum()
+    task = str(sums.abs().idxmax())
+    rest = pairs[pairs["task"] != task]
+    base = pairs.groupby("task", observed=True)["base"].mean()
+    return {"task": task, "mean": float(pairs["d"].mean()),
+            "part": float(sums[task] / len(pairs)),
+            "without": float(rest["d"].mean()) if len(rest) else float("nan"),
+            "base": float(base[task]), "median_base": float(base.median())}
 
 
 def trend(scores: pd.DataFrame, x: str, window: tuple[int, int], value: str = "loss",

@@ -243,6 +243,20 @@ def ordering(section: str, judge: Judge, scores: pd.DataFrame, claim_order: str,
                    pd.DataFrame([c.row() for c in pairs]), pairs)
 
 
+def heaviest_tasks(found: Finding) -> str:
+    """For each pair of an ordering finding: the test task that moves its instance mean most,
+    how much of the mean it makes and the mean without it, and its loss at the branch point
+    against the median test task's (see :func:`~zsg_lib.analysis.compare.heaviest_task`)."""
+    lines = []
+    for c in found.comparisons:
+        h = compare.heaviest_task(c.pairs)
+        lines.append(f"{c.a} − {c.b}: {h['task']} moves the instance mean most "
+                     f"({h['part']:+.3f} of {h['mean']:+.3f}; without it {h['without']:+.3f}); "
+                     f"its mean loss at the branch point {h['base']:.2f}, the median test "
+                     f"task's {h['median_base']:.2f}")
+    return "\n".join(lines)
+
+
 def similarity(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§3: NFT < RT < FFT in test loss."""
     return ordering("3. similarity", judge, scores, "nft < rt < fft", CLAIMS["similarity"])
