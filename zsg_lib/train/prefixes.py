@@ -2,8 +2,8 @@
 
 A chat template's system prompt is shared by every instance; an NIv2 task's definition and
 positive examples (PAPER.md §2) by every instance of the task, typically most of its prompt
-(measured: 68% of the tokens of the niv2-sample profile's test set). Scoring runs each shared
-prefix once and reuses its key/value cache for the members' own tokens.
+(measured: 68% of the tokens of the niv2-sample profile's test set). Scoring and training hold
+each shared prefix once in a packed row, the members' own tokens after it.
 
 >>> from zsg_lib.train.prompts import EncodedExample
 >>> def ex(*ids):
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from .prompts import EncodedExample
 
-#: Below this many shared tokens, a separate prefix pass saves less than it costs.
+#: Below this many shared tokens, holding a prefix once saves less than its row's mask costs.
 MIN_SHARED_PREFIX = 8
 #: Scoring in groups splits a pass into more, smaller batches; it pays once the prefixes held
 #: once are a good share of the tokens (bench/bench_scoring.py on 2 CPU cores: the niv2-sample
-#: test set, 69% held once, 2.4-2.6x faster than one prefix for all; cpu-demo's, 11%, 0.89x,
+#: test set, 69% held once, 3.3x faster than one prefix for all; cpu-demo's, 11%, 0.89x,
 #: no gain within this machine's noise).
 MIN_GROUPED_SHARE = 0.25
 
