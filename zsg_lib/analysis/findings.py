@@ -249,6 +249,8 @@ def heaviest_tasks(found: Finding) -> str:
     against the median test task's (see :func:`~zsg_lib.analysis.compare.heaviest_task`)."""
     lines = []
     for c in found.comparisons:
+        if c.pairs.empty:
+            continue
         h = compare.heaviest_task(c.pairs)
         lines.append(f"{c.a} − {c.b}: {h['task']} moves the instance mean most "
                      f"({h['part']:+.3f} of {h['mean']:+.3f}; without it {h['without']:+.3f}); "
