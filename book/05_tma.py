@@ -85,10 +85,10 @@ print(found.measured)
 # Each pair of arms is compared instance by instance (same seed, same test instance) over the
 # window, in three views: the paper's **instance** mean, a **task-balanced** mean (each test
 # task counts once, however many instances it holds; with as many of every task, as
-# ``test_per_task`` draws, it equals the instance mean), and the loss **relative** to the same instance's loss at the
-# branch point (a task with large losses then weighs no more than one with small). Intervals are 95% cluster-bootstrap intervals over test task ×
-# seed; the seed-level paired t is the secondary line. A negative difference: the first arm is
-# lower.
+# ``test_per_task`` draws, it equals the instance mean), and the loss **relative** to the same
+# instance's loss at the branch point (a task with large losses then weighs no more than one
+# with small). Intervals are 95% cluster-bootstrap intervals over test task × seed; the
+# seed-level paired t is the secondary line. A negative difference: the first arm is lower.
 
 # %%
 found.details
@@ -105,6 +105,13 @@ found.details
 plots.stack([plots.task_differences(an.task_differences(P, c), color="relatives",
                                         title=f"{c.a} − {c.b}, per test task")
              for c in found.comparisons])
+
+# %% [markdown]
+# A difference of losses weighs more where losses are large: the task that moves each pair's
+# instance mean most, and the mean without it.
+
+# %%
+print(findings.heaviest_tasks(found))
 
 # %% [markdown]
 # ## Turn windows

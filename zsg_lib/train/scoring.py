@@ -435,7 +435,8 @@ def score_examples(model: Any, encoded: Mapping[str, EncodedExample], ids: Seque
     response token (``first_loss``) and of the end-of-response token (``end_loss``; ``nan``
     when truncation cut it off), so a fall in loss can be split into format and content.
     Instances with no response tokens get ``loss = nan`` and ``n_tokens = 0`` (reported, never
-    divided by zero).
+    divided by zero). ``batch_size``: instances per padded batch of whole instances; a group
+    that shares a prefix is scored in its own packed rows (:func:`group_rows`).
     """
     rows: dict[str, dict[str, Any]] = {
         i: {"id": i, "loss": math.nan, "n_tokens": 0, "first_loss": math.nan,
