@@ -233,14 +233,13 @@ def heaviest_task(pairs: pd.DataFrame) -> dict[str, Any]:
     >>> heaviest_task(pairs)
     {'task': 'a', 'mean': 0.45, 'part': 0.5, 'without': -0.1, 'base': 8.0, 'median_base': 5.0}
     """
-    sums = pairs.groupby("task", observed=True)["d"].sum()
-    task = str(sums.abs().idxmax())
+    by = pairs.groupby("task", observed=True).agg(d=("d", "sum"), base=("base", "mean"))
+    task = str(by["d"].abs().idxmax())
     rest = pairs[pairs["task"] != task]
-    base = pairs.groupby("task", observed=True)["base"].mean()
     return {"task": task, "mean": float(pairs["d"].mean()),
-            "part": float(sums[task] / len(pairs)),
+            "part": float(by.at[task, "d"] / len(pairs)),
             "without": float(rest["d"].mean()) if len(rest) else float("nan"),
-            "base": float(base[task]), "median_base": float(base.median())}
+            "base": float(by.at[task, "base"]), "median_base": float(by["base"].median())}
 
 
 def trend(scores: pd.DataFrame, x: str, window: tuple[int, int], value: str = "loss",

@@ -449,10 +449,12 @@ def score_examples(model: Any, encoded: Mapping[str, EncodedExample], ids: Seque
     groups = (scoring_groups(encoded, live) if shares_prefixes(model)
               else [PrefixGroup(0, live)])
     whole = [i for g in groups if not g.n_prefix for i in g.ids]
-    grouped = [(g, chunk) for g in groups if g.n_prefix for chunk in group_rows(g, encoded)]
-    longest = max([lengths[i] for i in whole] + [
-        g.n_prefix + sum(lengths[i] - g.n_prefix for i in chunk) for g, chunk in grouped],
-        default=0)
+    packed = [(chunk, _packed_row([encoded[i] for i in chunk],
+                                  [PrefixGroup(g.n_prefix, [str(k) for k in range(len(chunk))])],
+                                  device))
+              for g in groups if g.n_prefix for chunk in group_rows(g, encoded)]
+    longest = max([lengths[i] for i in whole] + [b.input_ids.shape[1] for _, b in packed],
+                  default=0)
     was_training = model.training
     model.eval()
     try:
@@ -462,10 +464,7 @@ def score_examples(model: Any, encoded: Mapping[str, EncodedExample], ids: Seque
                 ce, row_of = response_token_ce(
                     model, collate([encoded[i] for i in chunk], pad_id, device=device))
                 _record(rows, encoded, chunk, ce, row_of)
-            for g, chunk in grouped:
-                members = [str(k) for k in range(len(chunk))]
-                batch = _packed_row([encoded[i] for i in chunk],
-                                    [PrefixGroup(g.n_prefix, members)], device)
+            for chunk, batch in packed:
                 ce, _ = response_token_ce(model, batch)
                 _record(rows, encoded, chunk, ce, _owners(batch, len(chunk)))
     finally:
