@@ -27,11 +27,18 @@ GEMM timed in the same process, ``torch.mm``, 2048 x 2048, best of several):
     .venv/bin/python bench/bench_train.py --batch 4 --dropout 0   # cpu-demo's batch, chat
     .venv/bin/python bench/bench_train.py --batch 4 --dropout 0 --template plain  # cpu-demo's
     .venv/bin/python bench/bench_train.py --book     # one run as the book trains it (wall time)
+    .venv/bin/python bench/bench_train.py --batch 4 --dropout 0 --compile both  # eager vs compiled
+
+Ours compiles its decoder layers where ``ZSG_COMPILE`` (default ``auto``) says so
+(:mod:`zsg_lib.train.compiled`); ``--compile 0|1`` sets it, ``both`` times the eager and the
+compiled loop one after the other. The first step (which compiles) is left out of every rate,
+as TRL's first step is; its seconds are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import sys
@@ -143,11 +150,13 @@ def bench_ours(train, steps: int, batch: int, dropout: float = 0.05,
     cfg = TrainConfig(batch_size=batch, eval_every=10_000, max_steps=steps, lora_dropout=dropout,
                       template=template)
     rec = train_run(cfg, train, test, order, runs_root=tempfile.mkdtemp(), progress=False)
-    log = rec.log.iloc[1:]  # first step warms up kernels
+    log = rec.log.iloc[1:]  # first step warms up kernels (and compiles the layers)
     fed, scored = fed_tokens(cfg, train, [list(ids) for ids in log["instance_ids"]])
     seconds = log["seconds"].sum()
     return {"tokens_per_s": log["tokens"].sum() / seconds, "s_per_step": seconds / len(log),
-            "rows_per_step": fed / len(log), "head_rows_per_step": scored / len(log)}
+            "rows_per_step": fed / len(log), "head_rows_per_step": scored / len(log),
+            "compiled": rec.summary["compiled_layers"], "first_step_s": rec.log["seconds"].iloc[0],
+            "losses": rec.log["train_loss"].tolist()}
 
 
 def fed_tokens(cfg, train, batches: list[list[str]]) -> tuple[int, int]:
@@ -280,6 +289,8 @@ def main() -> None:
                     help="LoRA dropout on both (cpu-demo: 0.0)")
     ap.add_argument("--template", choices=["chat", "plain"], default="chat",
                     help="chat: SmolLM2's, with its system prompt; plain: cpu-demo's")
+    ap.add_argument("--compile", choices=["auto", "0", "1", "both"], default=None,
+                    help="ZSG_COMPILE for ours (default: the environment's, else auto)")
     a = ap.parse_args()
     if a.book:
         book_run()
@@ -287,17 +298,26 @@ def main() -> None:
     train = demo_like(a.steps * a.batch)
     res = {}
     if a.only in (None, "ours"):
-        res["zsg"] = bench_ours(train, a.steps, a.batch, a.dropout, a.template)
-        print(f"zsg   : {res['zsg']['tokens_per_s']:.0f} tok/s, "
-              f"{res['zsg']['s_per_step']:.2f} s/step "
-              f"({res['zsg']['rows_per_step'] / res['zsg']['s_per_step']:.0f} tok/s "
-              f"computed: shared prefixes once); peak RSS {peak_rss_gb():.2f} GB", flush=True)
+        settings = ["0", "1"] if a.compile == "both" else [a.compile]
+        for setting in settings:
+            if setting is not None:
+                os.environ["ZSG_COMPILE"] = setting
+            name = "zsg" if len(settings) == 1 else f"zsg{'+c' if setting == '1' else ''}"
+            r = res[name] = bench_ours(train, a.steps, a.batch, a.dropout, a.template)
+            print(f"{name:<6}: {r['tokens_per_s']:.0f} tok/s, {r['s_per_step']:.2f} s/step "
+                  f"({r['rows_per_step'] / r['s_per_step']:.0f} tok/s computed: shared "
+                  f"prefixes once); layers {'compiled' if r['compiled'] else 'eager'}, first "
+                  f"step {r['first_step_s']:.1f} s; peak RSS {peak_rss_gb():.2f} GB", flush=True)
+        if len(settings) == 2:
+            diff = max(abs(x - y) for x, y in zip(res["zsg"]["losses"], res["zsg+c"]["losses"]))
+            print(f"compiled vs eager: {res['zsg']['s_per_step'] / res['zsg+c']['s_per_step']:.2f}x"
+                  f" per step; max |train loss difference| {diff:.1e}")
     if a.only in (None, "trl"):
         res["trl"] = bench_trl(train, a.steps, a.batch, a.dropout, a.template)
         print(f"trl   : {res['trl']['tokens_per_s']:.0f} tok/s, "
               f"{res['trl']['s_per_step']:.2f} s/step; peak RSS {peak_rss_gb():.2f} GB", flush=True)
-    if len(res) == 2:
-        print(f"ratio zsg/trl: {res['zsg']['tokens_per_s'] / res['trl']['tokens_per_s']:.2f}")
+    for name in (n for n in res if n != "trl" and "trl" in res):
+        print(f"ratio {name}/trl: {res[name]['tokens_per_s'] / res['trl']['tokens_per_s']:.2f}")
     if res:
         import torch
 

@@ -19,6 +19,9 @@ from zsg_lib.book.site import toc_pages
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PROFILE = os.environ.get("ZSG_TEST_PROFILE", "tiny")
+# Tests train many tiny models of different shapes: compiling each would cost more than it
+# saves. tests/test_compiled.py compiles on purpose.
+os.environ.setdefault("ZSG_COMPILE", "0")
 
 
 @dataclass(frozen=True)

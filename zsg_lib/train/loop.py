@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..errors import TrainError
-from . import distributed, records
+from . import compiled, distributed, records
 from .config import TrainConfig
 from .metrics import generation_metrics
 from .prompts import EncodedExample
@@ -174,9 +174,11 @@ class Loop:
 
     def _add_generation(self, model: Any, rows: list[dict[str, Any]]) -> None:
         ids = [r["id"] for r in rows]
-        preds = generate_greedy(model, self.tok, self.test_enc, ids,
-                                self.cfg.max_new_tokens or max(self.cfg.max_target_len, 1),
-                                self.cfg.eval_batch_size, self.cfg.bf16_autocast, self.device)
+        with compiled.eager():
+            preds = generate_greedy(model, self.tok, self.test_enc, ids,
+                                    self.cfg.max_new_tokens or max(self.cfg.max_target_len, 1),
+                                    self.cfg.eval_batch_size, self.cfg.bf16_autocast,
+                                    self.device)
         rewards: dict[str, float] = {}
         if self.cfg.reward_model:
             convs = {i: self.test_by_id[i][0] for i in ids}
@@ -236,8 +238,9 @@ class Loop:
                                                  *self.test_enc.values()))
         try:
             with (fast_attention(model, self.device, longest),
-                  autocast_inputs(model, cfg.bf16_autocast, self.device)):
-                return self._run(model)
+                  autocast_inputs(model, cfg.bf16_autocast, self.device),
+                  compiled.compiled_layers(model, compiled.wanted(cfg, self.device)) as on):
+                return {**self._run(model), "compiled_layers": on}
         finally:
             _unwrap(model, cfg)
 
