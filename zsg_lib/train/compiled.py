@@ -40,6 +40,7 @@ import torch
 
 from ..errors import TrainError
 from .config import TrainConfig
+from .scoring import causal_lm_of
 
 ENV = "ZSG_COMPILE"
 CHOICES = ("auto", "0", "1")
@@ -77,7 +78,7 @@ def wanted(cfg: TrainConfig, device: str | torch.device) -> bool:
 
 def decoder_layers(model: Any) -> list[torch.nn.Module]:
     """The decoder layers of a (peft-wrapped) causal LM: ``model.layers`` of its decoder."""
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    lm = causal_lm_of(model)
     decoder = lm.get_decoder() if hasattr(lm, "get_decoder") else None
     layers = getattr(decoder, "layers", None)
     return list(layers) if layers is not None else []
