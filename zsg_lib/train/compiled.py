@@ -13,11 +13,12 @@ fp32: training steps 1.09-1.13x faster on the cpu-demo shapes (``bench/bench_tra
 Whether a run compiles is a property of where it executes, not of the run (it is not in the
 run id: the records agree with an eager run's up to rounding). ``ZSG_COMPILE`` decides it:
 ``auto`` (the default) compiles on a CPU with a C++ compiler (Inductor's backend) for LoRA
-and full fine-tuning in fp32/bf16; ``1`` compiles wherever asked; ``0`` never does. Under ``auto`` a compiler that fails
-leaves the layers eager (PyTorch warns); under ``1`` the error stops the run. Dropout
-draws from PyTorch's own generator (``fallback_random``), so compiled and eager runs, and a
-resumed run, draw the same masks. Greedy generation runs eager (:func:`eager`): a key/value
-cache that grows by one token per call is no shape to compile for.
+and full fine-tuning in fp32/bf16; ``1`` compiles wherever asked; ``0`` never does. Under
+``auto`` a compiler that fails leaves the layers eager (PyTorch warns); under ``1`` the error
+stops the run. Dropout draws from PyTorch's own generator (``fallback_random``), so compiled
+and eager runs, and a resumed run, draw the same masks. Greedy generation runs eager
+(:func:`eager`): a key/value cache that grows by one token per call is no shape to compile
+for.
 
 >>> import os
 >>> os.environ["ZSG_COMPILE"] = "0"
@@ -86,7 +87,8 @@ def decoder_layers(model: Any) -> list[torch.nn.Module]:
 
 @contextlib.contextmanager
 def compiled_layers(model: Any, enabled: bool) -> Iterator[bool]:
-    """Compile ``model``'s decoder layers while the context is open (yields whether it did);
+    """Compile ``model``'s decoder layers while the context is open (yields whether they were
+    handed to ``torch.compile``; under ``auto`` a failing compiler still leaves them eager);
     the layers are eager again after it (the cached base model is shared by later runs and by
     the gradient features, which run eager)."""
     layers = decoder_layers(model) if enabled else []
