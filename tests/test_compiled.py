@@ -40,7 +40,8 @@ def test_auto_compiles_cpu_lora_with_a_compiler_only(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(compiled.cpp_compiler() is None,
                     reason="compiling needs a C++ compiler (README: compiled where one exists)")
-def test_compiled_run_records_equal_the_eager_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_compiled_run_records_equal_the_eager_run(tmp_path, monkeypatch, bf16):
     train = instances_from_records([
         {"id": f"t{i}", "task": "add", "messages": _conv(f"{i} plus {i % 3}?", str(i + i % 3))}
         for i in range(12)])
@@ -51,8 +52,8 @@ def test_compiled_run_records_equal_the_eager_run(tmp_path, monkeypatch):
     # dropout on: compiled layers must draw the eager loop's masks
     cfg = TrainConfig(model="tiny", batch_size=2, eval_every=2, learning_rate=1e-2,
                       lora_dropout=0.1, generate_at=(4,), max_new_tokens=3,
-                      bf16_autocast=False, device="cpu")
-    layers = compiled.decoder_layers(load_model("tiny", "fp32", "cpu")[0])
+                      bf16_autocast=bf16, device="cpu")
+    layers = compiled.decoder_layers(load_model("tiny", cfg.resolved_precision, "cpu")[0])
     seen: list[bool] = []
 
     def on_step(step, row):
@@ -70,11 +71,13 @@ def test_compiled_run_records_equal_the_eager_run(tmp_path, monkeypatch):
     assert all(layer._compiled_call_impl is None for layer in layers)  # eager again after
     pd.testing.assert_series_equal(eager.log["instance_ids"].map(list),
                                    fast.log["instance_ids"].map(list))
+    # bf16: the fused kernels round their intermediates differently (measured 3e-4, 1.2e-3)
+    atol = 3e-3 if bf16 else 1e-5
     pd.testing.assert_series_equal(eager.log["train_loss"], fast.log["train_loss"],
-                                   check_exact=False, atol=1e-5, rtol=0)
+                                   check_exact=False, atol=atol, rtol=0)
     cols = ["id", "step", "loss"]
     pd.testing.assert_frame_equal(eager.scores[cols], fast.scores[cols], check_exact=False,
-                                  atol=1e-5, rtol=0)
+                                  atol=atol, rtol=0)
     at4 = lambda rec: rec.scores[rec.scores["step"] == 4]["prediction"].tolist()  # noqa: E731
     assert at4(eager) == at4(fast)
 

@@ -84,13 +84,13 @@ from .models import load_model, model_identity
 from .prompts import EncodedExample, encode_many
 from .scoring import (
     autocast_context,
-    autocast_inputs,
     collate,
     fast_attention,
+    lora_under_autocast,
     response_token_ce,
 )
 
-CACHE_VERSION = 1  # bump when what a cached feature means changes
+CACHE_VERSION = 2  # bump when what a cached feature means changes (2: bf16 LoRA in fp32)
 
 
 def lora_weights(model: Any) -> dict[str, torch.nn.Linear]:
@@ -185,7 +185,7 @@ def _per_sample_parts(model: Any, examples: Sequence[EncodedExample], pad_id: in
     try:
         batch = collate(examples, pad_id, device=device)
         with torch.enable_grad(), fast_attention(model, device, batch.input_ids.shape[1]), \
-                autocast_inputs(model, bf16_autocast, device), \
+                lora_under_autocast(model, bf16_autocast, device), \
                 autocast_context(bf16_autocast, device):
             ce, rows = response_token_ce(model, batch)
             counts = torch.bincount(rows, minlength=len(examples))

@@ -28,10 +28,10 @@ from .metrics import generation_metrics
 from .prompts import EncodedExample
 from .scoring import (
     autocast_context,
-    autocast_inputs,
     collate,
     fast_attention,
     generate_greedy,
+    lora_under_autocast,
     pack,
     response_token_losses,
     reward_scores,
@@ -238,7 +238,7 @@ class Loop:
                                                  *self.test_enc.values()))
         try:
             with (fast_attention(model, self.device, longest),
-                  autocast_inputs(model, cfg.bf16_autocast, self.device),
+                  lora_under_autocast(model, cfg.bf16_autocast, self.device),
                   compiled.compiled_layers(model, compiled.wanted(cfg, self.device)) as on):
                 return {**self._run(model), "compiled_layers": on}
         finally:

@@ -55,7 +55,7 @@ from ..atomic import atomic_path, atomic_write_text, clean_stale_temps, temp_pre
 from ..errors import TrainError
 from .config import TrainConfig
 
-FORMAT_VERSION = 2  # 2: scores carry first_loss and end_loss
+FORMAT_VERSION = 3  # 2: scores carry first_loss and end_loss; 3: bf16 LoRA sums in fp32
 PARAMS, ORDER, LOG, SCORES, CHECKPOINT, FINAL, DONE = (
     "params.json", "order.parquet", "log.parquet", "scores.parquet", "checkpoint.pt",
     "final-state.pt", "DONE",
