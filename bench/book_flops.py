@@ -7,8 +7,9 @@ position: forward and the input gradients of a frozen base), its scoring passes 
 per test token, ``2 N_head`` per response position) and its greedy generations (``2 N``
 per prompt token and per generated token, counted at the run's ``max_new_tokens``: an upper
 bound), at the steps whose rows hold predictions. The test set is the profile's sample for the
-run's seed. Compared with the runs' own seconds and with an fp32 square GEMM timed here
-(``torch.mm``, 2048², best of 8).
+run's seed. Compared with the runs' own seconds and with a square GEMM timed here
+(``torch.mm``, 2048², best of 8) in the precision the runs computed in (bf16 where they ran
+under bf16 autocast, else fp32).
 
     .venv/bin/python bench/book_flops.py [--runs .cache/zsg/runs] [--profile cpu-demo]
 """
@@ -51,10 +52,12 @@ def main() -> None:
     split, (_, tok) = ex.load_split(profile), load_model(None, "fp32")
     tests = {}
     rows = []
+    precisions = set()
     for done in sorted(Path(a.runs).glob("*/DONE")):
         run = done.parent
         params = json.loads((run / "params.json").read_text())
         cfg = params["config"]
+        precisions.add("bf16" if cfg.get("bf16_autocast") is True else "fp32")
         seed = cfg["seed"]
         if seed not in tests:
             tests[seed] = test_tokens(profile, split, tok, seed)
@@ -77,16 +80,18 @@ def main() -> None:
                      "score_tflop": score / 1e12, "generations": generated,
                      "generate_tflop": gen / 1e12})
     table = pd.DataFrame(rows)
-    peak = gemm_peak_gflops("float32")
+    # mixed records are counted at the faster peak: a floor stays a floor
+    precision = "bf16" if "bf16" in precisions else "fp32"
+    peak = gemm_peak_gflops({"bf16": "bfloat16", "fp32": "float32"}[precision])
     total = table[["train_tflop", "score_tflop", "generate_tflop"]].sum()
     print(table.groupby("run").size().rename("runs").to_string())
     print(f"{len(table)} runs, {table['steps'].sum()} training steps; test set "
           f"{tests[min(tests)][0]} instances, {tests[min(tests)][1]} tokens (seed {min(tests)})")
     for part, tflop in total.items():
-        print(f"{part:>15}: {tflop:7.1f} TFLOP = {tflop * 1e3 / peak / 60:5.1f} min at the fp32 "
-              f"peak")
-    print(f"all: {total.sum():.1f} TFLOP = {total.sum() * 1e3 / peak / 60:.1f} min at the fp32 "
-          f"peak of {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads); the training steps "
+        print(f"{part:>15}: {tflop:7.1f} TFLOP = {tflop * 1e3 / peak / 60:5.1f} min at the "
+              f"{precision} peak")
+    print(f"all: {total.sum():.1f} TFLOP = {total.sum() * 1e3 / peak / 60:.1f} min at the "
+          f"{precision} peak of {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads); the training steps "
           f"took {table['train_s'].sum() / 60:.1f} min, "
           f"{total['train_tflop'] * 1e3 / table['train_s'].sum():.0f} GFLOP/s")
 

@@ -8,7 +8,10 @@ work (norms, rotary embedding, SiLU, the LoRA side path's scale and add) runs as
 kernels; the matrix products are the same library calls. Measured on a 2-core AVX2 CPU in
 fp32: training steps 1.09-1.13x faster on the cpu-demo shapes (``bench/bench_train.py
 --compile both``), scoring passes ~1.08x; chapter 3 on cpu-demo (12 runs in one kernel)
-632 s against 673 s eager, its losses within 2e-5 of the eager records.
+632 s against 673 s eager, its losses within 2e-5 of the eager records. In bf16 (an
+AVX512-BF16 CPU, same bench, three runs on a noisy day) compiled steps ran 0.98-1.57x the
+eager ones; both sum the LoRA term in fp32 (:func:`~zsg_lib.train.scoring.lora_under_autocast`)
+and their train losses differ by up to 1.8e-2 after 12 steps: bf16 rounds each differently.
 
 Whether a run compiles is a property of where it executes, not of the run (it is not in the
 run id: the records agree with an eager run's up to rounding). ``ZSG_COMPILE`` decides it:
