@@ -69,6 +69,14 @@ def test_bf16_base_weights_are_not_folded(lora):
     assert scoring._foldable(layer) == []  # rounding W + sBA to bf16 would lose the update
 
 
+def test_nothing_is_folded_under_bf16_autocast(lora):
+    model, _, _ = lora
+    with torch.autocast("cpu", torch.bfloat16), scoring.merged_lora(model) as n:
+        assert n == 0  # autocast's bf16 copy of W + sBA would round the update away
+    with scoring.merged_lora(model) as n:
+        assert n > 0
+
+
 def test_greedy_generation_is_the_same_folded(lora, monkeypatch):
     model, tok, enc = lora
     folded = scoring.generate_greedy(model, tok, enc, IDS, max_new_tokens=6, batch_size=4)

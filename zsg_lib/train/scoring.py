@@ -344,15 +344,17 @@ def autocast_context(enabled: bool, device: str | torch.device) -> contextlib.Ab
 
 def _foldable(layer: Any) -> list[str]:
     """The active adapters of a peft LoRA ``Linear`` that can be folded into its weight:
-    plain LoRA (no DoRA or other variant, no bias) on an fp32 base weight (a bf16 weight would
-    round the small update away)."""
+    plain LoRA (no DoRA or other variant, no bias) on an fp32 base weight, outside autocast
+    (a bf16 weight, or autocast's bf16 copy of the folded one, would round the small update
+    away)."""
     try:
         from peft.tuners.lora.layer import Linear as LoraLinear
     except ImportError:  # pragma: no cover - peft is a dependency
         return []
     if not isinstance(layer, LoraLinear) or layer.merged or layer.disable_adapters:
         return []
-    if layer.get_base_layer().weight.dtype != torch.float32:
+    weight = layer.get_base_layer().weight
+    if weight.dtype != torch.float32 or torch.is_autocast_enabled(weight.device.type):
         return []
     names = [a for a in layer.active_adapters if a in layer.lora_A]
     if any(a in layer.lora_variant or layer.lora_bias.get(a) for a in names):
