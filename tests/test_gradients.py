@@ -235,10 +235,12 @@ def test_features_for_caches_by_state(counted):
     calls, folder = counted
     state = run_state(CFG)
     t = table()
-    first = features_for(CFG, t, state, dim=64)
+    announced = []
+    first = features_for(CFG, t, state, dim=64, on_compute=announced.append)
     assert len(calls) == 1 and len(list(folder.glob("*.npy"))) == 1
-    again = features_for(CFG, t, state, dim=64)
+    again = features_for(CFG, t, state, dim=64, on_compute=announced.append)
     assert len(calls) == 1  # read from disk
+    assert announced == [len(t)]  # told once: when computing, not on the hit
     np.testing.assert_array_equal(first, again)
 
     changed = {k: v.clone() for k, v in state.items()}

@@ -166,6 +166,39 @@ def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
     assert end["event"] == "run_finished" and end["reused"] is True and end["run_id"] == "abc123"
 
 
+def test_gradient_features_get_lines_when_computed_not_when_cached(tmp_path, monkeypatch):
+    import numpy as np
+
+    from zsg_lib.book import experiment as ex
+    from zsg_lib.train import gradients
+
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(events))
+    monkeypatch.setenv(progress.CHAPTER_ENV, "07_instance_level")
+    cached: set[int] = set()
+
+    def fake_features_for(cfg, table, state, dim, seed, on_compute=None, **kw):
+        if len(table) not in cached:  # the first call computes, the second hits the cache
+            on_compute(len(table))
+            cached.add(len(table))
+        return np.zeros((len(table), dim), dtype=np.float32)
+
+    monkeypatch.setattr(gradients, "features_for", fake_features_for)
+    monkeypatch.setattr(ex, "branch_point", lambda profile, seed: None)
+    P = ex.setup("tiny")
+    n = len(ex.prepare(P, 0).train)
+    for _ in range(2):
+        assert ex.gradient_features(P, 0, "train").shape[0] == n
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    assert [e["event"] for e in lines] == ["work_started", "work_finished"]
+    board = progress.Board(planned=1)
+    assert [board.line(e) for e in lines] == [
+        f"zsg: [07_instance_level] gradient features (train) seed 0: computing ({n} instances)",
+        f"zsg: [07_instance_level] gradient features (train) seed 0: computed in "
+        f"{progress.duration(lines[1]['seconds'])} ({n} instances)"]
+    assert board.unfinished() == [] and board.done == set()  # not a run: no count, no ETA
+
+
 def test_failure_lines_name_chapter_cell_and_error(tmp_path) -> None:
     chapter = tmp_path / "book" / "02_failing.py"
     chapter.parent.mkdir()

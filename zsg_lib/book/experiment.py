@@ -308,8 +308,17 @@ def gradient_features(profile: Profile, seed: int, part: str) -> np.ndarray:
     table = {"train": prep.train, "test": prep.test}[part]
     warm = branch_point(profile, seed)
     state = records.load_final_state(warm.path)["trainable"] if warm is not None else None
-    return features_for(profile.run_config(seed), table, state,
-                        dim=profile.attribution.gradient_dim, seed=seed)
+    label, computed = f"gradient features ({part}) seed {seed}", []
+
+    def announce(n: int) -> None:  # a cache miss: minutes of work the build should name
+        computed.append(f"{n} instances")
+        events.work_started(label, computed[0])
+
+    feats = features_for(profile.run_config(seed), table, state,
+                         dim=profile.attribution.gradient_dim, seed=seed, on_compute=announce)
+    if computed:
+        events.work_finished(label, computed[0])
+    return feats
 
 
 # --------------------------------------------------------------------------- arrangements

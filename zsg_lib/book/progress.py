@@ -1,4 +1,5 @@
-"""What the book build says while it trains: one line per run as it starts and ends, an ETA.
+"""What the book build says while it trains: one line per run as it starts and ends, an ETA;
+a line as other long work (gradient features) starts and ends.
 
 Jupyter Book swallows what the kernels print, so the kernels write *events* instead, one JSON
 line each, appended to the file named by ``$ZSG_PROGRESS_FILE``; :func:`zsg_lib.book.build.build_site`
@@ -23,6 +24,9 @@ papermill batch sets it per notebook.
 >>> b.line({"event": "run_finished", "label": "fft-seed0", "steps": 12, "seconds": 0.1,
 ...         "reused": True, "run_id": "b2", "chapter": "03_similarity"})
 'zsg: [03_similarity] fft seed 0: run 2/3 cached (read back); book ETA 30 s (1 run left)'
+>>> b.line({"event": "work_finished", "label": "gradient features (train) seed 0",
+...         "detail": "720 instances", "seconds": 55.0, "chapter": "07_instance_level"})
+'zsg: [07_instance_level] gradient features (train) seed 0: computed in 55 s (720 instances)'
 """
 
 from __future__ import annotations
@@ -80,6 +84,22 @@ def run_finished(label: str, steps: int, reused: bool, run_id: str | None = None
     seconds = time.monotonic() - began if began is not None else None
     _emit({"event": "run_finished", "label": label, "steps": steps, "profile": profile,
            "reused": bool(reused), "run_id": run_id, "seconds": seconds,
+           "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
+
+
+def work_started(label: str, detail: str) -> None:
+    """Long work other than training begins (``label`` like ``gradient features (train)
+    seed 0``, ``detail`` like ``720 instances``): without a line a build would look hung."""
+    _started[label] = time.monotonic()
+    _emit({"event": "work_started", "label": label, "detail": detail,
+           "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
+
+
+def work_finished(label: str, detail: str) -> None:
+    """The work begun by :func:`work_started` with this ``label`` ended."""
+    began = _started.pop(label, None)
+    seconds = time.monotonic() - began if began is not None else None
+    _emit({"event": "work_finished", "label": label, "detail": detail, "seconds": seconds,
            "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
 
 
@@ -157,6 +177,11 @@ class Board:
         with self.lock:
             chapter = event.get("chapter") or event.get("profile") or "?"
             label = str(event.get("label"))
+            if event.get("event") in ("work_started", "work_finished"):
+                if event["event"] == "work_started":
+                    return f"zsg: [{chapter}] {label}: computing ({event.get('detail')})"
+                took = duration(float(event.get("seconds") or 0.0))
+                return f"zsg: [{chapter}] {label}: computed in {took} ({event.get('detail')})"
             name, seed = split_label(label)
             head = f"zsg: [{chapter}] {name}" + (f" seed {seed}" if seed is not None else "")
             if event.get("event") == "run_started":

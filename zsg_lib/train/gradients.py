@@ -67,7 +67,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -385,7 +385,8 @@ def _checked_state(model: Any, state: Mapping[str, torch.Tensor]) -> None:
 def features_for(cfg: TrainConfig, table: pa.Table,
                  state: Mapping[str, torch.Tensor] | None = None, dim: int = 32768,
                  seed: int = 0, cache: bool = True, progress: bool = False,
-                 batch_size: int = 16) -> np.ndarray:
+                 batch_size: int = 16,
+                 on_compute: Callable[[int], None] | None = None) -> np.ndarray:
     """Gradient features of a table's instances at a run's adapter state (cached on disk).
 
     ``cfg``: the run's config (model, precision, LoRA settings, template, lengths, system
@@ -396,6 +397,7 @@ def features_for(cfg: TrainConfig, table: pa.Table,
     ``cache_dir("gradients")`` is keyed by the model's identity, the adapter's tensors (bytes),
     the token ids of every instance, ``dim``, ``seed``, the LoRA scaling, the precision and
     the encoding settings, so a different state is never served a stale file.
+    ``on_compute(n)`` is called just before ``n`` instances are computed (not on a cache hit).
 
     >>> import pyarrow as pa
     >>> cfg = TrainConfig(model="tiny", lora_r=2, bf16_autocast=False)
@@ -436,6 +438,8 @@ def features_for(cfg: TrainConfig, table: pa.Table,
             hit = _read_cached(path, (len(ids), dim))
             if hit is not None:
                 return hit
+        if on_compute is not None:
+            on_compute(len(ids))
         feats = gradient_features(model, tokenizer, encoded, ids, dim, seed, batch_size,
                                   cfg.bf16_autocast, progress)
         if path is not None:
