@@ -75,7 +75,11 @@ def main() -> None:
         score = passes * 2 * (n_body * tok_test + n_head * resp_test)
         gen = generated * 2 * (n_body + n_head) * (tok_test - resp_test
                                                    + n_test * cfg["max_new_tokens"])
+        done_info = json.loads(done.read_text() or "{}")
         rows.append({"run": params["name"], "steps": len(log), "train_s": log["seconds"].sum(),
+                     "score_s": done_info.get("scoring_seconds_this_process", float("nan")),
+                     "generate_s": done_info.get("generation_seconds_this_process",
+                                                 float("nan")),
                      "train_tflop": train / 1e12, "score_passes": passes,
                      "score_tflop": score / 1e12, "generations": generated,
                      "generate_tflop": gen / 1e12})
@@ -94,6 +98,10 @@ def main() -> None:
           f"{precision} peak of {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads); the training steps "
           f"took {table['train_s'].sum() / 60:.1f} min, "
           f"{total['train_tflop'] * 1e3 / table['train_s'].sum():.0f} GFLOP/s")
+    for part, secs in (("score", "score_s"), ("generate", "generate_s")):
+        if table[secs].notna().all():  # records from before the summary kept these: nan
+            print(f"the {part} passes took {table[secs].sum() / 60:.1f} min, "
+                  f"{total[part + '_tflop'] * 1e3 / table[secs].sum():.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

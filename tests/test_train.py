@@ -162,6 +162,10 @@ def test_scores_every_test_instance_at_each_scored_step(tmp_path):
     params = json.loads((rec.path / runs.PARAMS).read_text())
     assert params["run_id"] == rec.run_id and params["versions"]["torch"] == torch.__version__
     assert (rec.log.tokens > rec.log.response_tokens).all()
+    # where the run's time went: steps (the log), scoring passes, generation, within the wall
+    spent = {k: rec.summary[f"{k}_seconds_this_process"] for k in ("scoring", "generation")}
+    assert spent["scoring"] > 0 and spent["generation"] > 0
+    assert rec.log.seconds.sum() + sum(spent.values()) < rec.summary["wall_seconds_this_process"]
 
 
 def test_dense_scoring_scores_every_step_of_its_range(tmp_path):

@@ -155,14 +155,17 @@ class Loop:
         self.last_ckpt = time.perf_counter()
         self.log_rows: list[dict[str, Any]] = []
         self.score_rows: list[dict[str, Any]] = []
+        self.seconds = {"scoring": 0.0, "generation": 0.0}  # this process's, for the summary
 
     # --- pieces
     def _score(self, model: Any, step: int) -> float:
         if not self.dist.is_main:  # every process holds the same model; one scores it
             return math.nan
         ids = list(self.test_enc)
+        t0 = time.perf_counter()
         rows = score_examples(model, self.test_enc, ids, self.tok.pad_token_id,
                               self.cfg.eval_batch_size, self.cfg.bf16_autocast, self.device)
+        self.seconds["scoring"] += time.perf_counter() - t0
         if step in self.cfg.generate_at:
             self._add_generation(model, rows)
         for r in rows:
@@ -174,6 +177,7 @@ class Loop:
 
     def _add_generation(self, model: Any, rows: list[dict[str, Any]]) -> None:
         ids = [r["id"] for r in rows]
+        t0 = time.perf_counter()
         with compiled.eager():
             preds = generate_greedy(model, self.tok, self.test_enc, ids,
                                     self.cfg.max_new_tokens or max(self.cfg.max_target_len, 1),
@@ -183,6 +187,7 @@ class Loop:
         if self.cfg.reward_model:
             convs = {i: self.test_by_id[i][0] for i in ids}
             rewards = reward_scores(self.cfg.reward_model, convs, preds, self.device)
+        self.seconds["generation"] += time.perf_counter() - t0
         for r in rows:
             ref = self.test_by_id[r["id"]][0][-1]["content"]
             r["prediction"] = preds[r["id"]]
@@ -309,6 +314,9 @@ class Loop:
         return {
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "steps": self.end,
             "resumed_from": start, "wall_seconds_this_process": time.perf_counter() - t_start,
+            # where that time went, beside the steps' own seconds in the log
+            "scoring_seconds_this_process": self.seconds["scoring"],
+            "generation_seconds_this_process": self.seconds["generation"],
             "final_test_loss": last_test,
         }
 
