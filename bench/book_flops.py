@@ -95,8 +95,8 @@ def main() -> None:
         print(f"{part:>15}: {tflop:7.1f} TFLOP = {tflop * 1e3 / peak / 60:5.1f} min at the "
               f"{precision} peak")
     print(f"all: {total.sum():.1f} TFLOP = {total.sum() * 1e3 / peak / 60:.1f} min at the "
-          f"{precision} peak of {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads); the training steps "
-          f"took {table['train_s'].sum() / 60:.1f} min, "
+          f"{precision} peak of {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads); the "
+          f"training steps took {table['train_s'].sum() / 60:.1f} min, "
           f"{total['train_tflop'] * 1e3 / table['train_s'].sum():.0f} GFLOP/s")
     for part, secs in (("score", "score_s"), ("generate", "generate_s")):
         if table[secs].notna().all():  # records from before the summary kept these: nan

@@ -11,6 +11,10 @@ from zsg_lib.train.models import tiny_model
 CFG = TrainConfig(model="tiny", bf16_autocast=True, lora_r=4)
 
 
+def conv(q: str, a: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+
+
 @pytest.fixture
 def q_proj():
     """A tiny model's first q_proj under LoRA, its base weight in bf16 (as cpu-demo stores it)
@@ -20,7 +24,8 @@ def q_proj():
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
     torch.manual_seed(0)
     with torch.no_grad():
-        layer.get_base_layer().weight.data = torch.randn_like(layer.get_base_layer().weight).bfloat16()
+        base_weight = layer.get_base_layer().weight
+        base_weight.data = torch.randn_like(base_weight).bfloat16()
         layer.lora_A["default"].weight.normal_()
         layer.lora_B["default"].weight.normal_(std=1e-5)
     yield model, layer
@@ -73,9 +78,9 @@ def test_training_and_scoring_add_the_term_in_fp32(tmp_path, monkeypatch):
         return output.float()
 
     monkeypatch.setattr(scoring, "_widened", counting)
-    conv = lambda q, a: [{"role": "user", "content": q}, {"role": "assistant", "content": a}]  # noqa: E731
-    train = instances_from_records([{"id": f"t{i}", "task": "add", "messages": conv(f"{i}+1?", str(i + 1))}
-                                    for i in range(4)])
+    train = instances_from_records([
+        {"id": f"t{i}", "task": "add", "messages": conv(f"{i}+1?", str(i + 1))}
+        for i in range(4)])
     test = instances_from_records([{"id": "x", "task": "add", "messages": conv("9+1?", "10")}])
     cfg = TrainConfig(model="tiny", batch_size=2, bf16_autocast=True, eval_every=1, device="cpu")
     train_run(cfg, train, test, ["t0", "t1", "t2", "t3"], runs_root=tmp_path, progress=False)

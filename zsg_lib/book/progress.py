@@ -51,10 +51,13 @@ _started: dict[str, float] = {}
 
 
 def _emit(event: dict[str, Any]) -> None:
-    """Append one event line; never let progress reporting break a run."""
+    """Append one event line, stamped with its chapter, process and time; never let progress
+    reporting break a run."""
     target = os.environ.get(PROGRESS_ENV)
     if not target:
         return
+    event = {**event, "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(),
+             "time": time.time()}
     line = (json.dumps(event, default=str) + "\n").encode()
     try:
         # One write() of an O_APPEND file: lines from several kernels never interleave.
@@ -67,40 +70,40 @@ def _emit(event: dict[str, Any]) -> None:
         pass
 
 
+def _elapsed(label: str) -> float | None:
+    """Seconds since ``label`` started in this process (``None`` if it did not start here)."""
+    began = _started.pop(label, None)
+    return time.monotonic() - began if began is not None else None
+
+
 def run_started(label: str, steps: int, profile: str | None = None,
                 run_id: str | None = None, ready: bool = False) -> None:
     """A training run (``label`` like ``nft-seed0``) is about to train, or (``ready``) to be
     read back from its finished record."""
     _started[label] = time.monotonic()
     _emit({"event": "run_started", "label": label, "steps": steps, "profile": profile,
-           "run_id": run_id, "ready": bool(ready),
-           "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
+           "run_id": run_id, "ready": bool(ready)})
 
 
 def run_finished(label: str, steps: int, reused: bool, run_id: str | None = None,
                  profile: str | None = None) -> None:
     """The run ended: trained now (``reused=False``) or an earlier record read back."""
-    began = _started.pop(label, None)
-    seconds = time.monotonic() - began if began is not None else None
+    seconds = _elapsed(label)
     _emit({"event": "run_finished", "label": label, "steps": steps, "profile": profile,
-           "reused": bool(reused), "run_id": run_id, "seconds": seconds,
-           "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
+           "reused": bool(reused), "run_id": run_id, "seconds": seconds})
 
 
 def work_started(label: str, detail: str) -> None:
     """Long work other than training begins (``label`` like ``gradient features (train)
     seed 0``, ``detail`` like ``720 instances``): without a line a build would look hung."""
     _started[label] = time.monotonic()
-    _emit({"event": "work_started", "label": label, "detail": detail,
-           "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
+    _emit({"event": "work_started", "label": label, "detail": detail})
 
 
 def work_finished(label: str, detail: str) -> None:
     """The work begun by :func:`work_started` with this ``label`` ended."""
-    began = _started.pop(label, None)
-    seconds = time.monotonic() - began if began is not None else None
-    _emit({"event": "work_finished", "label": label, "detail": detail, "seconds": seconds,
-           "chapter": os.environ.get(CHAPTER_ENV), "pid": os.getpid(), "time": time.time()})
+    seconds = _elapsed(label)
+    _emit({"event": "work_finished", "label": label, "detail": detail, "seconds": seconds})
 
 
 # --------------------------------------------------------------------------- build side
