@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from factories import conv
 
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
@@ -24,11 +25,6 @@ from zsg_lib.train.loop import _trainable_state, _unwrap, _wrap
 from zsg_lib.train.models import tiny_model
 from zsg_lib.train.prompts import encode_many
 from zsg_lib.train.scoring import collate, lora_under_autocast, response_token_ce
-
-
-def conv(q: str, a: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-
 
 # Lengths differ (prompt and response), so batches are padded.
 CONVS = [conv(f"What is {k} plus {k}? " + "Think. " * (k % 4), f"{2 * k}" + " ok" * (k % 3))

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from factories import conv
 
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, scoring, train_run
@@ -9,10 +10,6 @@ from zsg_lib.train.loop import _unwrap, _wrap
 from zsg_lib.train.models import tiny_model
 
 CFG = TrainConfig(model="tiny", bf16_autocast=True, lora_r=4)
-
-
-def conv(q: str, a: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
 
 @pytest.fixture

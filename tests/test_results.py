@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from factories import conv
 
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, records as runs, train_run
 from zsg_lib.train.records import load_runs
-
-
-def conv(q, a):
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
 
 def test_load_runs_over_a_root_and_paths(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from factories import conv
 
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, train_run
@@ -21,10 +22,6 @@ def _tiny_reward_model(path):
     rm.save_pretrained(path)
     tok.save_pretrained(path)
     return rm.eval(), tok
-
-
-def conv(q: str, a: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
 
 def test_batched_reward_equals_scoring_each_text_alone(tmp_path):

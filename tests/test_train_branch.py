@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from factories import conv
 
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, records as runs, train_run
-
-
-def conv(q: str, a: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-
 
 TRAIN = instances_from_records([{"id": f"t{i}", "task": f"k{i % 3}",
                                  "messages": conv(f"{i} + {i}?", str(2 * i))} for i in range(24)])

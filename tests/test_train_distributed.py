@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from factories import conv
 
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, records as runs, step_chunks, train_run
@@ -32,10 +33,6 @@ CFG = TrainConfig(model="tiny", bf16_autocast=False, batch_size=4, eval_every=2,
                   lora_dropout=0.0, learning_rate=5e-3, max_steps=6, checkpoint_every=2)
 ORDER = [f"t{i}" for i in (7, 2, 9, 0, 11, 4, 1, 10, 3, 8, 6, 5, 13, 12, 15, 14, 17, 16, 19,
                            18, 21, 20, 23, 22)]
-
-
-def conv(q: str, a: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
 
 def tables():

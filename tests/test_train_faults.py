@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import conv
 
 from zsg_lib import atomic
 from zsg_lib.errors import TrainError
@@ -21,10 +22,6 @@ from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, load_runs, loop as loop_module, records as runs, train_run
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def conv(q: str, a: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
 
 TRAIN = instances_from_records([{"id": f"t{i}", "task": f"k{i % 2}",
