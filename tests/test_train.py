@@ -7,16 +7,13 @@ import math
 
 import pytest
 import torch
+from factories import conv
 
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, lr_factor, records as runs, step_chunks, train_run
 from zsg_lib.train.models import load_model
 from zsg_lib.train.prompts import encode_instance
-
-
-def conv(q: str, a: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
 
 def table(n: int, prefix: str, task_of=lambda i: f"task{i % 3}"):
@@ -125,6 +122,27 @@ def test_packed_training_equals_padded_training(tmp_path, monkeypatch):
                                                            abs=1e-5)
     assert packed.scores.query("step == 2")["loss"].mean() != pytest.approx(
         packed.scores.query("step == 0")["loss"].mean(), abs=1e-4)  # it trained
+
+
+def test_fused_optimizer_learns_what_the_per_parameter_loop_learns(tmp_path, monkeypatch):
+    """The loop's fused AdamW is the per-parameter update in one kernel: same losses to 1e-6."""
+    from zsg_lib.train import loop
+
+    made = []
+    real = loop.adamw
+    monkeypatch.setattr(loop, "adamw", lambda *a: made.append(real(*a)) or made[-1])
+    order = TRAIN.column("id").to_pylist()[:12]
+    c = cfg(batch_size=3, max_steps=4, eval_every=2, weight_decay=0.1)
+    fused = train_run(c, TRAIN, TEST, order, runs_root=tmp_path / "a", progress=False)
+    assert made[0].defaults["fused"] is True
+    monkeypatch.setattr(loop, "adamw", lambda p, lr, wd: torch.optim.AdamW(
+        p, lr=lr, weight_decay=wd, foreach=False))
+    plain = train_run(c, TRAIN, TEST, order, runs_root=tmp_path / "b", progress=False)
+    assert fused.log["train_loss"].tolist() == pytest.approx(plain.log["train_loss"].tolist(),
+                                                             abs=1e-6)
+    assert fused.scores["loss"].tolist() == pytest.approx(plain.scores["loss"].tolist(), abs=1e-6)
+    assert fused.scores.query("step == 4")["loss"].mean() != pytest.approx(
+        fused.scores.query("step == 0")["loss"].mean(), abs=1e-3)  # it trained
 
 
 def test_order_with_unknown_ids_is_named(tmp_path):
