@@ -327,6 +327,31 @@ def test_json_object_wrapping_the_array(tmp_path, wrapper, keys, array_key):
     assert (f"under {array_key!r}" in msg) == (array_key is not None)
 
 
+@pytest.mark.parametrize("loader,records", [
+    (load_flan_mini, RECORDS),
+    (load_sharegpt, [{"id": f"r{i}", "messages": [{"role": "user", "content": "q"},
+                                                 {"role": "assistant", "content": "a"}]}
+                     for i in range(3)]),
+])
+def test_object_wrapping_the_records_on_one_line(tmp_path, loader, records):
+    """One line holding ``{"data": [...]}`` parses as a one-record JSON Lines file: the
+    message says the records are wrapped, under which key, and what was expected."""
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps({"version": 2, "data": records}))  # no newline: one line
+    msg = error_of(loader, path, cache_dir=tmp_path / "c")
+    assert_parts(msg, str(path), "record 0", "field 'id'", "missing",
+                 f"'data' holds {len(records)} records", "wraps its records in an object",
+                 "expected a JSON array of records or JSON Lines", "write the array under 'data'")
+
+
+def test_a_missing_field_in_a_real_record_gets_no_wrapper_hint(tmp_path):
+    path = write_jsonl(tmp_path / "f.jsonl", [{"id": "r0", "source": "t0",
+                                               "turns": [{"from": "human", "value": "q"}]}])
+    msg = error_of(load_flan_mini, path, cache_dir=tmp_path / "c")
+    assert_parts(msg, "field 'conversations'", "missing")
+    assert "wraps" not in msg
+
+
 def _line_col(text: str, offset: int) -> tuple[int, int]:
     return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
@@ -401,6 +426,15 @@ def test_task_listed_twice_in_a_split_file(tmp_path):
         msg = error_of(fn, root)
         assert_parts(msg, str(split), "line 5", "'ta'", "listed twice", "first on line 1")
         assert "duplicate id" not in msg
+
+
+def test_byte_order_mark_in_a_split_list_is_not_part_of_a_task_name(tmp_path):
+    root = niv2_root(tmp_path, train=("ta", "tb"))
+    split = root / "splits/default/train_tasks.txt"
+    split.write_bytes(b"\xef\xbb\xbfta\ntb\n")  # as Notepad saves "UTF-8 with BOM"
+    train, _ = niv2_split(root)
+    assert list(train) == ["ta", "tb"]
+    assert sorted(set(load_niv2(root).column("task").to_pylist())) == ["ta", "tb", "tc"]
 
 
 def test_task_listed_twice_in_the_tasks_argument(tmp_path):

@@ -23,6 +23,9 @@ def test_tiny_model_is_seeded_and_memoised():
 def test_tiny_name_errors():
     with pytest.raises(TrainError, match="key=integer"):
         models.load_model("tiny:hidden_size=big")
+    with pytest.raises(TrainError, match=r"model 'tiny:hidden=64': unknown tiny-model key "
+                                         r"'hidden'; known: vocab_size, hidden_size, "):
+        models.load_model("tiny:hidden=64")
 
 
 def test_missing_path_is_named(tmp_path):

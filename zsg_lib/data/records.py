@@ -37,13 +37,30 @@ def require(rec: Any, key: str, kind: type | tuple[type, ...], loc: tuple) -> An
     if not isinstance(rec, Mapping):
         raise DataError(f"{where(*loc, None)}: record is {type(rec).__name__}, not an object")
     if key not in rec or rec[key] is None:
-        raise DataError(f"{where(*loc, key)}: missing")
+        raise DataError(f"{where(*loc, key)}: missing{_wrapped_hint(rec, key)}")
     value = rec[key]
     if not isinstance(value, kind):
         raise DataError(
             f"{where(*loc, key)}: expected {_kind_name(kind)}, got {type(value).__name__}"
         )
     return value
+
+
+def _wrapped_hint(rec: Mapping, key: str) -> str:
+    """When ``rec`` lacks ``key`` but one of its values is a list of objects that have it, the
+    file is one JSON object wrapping the records (read as a one-line JSON Lines file): say so.
+
+    >>> _wrapped_hint({"data": [{"id": 1}, {"id": 2}]}, "id")
+    "; this record is a JSON object whose key 'data' holds 2 records that have 'id': the file wraps its records in an object; expected a JSON array of records or JSON Lines (one record per line): write the array under 'data' out on its own"
+    """
+    for name, value in rec.items():
+        if (isinstance(value, list) and value and isinstance(value[0], Mapping)
+                and key in value[0]):
+            return (f"; this record is a JSON object whose key {name!r} holds {len(value)} "
+                    f"records that have {key!r}: the file wraps its records in an object; "
+                    "expected a JSON array of records or JSON Lines (one record per line): "
+                    f"write the array under {name!r} out on its own")
+    return ""
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

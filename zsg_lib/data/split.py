@@ -81,8 +81,8 @@ class TaskList(list):
 def read_task_list(path: str | Path) -> TaskList:
     """Task names from a text file, one per line (blank lines and ``#`` comments skipped).
 
-    A missing file, a folder, or a task listed twice is a :class:`DataError` naming the file
-    and the lines.
+    A byte-order mark at the start is skipped (Windows editors write one). A missing file, a
+    folder, or a task listed twice is a :class:`DataError` naming the file and the lines.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "test_tasks.txt"
@@ -97,7 +97,7 @@ def read_task_list(path: str | Path) -> TaskList:
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
     names, lines, first = [], [], {}
-    for line_no, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         name = raw.strip()
         if not name or name.startswith("#"):
             continue

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +90,26 @@ def model_identity(name_or_path: str | None) -> str:
 
 
 def _parse_tiny(name: str) -> dict[str, int]:
-    """``"tiny:hidden_size=64,num_hidden_layers=3"`` -> keyword arguments of tiny_model."""
+    """``"tiny:hidden_size=64,num_hidden_layers=3"`` -> keyword arguments of tiny_model.
+
+    >>> _parse_tiny("tiny:hidden=64")
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.TrainError: model 'tiny:hidden=64': unknown tiny-model key 'hidden'; known: vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, chat_template, pad_token, seed
+    """
     if name == "tiny":
         return {}
     if not name.startswith("tiny:"):
         raise TrainError(f"model {name!r}: a tiny model is named 'tiny' or 'tiny:key=value,...'")
+    known = list(inspect.signature(tiny_model).parameters)
     kwargs: dict[str, int] = {}
     for part in name[5:].split(","):
         key, _, value = part.partition("=")
         if not value.lstrip("-").isdigit():
             raise TrainError(f"model {name!r}: {part!r} is not key=integer")
+        if key.strip() not in known:
+            raise TrainError(f"model {name!r}: unknown tiny-model key {key.strip()!r}; "
+                             f"known: {', '.join(known)}")
         kwargs[key.strip()] = int(value)
     return kwargs
 

@@ -9,7 +9,9 @@ A run lives in ``<runs_root>/<run_id>/``::
                       tokens), first_loss, end_loss, n_tokens, task, metrics
     adapters/step-N/  saved adapters (every ``save_every`` steps)
     checkpoint.pt     the state to resume from (trainable params, optimizer, scheduler, RNG,
-                      step, records so far); removed once the run is DONE
+                      step, records so far); removed once the run is DONE. States hold
+                      tensors and plain data only and are read back with PyTorch's
+                      ``weights_only`` loader: reading a run folder never runs its code
     final-state.pt    the state at the last step, kept when other runs branch from this one
                       (``keep_final_state``: a shared warm-up)
     DONE              written last: a run is finished iff this file exists
@@ -39,6 +41,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -115,13 +118,21 @@ def run_lock(run_dir: Path, timeout: float = -1) -> Iterator[None]:
     Face libraries already depend on) is released by the OS if its holder is killed."""
     from filelock import FileLock, Timeout
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(run_dir / LOCK))
     try:
-        with lock.acquire(timeout=timeout):
-            yield
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire(timeout=timeout)
     except Timeout as exc:  # only with a timeout >= 0
         raise TrainError(f"{run_dir}: another process is training this run") from exc
+    except OSError as exc:  # a runs root that cannot be written: nothing was started
+        raise TrainError(
+            f"{run_dir}: cannot create the run folder or its lock ({exc}); make "
+            f"{run_dir.parent} writable, or point the runs root (runs_root=, or $ZSG_HOME "
+            "for the book) at a folder you can write") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def clean_run_folder(run_dir: Path) -> list[Path]:
@@ -194,47 +205,77 @@ def write_table(path: Path, rows: Sequence[Mapping[str, Any]] | pa.Table,
         pq.write_table(table, tmp)
 
 
-def save_checkpoint(run_dir: Path, state: Mapping[str, Any]) -> None:
-    """The resume state, atomically (a kill mid-write leaves the previous one)."""
+def _save_state(run_dir: Path, name: str, state: Mapping[str, Any]) -> None:
+    """``torch.save`` atomically (a kill mid-write leaves the previous file). Its writer
+    reports a full disk or a file-size limit as a RuntimeError ("enforce fail …", "file write
+    failed"): that is a write fault like any OSError, named with the run folder."""
     import torch  # lazy: reading records needs no torch
 
-    with _writing(run_dir, CHECKPOINT), atomic_path(run_dir / CHECKPOINT) as tmp:
-        torch.save(dict(state), tmp)
+    with _writing(run_dir, name), atomic_path(run_dir / name) as tmp:
+        try:
+            torch.save(dict(state), tmp)
+        except RuntimeError as exc:
+            raise OSError(f"the writer stopped: {exc}") from exc
 
 
-def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    """The last saved resume state, or ``None``; TrainError naming the run folder when the
-    file is damaged (a truncated ``checkpoint.pt`` is never half-resumed)."""
+def save_checkpoint(run_dir: Path, state: Mapping[str, Any]) -> None:
+    """The resume state, atomically (a kill mid-write leaves the previous one)."""
+    _save_state(run_dir, CHECKPOINT, state)
+
+
+def _load_state(run_dir: Path, name: str) -> dict[str, Any]:
+    """A saved state read as data only: PyTorch's ``weights_only`` unpickler builds tensors,
+    dicts, lists, tuples and plain scalars and refuses anything else, so a crafted file runs
+    no code. A refused or damaged file is a TrainError naming the run folder."""
     import pickle
 
     import torch
 
-    path = run_dir / CHECKPOINT
-    if not path.exists():
-        return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
-        raise _unreadable(run_dir, CHECKPOINT, exc) from exc
+        with warnings.catch_warnings():  # a foreign file's pickle protocol, said below
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(run_dir / name, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
+        if refused is None:  # not a refused object: a damaged or foreign stream
+            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+            raise TrainError(
+                f"{run_dir}: {name} is not a training state zsg can read "
+                f"({detail.group(1).strip() if detail else 'not a PyTorch state file'}); it is "
+                f"damaged or was not written by zsg, and none of it was run: {_RETRAIN}"
+            ) from None
+        raise TrainError(
+            f"{run_dir}: {name} asks to build {refused.group(1)}, not tensors and plain "
+            "data, so zsg refused it without running any of it (a run folder is data; this "
+            f"one was not written by zsg, or was altered): {_RETRAIN}") from None
+    except (OSError, EOFError, RuntimeError) as exc:
+        raise _unreadable(run_dir, name, exc) from exc
+    if not isinstance(state, dict) or "step" not in state:
+        raise TrainError(f"{run_dir}: {name} is not a zsg training state (no step): {_RETRAIN}")
+    return state
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The last saved resume state, or ``None``; TrainError naming the run folder when the
+    file is damaged (a truncated ``checkpoint.pt`` is never half-resumed) or holds anything
+    but tensors and plain data (see :func:`_load_state`)."""
+    if not (run_dir / CHECKPOINT).exists():
+        return None
+    return _load_state(run_dir, CHECKPOINT)
 
 
 def save_final_state(run_dir: Path, state: Mapping[str, Any]) -> None:
     """The state at the run's last step, atomically, for runs that branch from it."""
-    import torch
-
-    with atomic_path(run_dir / FINAL) as tmp:
-        torch.save(dict(state), tmp)
+    _save_state(run_dir, FINAL, state)
 
 
 def load_final_state(run_dir: Path) -> dict[str, Any]:
-    """The final state a finished run kept; TrainError naming the folder if it kept none."""
-    import torch
-
-    path = run_dir / FINAL
-    if not path.exists():
+    """The final state a finished run kept, read as data only; TrainError naming the folder
+    if it kept none or the file is damaged or holds anything but tensors and plain data."""
+    if not (run_dir / FINAL).exists():
         raise TrainError(f"{run_dir}: the run kept no final state to branch from (train it "
                          "with keep_final_state=True)")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return _load_state(run_dir, FINAL)
 
 
 def save_adapter(run_dir: Path, model: Any, step: int) -> Path:
