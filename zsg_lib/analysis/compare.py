@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-VIEWS = ("instance", "task-balanced", "relative")
 STATUSES = ("opposite, significantly", "does not agree", "agrees in direction only", "agrees")
 N_RESAMPLES = 2000
 LEVEL = 0.95
