@@ -4,7 +4,7 @@ The book scores its 90 test instances every 8 steps and generates greedy answers
 in each of chapter 1's runs; on a CPU a batch of few rows multiplies small matrices well below
 the machine's peak, and a greedy decode step of 16 rows reads all weights for 16 tokens. This
 times :func:`zsg_lib.train.scoring.score_examples` and
-:func:`~zsg_lib.train.scoring.generate_greedy` on the profile's own test set (as
+:func:`~zsg_lib.train.generation.generate_greedy` on the profile's own test set (as
 bench_scoring: the embedded model with the profile's LoRA adapters, random weights), at each
 batch size, interleaved, and checks every batch size gives the same losses (1e-4) and the same
 answers as the first.
@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_scoring import encode_table, test_set, with_adapters  # noqa: E402
 
 from zsg_lib.book.params import load_profile  # noqa: E402
+from zsg_lib.train.generation import generate_greedy  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
-from zsg_lib.train.scoring import generate_greedy, score_examples  # noqa: E402
+from zsg_lib.train.scoring import score_examples  # noqa: E402
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ def main() -> None:
 
     from zsg_lib.book.params import load_profile
     from zsg_lib.data import load
-    from zsg_lib.train.gradients import features_for
+    from zsg_lib.train.gradient_cache import features_for
     from zsg_lib.train.hardware import resolve
     from zsg_lib.train.models import load_model
 

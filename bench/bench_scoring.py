@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_train import demo_like  # noqa: E402
 
 from zsg_lib.book.params import load_profile  # noqa: E402
+from zsg_lib.train.batching import collate  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
 from zsg_lib.train.prefixes import held_once, prefix_groups, scoring_groups  # noqa: E402
 from zsg_lib.train.prompts import encode_many  # noqa: E402
-from zsg_lib.train.scoring import collate, score_examples  # noqa: E402
+from zsg_lib.train.scoring import score_examples  # noqa: E402
 
 
 def plain_pass(model, enc, ids, pad_id, batch_size=16):
@@ -60,14 +61,14 @@ def plain_pass(model, enc, ids, pad_id, batch_size=16):
 @contextlib.contextmanager
 def unfolded():
     """score_examples with the LoRA side path, as before adapters were folded."""
-    from zsg_lib.train import scoring
+    from zsg_lib.train import inference
 
-    saved = scoring.merged_lora
-    scoring.merged_lora = lambda model: contextlib.nullcontext(0)
+    saved = inference.merged_lora
+    inference.merged_lora = lambda model: contextlib.nullcontext(0)
     try:
         yield
     finally:
-        scoring.merged_lora = saved
+        inference.merged_lora = saved
 
 
 @contextlib.contextmanager

@@ -163,9 +163,9 @@ def fed_tokens(cfg, train, batches: list[list[str]]) -> tuple[int, int]:
     """Tokens the decoder actually ran over for these micro-batches (a shared prompt prefix,
     the chat template's system prompt, counts once per packed row, as the loop lays it out),
     and the positions the LM head ran at (those whose next token is a response token)."""
+    from zsg_lib.train.batching import pack
     from zsg_lib.train.models import load_model
     from zsg_lib.train.prompts import encode_many
-    from zsg_lib.train.scoring import pack
 
     _, tok = load_model(None, "fp32")
     ids = train.column("id").to_pylist()

@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zsg_lib.train.scoring import Batch, response_token_losses  # noqa: E402
+from zsg_lib.train.batching import Batch  # noqa: E402
+from zsg_lib.train.forward import response_token_losses  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
 

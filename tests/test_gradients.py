@@ -12,11 +12,13 @@ from factories import conv
 
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
-from zsg_lib.train import gradients
+from zsg_lib.train import gradient_cache, gradients
+from zsg_lib.train.batching import collate
 from zsg_lib.train.config import ConfigError, TrainConfig
+from zsg_lib.train.forward import lora_under_autocast, response_token_ce
+from zsg_lib.train.gradient_cache import features_for
 from zsg_lib.train.gradients import (
     CountSketch,
-    features_for,
     gradient_features,
     lora_weights,
     per_sample_gradients,
@@ -24,7 +26,6 @@ from zsg_lib.train.gradients import (
 from zsg_lib.train.loop import _trainable_state, _unwrap, _wrap
 from zsg_lib.train.models import tiny_model
 from zsg_lib.train.prompts import encode_many
-from zsg_lib.train.scoring import collate, lora_under_autocast, response_token_ce
 
 # Lengths differ (prompt and response), so batches are padded.
 CONVS = [conv(f"What is {k} plus {k}? " + "Think. " * (k % 4), f"{2 * k}" + " ok" * (k % 3))
@@ -217,13 +218,13 @@ def counted(monkeypatch, tmp_path):
     """ZSG_HOME in a temporary folder, and a count of real feature computations."""
     monkeypatch.setenv("ZSG_HOME", str(tmp_path))
     calls = []
-    real = gradients.gradient_features
+    real = gradient_cache.gradient_features
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gradients, "gradient_features", counting)
+    monkeypatch.setattr(gradient_cache, "gradient_features", counting)
     return calls, tmp_path / "gradients"
 
 
@@ -295,8 +296,8 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("work was done before the input was checked")
 
-    monkeypatch.setattr(gradients, "load_model", forbidden)
-    monkeypatch.setattr(gradients, "per_sample_gradients", forbidden)
+    monkeypatch.setattr(gradient_cache, "load_model", forbidden)
+    monkeypatch.setattr(gradients, "_per_sample_parts", forbidden)
 
 
 @pytest.mark.parametrize("dim", [0, -3])
@@ -312,10 +313,10 @@ def test_dim_above_the_parameter_count(wrapped, monkeypatch):
     model, tok, enc = wrapped
     n = sum(layer.weight.numel() for layer in lora_weights(model).values())
     assert gradient_features(model, tok, enc, IDS[:1], dim=n).shape == (1, n)
-    monkeypatch.setattr(gradients, "per_sample_gradients", None)  # must not get that far
+    monkeypatch.setattr(gradients, "_per_sample_parts", None)  # must not get that far
     with pytest.raises(TrainError, match=rf"dim={n + 1}: larger than the {n} trainable"):
         gradient_features(model, tok, enc, IDS[:1], dim=n + 1)
-    monkeypatch.setattr(gradients, "gradient_features", None)
+    monkeypatch.setattr(gradient_cache, "gradient_features", None)
     with pytest.raises(TrainError, match=rf"dim={n + 1}"):
         features_for(CFG, table(), dim=n + 1, cache=False)
 
@@ -327,7 +328,7 @@ def test_full_fine_tuning_is_refused(no_work):
 
 
 def test_model_without_lora_adapters(monkeypatch):
-    monkeypatch.setattr(gradients, "per_sample_gradients", None)
+    monkeypatch.setattr(gradients, "_per_sample_parts", None)
     model, tok = tiny_model()
     with pytest.raises(TrainError, match="^method: the model has no trainable LoRA"):
         gradient_features(model, tok, {}, [], dim=8)
@@ -356,14 +357,14 @@ def test_zero_response_tokens_name_the_id(wrapped, no_work, monkeypatch):
     with pytest.raises(TrainError, match="instance 'a' has zero response tokens"):
         gradient_features(model, tok, enc, ["a", "b"], dim=8)
     monkeypatch.undo()  # features_for loads the model to encode; it must stop before grads
-    monkeypatch.setattr(gradients, "gradient_features", None)
+    monkeypatch.setattr(gradient_cache, "gradient_features", None)
     cut = TrainConfig(model="tiny", bf16_autocast=False, lora_r=4, max_target_len=0)
     with pytest.raises(TrainError, match="instance 'i0' has zero response tokens"):
         features_for(cut, table(2), dim=8, cache=False)
 
 
 def test_state_that_does_not_fit_the_config(monkeypatch):
-    monkeypatch.setattr(gradients, "gradient_features", None)
+    monkeypatch.setattr(gradient_cache, "gradient_features", None)
     state = run_state(CFG)
     with pytest.raises(TrainError, match="^state: its names do not match"):
         features_for(TrainConfig(model="tiny", bf16_autocast=False, lora_r=4,

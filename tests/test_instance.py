@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zsg_lib.analysis import findings, predictors as pr
+from zsg_lib.analysis import findings
+from zsg_lib.analysis.predictor_stats import predictor_test
 from zsg_lib.book import analyses as an, experiment as ex, instance
 from zsg_lib.book.params import load_profile
 from zsg_lib.errors import ParamsError
@@ -52,7 +53,7 @@ def test_predictor_frame_holds_every_kind_for_each_step(tiny) -> None:
     by_task = instance.per_task_table(frame, kinds)
     assert len(by_task) == 2 * frame["task"].nunique()
     for (task, name), row in by_task.set_index(["task", "predictor"]).iterrows():
-        alone = pr.predictor_test(frame[frame["task"] == task], [name],
+        alone = predictor_test(frame[frame["task"] == task], [name],
                                   cluster=("seed", "step")).iloc[0]
         assert row["slope"] == pytest.approx(alone["slope"], nan_ok=True)
         assert row["n_clusters"] == frame.loc[frame["task"] == task,

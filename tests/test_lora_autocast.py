@@ -1,11 +1,11 @@
-"""LoRA under bf16 autocast: the adapter's term is added in fp32 (scoring.lora_under_autocast)."""
+"""LoRA under bf16 autocast: the adapter's term is added in fp32 (forward.lora_under_autocast)."""
 
 import pytest
 import torch
 from factories import conv
 
 from zsg_lib.schema import instances_from_records
-from zsg_lib.train import TrainConfig, scoring, train_run
+from zsg_lib.train import TrainConfig, forward, train_run
 from zsg_lib.train.loop import _unwrap, _wrap
 from zsg_lib.train.models import tiny_model
 
@@ -43,7 +43,7 @@ def test_the_adapter_term_survives_the_sum(q_proj):
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
         base = layer.get_base_layer()(x)
         rounded = layer(x)  # peft's sum in bf16: a term under half a bf16 step is lost
-        with scoring.lora_under_autocast(model, True, "cpu"):
+        with forward.lora_under_autocast(model, True, "cpu"):
             widened = layer(x)
         after = layer(x)
     assert (term.abs() / base.float().abs()).median() < 1e-3
@@ -57,12 +57,12 @@ def test_the_adapter_term_survives_the_sum(q_proj):
 def test_nested_blocks_widen_once_and_leave_nothing(q_proj):
     model, layer = q_proj
     hooks = layer.get_base_layer()._forward_hooks
-    with scoring.lora_under_autocast(model, True, "cpu"):
-        with scoring.lora_under_autocast(model, True, "cpu"):
+    with forward.lora_under_autocast(model, True, "cpu"):
+        with forward.lora_under_autocast(model, True, "cpu"):
             assert len(hooks) == 1  # a compiled layer would recompile on every change
         assert len(hooks) == 1
     assert len(hooks) == 0
-    with scoring.lora_under_autocast(model, False, "cpu"):  # no autocast: nothing to do
+    with forward.lora_under_autocast(model, False, "cpu"):  # no autocast: nothing to do
         assert len(hooks) == 0
 
 
@@ -74,7 +74,7 @@ def test_training_and_scoring_add_the_term_in_fp32(tmp_path, monkeypatch):
         calls["grad"] += torch.is_grad_enabled()
         return output.float()
 
-    monkeypatch.setattr(scoring, "_widened", counting)
+    monkeypatch.setattr(forward, "_widened", counting)
     train = instances_from_records([
         {"id": f"t{i}", "task": "add", "messages": conv(f"{i}+1?", str(i + 1))}
         for i in range(4)])

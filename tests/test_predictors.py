@@ -1,4 +1,4 @@
-"""The instance-level test of issue #13 (zsg_lib.analysis.predictors)."""
+"""The instance-level test of issue #13 (zsg_lib.analysis.predictors, predictor_stats)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 
+from zsg_lib.analysis.predictor_stats import predictor_sentence, predictor_test, within
 from zsg_lib.analysis.predictors import (
     batch_predictors,
     embedding_similarity,
     gradient_similarity,
     label_similarity,
     loss_deltas,
-    predictor_sentence,
-    predictor_test,
-    within,
 )
 
 # ---------------------------------------------------------------------------- loss_deltas

@@ -170,7 +170,7 @@ def test_gradient_features_get_lines_when_computed_not_when_cached(tmp_path, mon
     import numpy as np
 
     from zsg_lib.book import experiment as ex
-    from zsg_lib.train import gradients
+    from zsg_lib.train import gradient_cache
 
     events = tmp_path / "events.jsonl"
     monkeypatch.setenv(progress.PROGRESS_ENV, str(events))
@@ -183,7 +183,7 @@ def test_gradient_features_get_lines_when_computed_not_when_cached(tmp_path, mon
             cached.add(len(table))
         return np.zeros((len(table), dim), dtype=np.float32)
 
-    monkeypatch.setattr(gradients, "features_for", fake_features_for)
+    monkeypatch.setattr(gradient_cache, "features_for", fake_features_for)
     monkeypatch.setattr(ex, "branch_point", lambda profile, seed: None)
     P = ex.setup("tiny")
     n = len(ex.prepare(P, 0).train)

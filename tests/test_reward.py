@@ -8,7 +8,7 @@ from factories import conv
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, train_run
 from zsg_lib.train.models import tiny_model
-from zsg_lib.train.scoring import reward_scores
+from zsg_lib.train.rewards import reward_scores
 
 
 def _tiny_reward_model(path):

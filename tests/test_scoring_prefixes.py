@@ -1,9 +1,9 @@
-"""Scoring with shared prompt prefixes run once per group (train.prefixes, scoring)."""
+"""Scoring with shared prompt prefixes run once per group (train.prefixes, batching, scoring)."""
 
 import pytest
 import torch
 
-from zsg_lib.train import scoring
+from zsg_lib.train import batching, forward, scoring
 from zsg_lib.train.models import tiny_model
 from zsg_lib.train.prefixes import MIN_SHARED_PREFIX, common_prefix_len, prefix_groups
 from zsg_lib.train.prompts import encode_many
@@ -55,16 +55,16 @@ def test_grouped_scores_equal_the_models_own_loss(encoded, monkeypatch, budget):
     whole groups in one row each or (``budget`` 1) every member in a row of its own."""
     model, tok, enc = encoded
     if budget is not None:
-        monkeypatch.setattr(scoring, "_row_budget", lambda n_prefix: budget)
+        monkeypatch.setattr(batching, "_row_budget", lambda n_prefix: budget)
     calls = []
-    real = scoring._owners
-    monkeypatch.setattr(scoring, "_owners", lambda b, n: calls.append(n) or real(b, n))
+    real = scoring.token_owners
+    monkeypatch.setattr(scoring, "token_owners", lambda b, n: calls.append(n) or real(b, n))
     rows = scoring.score_examples(model, enc, IDS, tok.pad_token_id, batch_size=4)
     assert sum(calls) >= 10  # both tasks' members were scored in packed rows
     assert max(calls) == (1 if budget else 5)
     for r in rows:
         ex = enc[r["id"]]
-        b = scoring.collate([ex], tok.pad_token_id)
+        b = batching.collate([ex], tok.pad_token_id)
         with torch.no_grad():
             logits = model(input_ids=b.input_ids).logits[0, :-1]
         ce = torch.nn.functional.cross_entropy(logits, b.labels[0, 1:], reduction="none",
@@ -92,22 +92,22 @@ def test_a_packed_row_with_shared_prefixes_trains_as_the_padded_batch(attention,
     random_adapters(model, seed=1)
     enc, _ = encode_many(tok, IDS, CONVS)
     examples = [enc[i] for i in ["rev0", "add1", "rev3", "alone1", "add4"]]
-    assert scoring.shares_prefixes(model)
+    assert forward.shares_prefixes(model)
 
     def loss_and_grads(batch):
         model.zero_grad()
-        sums, counts = scoring.response_token_losses(model, batch)
+        sums, counts = forward.response_token_losses(model, batch)
         loss = sums.sum() / counts.sum()
         loss.backward()
         return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()
                              if p.requires_grad}
 
     try:
-        shared = scoring.pack(examples, share_prefixes=True)
+        shared = batching.pack(examples, share_prefixes=True)
         assert shared.visible is not None  # the prefixes were held once
         assert shared.input_ids.shape[1] < sum(len(ex.input_ids) for ex in examples)
         got, got_grads = loss_and_grads(shared)
-        want, want_grads = loss_and_grads(scoring.collate(examples, tok.pad_token_id))
+        want, want_grads = loss_and_grads(batching.collate(examples, tok.pad_token_id))
         assert got == pytest.approx(want, abs=1e-5)
         for name, g in want_grads.items():
             torch.testing.assert_close(got_grads[name], g, atol=1e-5, rtol=1e-4)
@@ -127,7 +127,7 @@ def test_training_with_shared_prefixes_logs_what_padded_training_logs(tmp_path, 
                     batch_size=4, max_steps=3, eval_every=3, template="chat")
     order = IDS[:12]
     seen = []
-    real_pack = scoring.pack
+    real_pack = batching.pack
     monkeypatch.setattr(loop, "pack", lambda *a, **k: seen.append(real_pack(*a, **k)) or seen[-1])
     shared = train_run(c, table, table, order, runs_root=tmp_path / "a", progress=False)
     assert any(b is not None and b.visible is not None for b in seen)

@@ -334,8 +334,9 @@ def test_progress_bar_shows_loss_test_loss_and_tokens_per_s(tmp_path, capsys):
 
 def test_scoring_with_a_shared_prefix_matches_the_plain_loss():
     """The shared-prefix path (system prompt run once) gives the model's own per-instance loss."""
+    from zsg_lib.train.batching import collate
     from zsg_lib.train.prefixes import shared_prefix_len
-    from zsg_lib.train.scoring import collate, score_examples
+    from zsg_lib.train.scoring import score_examples
 
     model, tok = load_model("tiny")
     sys_msg = {"role": "system", "content": "You are a careful assistant who answers briefly."}

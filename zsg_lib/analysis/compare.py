@@ -11,9 +11,9 @@ window. Three views of that difference (a negative value: ``a`` is lower):
 * ``relative``: the same instance mean of ``loss / loss at the branch point`` (the step the
   arms start from), so each instance counts by how far it moved, not by its size.
 
-**Intervals**: a cluster bootstrap over test task × seed (``scipy.stats.bootstrap``,
-percentile, seeded, ≥ 2,000 resamples): instances of one task in one run share the model and
-the task, so they are not independent; clusters are. Fewer than two clusters: no interval, and
+**Intervals**: a cluster bootstrap over test task × seed (:mod:`~zsg_lib.analysis.bootstrap`:
+``scipy.stats.bootstrap``, percentile, seeded, ≥ 2,000 resamples): instances of one task in
+one run share the model and the task, so they are not independent; clusters are. Fewer than two clusters: no interval, and
 the comparison says why.
 
 **Verdict** on a claim ``a < b``, from the three intervals: *agrees* (every interval below 0),
@@ -41,10 +41,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-VIEWS = ("instance", "task-balanced", "relative")
+from .bootstrap import N_RESAMPLES, cluster_resamples, few_clusters, percentile_interval
+
 STATUSES = ("opposite, significantly", "does not agree", "agrees in direction only", "agrees")
-N_RESAMPLES = 2000
-LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -150,14 +149,12 @@ def paired_instances(scores: pd.DataFrame, a: str, b: str, window: tuple[int, in
 
 def _bootstrap(stat, data: tuple[np.ndarray, ...], n_resamples: int,
                seed: int) -> tuple[float, float, str]:
-    if len(data[0]) < 2:
-        return np.nan, np.nan, f"{len(data[0])} cluster(s); a bootstrap needs at least 2"
+    why = few_clusters(len(data[0]))
+    if why:
+        return np.nan, np.nan, why
     if np.ptp(data[0] / np.where(data[-1] == 0, 1, data[-1])) == 0:
         return np.nan, np.nan, "every cluster has the same value"
-    res = sps.bootstrap(data, stat, paired=True, vectorized=True, n_resamples=n_resamples,
-                        confidence_level=LEVEL, method="percentile",
-                        random_state=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high), ""
+    return percentile_interval(cluster_resamples(stat, data, n_resamples, seed))
 
 
 def _ratio(sums: np.ndarray, counts: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -297,10 +297,10 @@ def windows(judge: Judge, scores: pd.DataFrame) -> Finding:
 
 def instance_level(table: pd.DataFrame, predictor: str = "emb_max") -> Finding:
     """The paper's central sentence, tested step by step: a ``predictor_test`` table
-    (:func:`zsg_lib.analysis.predictors.predictor_test`), judged on the fixed-effects slope of
+    (:func:`zsg_lib.analysis.predictor_stats.predictor_test`), judged on the fixed-effects slope of
     the loss change on ``predictor`` (negative: nearer batches, larger falls). The measured
     sentence compares every kind of similarity the table holds."""
-    from .predictors import predictor_sentence
+    from .predictor_stats import predictor_sentence
 
     claim = CLAIMS["instance"]
     row = table[table["predictor"] == predictor]

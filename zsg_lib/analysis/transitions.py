@@ -35,8 +35,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-SHAPES = ("sudden drop", "steady fall", "rise", "flat")
-
 
 @dataclass(frozen=True)
 class CurveShape:

@@ -302,7 +302,7 @@ def gradient_features(profile: Profile, seed: int, part: str) -> np.ndarray:
     training sample (``part="train"``) or test set (``"test"``), taken at the branch point:
     the adapter as the shared warm-up left it (as LESS takes its features from a short
     warm-up), or freshly initialised without one. Cached on disk, keyed by that state."""
-    from ..train.gradients import features_for  # torch: only when features are asked for
+    from ..train.gradient_cache import features_for  # torch: only when features are asked for
 
     prep = prepare(profile, seed)
     table = {"train": prep.train, "test": prep.test}[part]

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import pandas as pd
 import pyarrow as pa
 
-from ..analysis import predictors as pr
+from ..analysis import predictor_stats, predictors as pr
 from ..analysis.seen import consumed_order, seen_prefix
 from ..schema import text_view
 from ..train import records
@@ -86,10 +86,10 @@ def predictor_frame(profile: Profile, seeds: Iterable[int] | None = None,
 
 
 def predictor_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The predictor test (:func:`zsg_lib.analysis.predictors.predictor_test`) on every
+    """The predictor test (:func:`zsg_lib.analysis.predictor_stats.predictor_test`) on every
     predictor ``frame`` holds, with each predictor's kind."""
     names = [p for p in PREDICTORS if p in frame and frame[p].notna().any()]
-    table = pr.predictor_test(frame, names)
+    table = predictor_stats.predictor_test(frame, names)
     table.insert(1, "kind", table["predictor"].map(PREDICTORS))
     return table
 
@@ -105,7 +105,7 @@ def per_task_table(frame: pd.DataFrame, relatives: dict[str, str] | None = None,
         raise ValueError(f"frame: none of the predictors {list(predictors)} was measured")
     parts = []
     for task, part in frame.groupby("task", sort=True, observed=True):
-        table = pr.predictor_test(part, names, cluster=("seed", "step"))
+        table = predictor_stats.predictor_test(part, names, cluster=("seed", "step"))
         table.insert(0, "task", task)
         parts.append(table)
     out = pd.concat(parts, ignore_index=True)

@@ -10,7 +10,7 @@ fp32: training steps 1.09-1.13x faster on the cpu-demo shapes (``bench/bench_tra
 --compile both``), scoring passes ~1.08x; chapter 3 on cpu-demo (12 runs in one kernel)
 632 s against 673 s eager, its losses within 2e-5 of the eager records. In bf16 (an
 AVX512-BF16 CPU, same bench, three runs on a noisy day) compiled steps ran 0.98-1.57x the
-eager ones; both sum the LoRA term in fp32 (:func:`~zsg_lib.train.scoring.lora_under_autocast`)
+eager ones; both sum the LoRA term in fp32 (:func:`~zsg_lib.train.forward.lora_under_autocast`)
 and their train losses differ by up to 1.8e-2 after 12 steps: bf16 rounds each differently.
 
 Whether a run compiles is a property of where it executes, not of the run (it is not in the
@@ -44,7 +44,7 @@ import torch
 
 from ..errors import TrainError
 from .config import TrainConfig
-from .scoring import causal_lm_of
+from .forward import causal_lm_of
 
 ENV = "ZSG_COMPILE"
 CHOICES = ("auto", "0", "1")

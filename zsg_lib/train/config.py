@@ -37,9 +37,7 @@ Schedule = Literal["constant", "cosine"]
 #: "auto" = the tokenizer's chat template where it has one (see :mod:`zsg_lib.train.prompts`).
 Template = Literal["auto", "chat", "plain"]
 
-METHODS: tuple[str, ...] = typing.get_args(Method)
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
-SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
 TEMPLATES: tuple[str, ...] = typing.get_args(Template)
 
 

@@ -23,21 +23,20 @@ import torch
 
 from ..errors import TrainError
 from . import compiled, distributed, records
+from .batching import collate, pack
 from .config import TrainConfig
-from .metrics import generation_metrics
-from .prompts import EncodedExample
-from .scoring import (
+from .forward import (
     autocast_context,
-    collate,
     fast_attention,
-    generate_greedy,
     lora_under_autocast,
-    pack,
     response_token_losses,
-    reward_scores,
-    score_examples,
     shares_prefixes,
 )
+from .generation import generate_greedy
+from .metrics import generation_metrics
+from .prompts import EncodedExample
+from .rewards import reward_scores
+from .scoring import score_examples
 
 CHECKPOINT_SECONDS = 30.0  # default: resume checkpoints at scored steps, at most this often
 
