@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..analysis.findings import Judge
 from ..arrange.multiturn import WithinRound
-from ..data import TASKLESS_KINDS, DatasetKind
+from ..data.catalog import DATASETS, DatasetKind
 from ..schema import TextView
 from ..train.config import Precision, TrainConfig
 from .chapters import CHAPTERS, COMPARISONS
@@ -22,7 +23,9 @@ from .chapters import CHAPTERS, COMPARISONS
 
 @dataclass(frozen=True)
 class DatasetParams:
-    """Which data: ``kind`` picks the loader; ``path`` is needed for every kind but ``demo``."""
+    """Which data: ``kind`` picks the catalog entry (:data:`zsg_lib.data.DATASETS`: loader,
+    path shape, tasks, own split); ``path`` is needed for every kind but ``demo``. ``seed``,
+    ``track`` and ``k_positive`` reach the loader where its entry lists them in ``options``."""
 
     kind: DatasetKind = "demo"
     path: str | None = None
@@ -141,7 +144,7 @@ class Profile:
     @property
     def has_tasks(self) -> bool:
         """Whether the dataset kind carries task labels."""
-        return self.dataset.kind not in TASKLESS_KINDS
+        return DATASETS[self.dataset.kind].has_tasks
 
     @property
     def judge(self) -> Judge:
