@@ -357,9 +357,7 @@ def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunReco
     if profile.warmup.steps == 0:
         return None
     prep = prepare(profile, seed)
-    cfg = dataclasses.replace(
-        profile.run_config(seed, profile.warmup.steps), keep_final_state=True,
-        schedule_steps=profile.warmup.steps + profile.train.max_steps)
+    cfg = profile.run_config(seed, start="warmup")
     return _trained(profile, cfg, prep.warmup, prep.test, prep.warmup.column("id").to_pylist(),
                     f"warmup-seed{seed}", progress)
 
@@ -367,19 +365,17 @@ def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunReco
 def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
            label: str, progress: bool, generate: bool = False,
            branch: bool = True) -> RunRecord:
-    per_step = profile.train.instances_per_step
-    steps = min(profile.train.max_steps, math.ceil(len(arr.ids) / per_step))
-    if steps == 0:
+    if not arr.ids:
         raise ParamsError(f"{profile.source}: arrangement {arr.name!r} selected no instances")
-    order = list(arr.ids[: steps * per_step])  # only what the run consumes: shared run ids
+    per_step = profile.train.instances_per_step
     start = branch_point(profile, seed, progress) if branch else None
     # step-resolved scoring after the branch point, for the instance-level chapter
     resolved = (profile.warmup.steps if arr.name in profile.attribution.arrangements
                 and start is not None else None)
-    cfg = profile.run_config(seed, steps, generate, resolved_from=resolved)
-    if start is not None:  # one schedule over warm-up + comparison, as the warm-up has
-        cfg = dataclasses.replace(
-            cfg, schedule_steps=profile.warmup.steps + profile.train.max_steps)
+    cfg = profile.run_config(seed, math.ceil(len(arr.ids) / per_step), generate,
+                             resolved_from=resolved,
+                             start="branch" if start is not None else "zero")
+    order = list(arr.ids[: cfg.max_steps * per_step])  # only what the run consumes: shared ids
     return _trained(profile, cfg, table, test, order, label, progress, start)
 
 
