@@ -51,7 +51,7 @@ from ..train import records
 from ..train.config import TrainConfig
 from ..train.records import RunRecord
 from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
-from .chapters import COMPARISONS
+from .chapters import CHAPTERS, COMPARISONS
 from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
 from .render import site_mode
 
@@ -86,9 +86,9 @@ def setup(
     check_runnable(prof)
     if chapter is not None:
         check_chapter(prof, chapter)
-    if chapter == "05_tma":  # turn windows need rounds the data has: fail before any run
-        for seed in prof.seeds:
-            check_windows(prof, seed)
+        if CHAPTERS[chapter].turn_windows:  # windows need rounds the data has: fail before runs
+            for seed in prof.seeds:
+                check_windows(prof, seed)
     return prof
 
 
