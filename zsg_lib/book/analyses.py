@@ -114,17 +114,19 @@ def sudden_drops(
     profile: Profile, scores: pd.DataFrame, name: str, seeds: Iterable[int] | None = None
 ) -> pd.DataFrame:
     """Per seed × test task under arrangement ``name``: curve shape, drop step and the training
-    tasks that arrived between the evaluation before the drop and the drop (``arrivals``).
+    tasks that arrived between the evaluation before the drop and the drop: ``arrived`` (their
+    names, a list) and ``arrivals`` (the same as text with counts, ``task (n), ...``, to read).
 
     Curves are classified from the first evaluation after step 0 on (:func:`drop_from_step`).
     """
     seeds = tuple(profile.seeds if seeds is None else seeds)
     sel = scores[(scores["arrangement"] == name) & (scores["seed"].isin(seeds))]
     shapes = classify_tasks(sel, from_step=drop_from_step(profile))
-    texts = []
+    texts, arrived = [], []
     for row in shapes.itertuples():
         if row.kind != "sudden drop":
             texts.append("")
+            arrived.append([])
             continue
         table = ex.arrangement(profile, name, int(row.seed)).table
         # Steps come back as floats (the column holds NaN where there is no drop).
@@ -132,7 +134,9 @@ def sudden_drops(
         arr = arrivals(table, int(row.prev_step) - w, int(row.drop_step) - w,
                        profile.train.instances_per_step)
         texts.append(", ".join(f"{t} ({c})" for t, c in zip(arr["task"], arr["count"])))
+        arrived.append(list(arr["task"]))
     shapes["arrivals"] = texts
+    shapes["arrived"] = arrived
     return shapes
 
 
