@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import DataError
-from .catalog import DATASETS, KINDS, TASKLESS_KINDS, DatasetKind, DatasetSpec
+from .catalog import DATASETS, KINDS, DatasetKind, DatasetSpec
 from .demo import DemoData, demo_dataset
 from .flan_mini import load_flan_mini
 from .niv2 import load_niv2, niv2_split
@@ -97,7 +97,6 @@ def load(kind: str, path: str | Path | None = None, *, seed: int = 0,
 __all__ = [
     "DATASETS",
     "KINDS",
-    "TASKLESS_KINDS",
     "DatasetKind",
     "Dataset",
     "DatasetSpec",

@@ -74,5 +74,3 @@ DATASETS: dict[str, DatasetSpec] = {
 KINDS: tuple[str, ...] = tuple(DATASETS)
 #: The kinds a profile's ``dataset.kind`` may name (checked when a profile is built).
 DatasetKind = Literal[KINDS]  # type: ignore[valid-type]  # built from the catalog
-#: Kinds whose instances carry no task labels (PAPER.md §5: ShareGPT, NoRobots).
-TASKLESS_KINDS = frozenset(k for k, d in DATASETS.items() if not d.has_tasks)
