@@ -43,7 +43,7 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 import pandas as pd
 
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import analyses as an, experiment as ex, plots
+from zsg_lib.book import analyses as an, experiment as ex, plots, sections
 
 P = ex.setup(profile, "04_granularity", overrides, seeds)
 ex.describe(P)
@@ -92,37 +92,9 @@ print(found.measured)
 
 # %% [markdown]
 # ### Paired on the same test instances
-#
-# Each pair of arms is compared instance by instance (same seed, same test instance) over the
-# window, in three views: the paper's **instance** mean, a **task-balanced** mean (each test
-# task counts once, however many instances it holds; with as many of every task, as
-# ``test_per_task`` draws, it equals the instance mean), and the loss **relative** to the same
-# instance's loss at the branch point (a task with large losses then weighs no more than one
-# with small). Intervals are 95% cluster-bootstrap intervals over test task × seed; the
-# seed-level paired t is the secondary line. A negative difference: the first arm is lower.
 
 # %%
-found.details
-
-# %% [markdown]
-# ### Per test task
-#
-# The same differences per test task, coloured by the kind of relatives the task has among
-# the training tasks: *helpful* ones teach the same mapping into the same output language or
-# format, *mirror* ones use the same words the other way round (near in embedding space, far in
-# what they teach). These intervals resample the task's instances, so read them as descriptive.
-
-# %%
-plots.stack([plots.task_differences(an.task_differences(P, c), color="relatives",
-                                        title=f"{c.a} − {c.b}, per test task")
-             for c in found.comparisons])
-
-# %% [markdown]
-# A difference of losses weighs more where losses are large: the task that moves each pair's
-# instance mean most, and the mean without it.
-
-# %%
-print(findings.heaviest_tasks(found))
+sections.paired_comparison(P, found)
 
 # %%
 findings.table([found])

@@ -164,6 +164,24 @@ def test_norobots_bad_records(tmp_path, bad, expected):
 
 # ---- dispatcher ------------------------------------------------------------------------------
 
+def test_every_catalog_entry_names_functions_that_take_its_options():
+    """A catalog entry is plain text: each loader and own-split function it names exists, and
+    each option it lists is a parameter of the loader and a key of a profile's dataset:."""
+    import dataclasses
+    import inspect
+
+    from zsg_lib.book.profile import DatasetParams
+    from zsg_lib.data import DATASETS, _function
+
+    profile_keys = {f.name for f in dataclasses.fields(DatasetParams)}
+    for kind, spec in DATASETS.items():
+        takes = set(inspect.signature(_function(spec.loader)).parameters)
+        if spec.own_split not in (None, "loaded"):
+            takes |= set(inspect.signature(_function(spec.own_split)).parameters)
+        assert set(spec.options) <= takes & profile_keys, kind
+        assert (spec.path in ("file", "folder")) == bool(spec.reads), kind
+
+
 def test_dispatcher_kinds(tmp_path):
     assert set(KINDS) == {"flan-mini", "niv2", "p3", "sharegpt", "norobots", "demo"}
     flan = tmp_path / "f.json"

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from zsg_lib.data import sample_per_task, split_instances, split_tasks
+from zsg_lib.data import choose_split, sample_per_task, split_instances, split_tasks
 from zsg_lib.errors import DataError
 from zsg_lib.schema import instances_from_records
 
@@ -40,6 +40,25 @@ def test_test_list_only_trains_on_the_rest():
     assert s.train_tasks == ("a", "b", "c", "d")
     assert split_tasks(T, test_tasks=["e"], n_train=2, seed=3).train_tasks == \
         split_tasks(T, test_tasks=["e"], n_train=2, seed=3).train_tasks
+
+
+def test_choose_split_lists_win_then_the_own_split_then_a_random_one():
+    own = (["a", "b", "c"], ["d", "e"])
+    assert choose_split(T, own=own).test_tasks == ("d", "e")
+    # an explicit test list replaces the own test side and leaves the own training side
+    s = choose_split(T, own=own, test_tasks=["c"])
+    assert (s.train_tasks, s.test_tasks) == (("a", "b"), ("c",))
+    # without lists or an own split: a seeded random split, one test task by default
+    assert len(choose_split(T, seed=4).test_tasks) == 1
+    assert choose_split(T, seed=4).test_tasks == choose_split(T, seed=4).test_tasks
+
+
+def test_choose_split_draws_from_a_listed_side_seeded_apart():
+    own = (["a", "b", "c", "d"], ["e"])
+    draws = {choose_split(T, own=own, n_train_tasks=2, seed=s).train_tasks for s in range(8)}
+    assert all(len(d) == 2 and set(d) <= set(own[0]) for d in draws) and len(draws) > 1
+    with pytest.raises(DataError, match="n_test_tasks: 3 asked, 1 available"):
+        choose_split(T, own=own, n_test_tasks=3)
 
 
 def test_overlap_is_an_error():

@@ -152,3 +152,21 @@ def test_niv2_sample_profile_runs_on_the_shared_sample() -> None:
     split = ex.load_split(p)
     assert (len(split.train_tasks), len(split.test_tasks)) == (30, 8)
     assert p.warmup.steps > 0 and p.judge.first_window[0] == p.warmup.steps + 1
+
+
+def test_every_judged_chapter_names_a_findings_function_a_claim_and_a_section() -> None:
+    import pandas as pd
+
+    from zsg_lib.analysis import findings
+    from zsg_lib.book.chapters import CHAPTERS
+
+    judged = {c: s for c, s in CHAPTERS.items() if s.judge}
+    assert judged, "no chapter is judged by the summary"
+    no_runs = pd.DataFrame({"arrangement": pd.Series([], dtype=str), "seed": [], "step": [],
+                            "id": [], "task": [], "loss": []})
+    judge = load_profile("tiny").judge
+    for chapter, spec in judged.items():
+        assert spec.key in findings.CLAIMS, chapter
+        # the judge labels its finding as the catalog does (a 'not measured' row shows it too)
+        assert getattr(findings, spec.judge)(judge, no_runs).section == spec.section, chapter
+    assert [c for c, s in CHAPTERS.items() if s.turn_windows] == ["05_tma"]

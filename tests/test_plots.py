@@ -8,6 +8,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from zsg_lib.arrange import ARRANGEMENTS
 from zsg_lib.book import plots
 
 
@@ -37,9 +38,16 @@ def test_loss_curves_band_line_points_with_tooltips() -> None:
     band, line, points = s["layer"]
     assert band["mark"]["type"] == "area" and band["encoding"]["y2"]["field"] == "hi"
     assert line["encoding"]["color"]["field"] == "arrangement"
-    # fixed palette: nft is always the same blue
-    assert points["encoding"]["color"]["scale"]["range"][0] == plots.PALETTE["nft"]
+    # the catalog's colours: nft is always the same blue
+    assert points["encoding"]["color"]["scale"]["range"] == [ARRANGEMENTS["nft"].colour,
+                                                             ARRANGEMENTS["fft"].colour]
     assert {"arrangement", "step", "mean", "lo", "hi", "n"} <= set(tooltip_fields(points))
+
+
+def test_every_arrangement_has_a_colour_of_its_own() -> None:
+    colours = [a.colour for a in ARRANGEMENTS.values()]
+    assert all(c.startswith("#") and len(c) == 7 for c in colours)
+    assert len(set(colours)) == len(colours)
 
 
 def test_task_curves_annotate_drops_with_arrivals() -> None:

@@ -153,3 +153,15 @@ def test_arrivals_accepts_steps_read_from_a_float_column() -> None:
     as_float = transitions.arrivals(order, 1.0, 2.0, 2)
     assert as_float.to_dict("records") == transitions.arrivals(order, 1, 2, 2).to_dict("records")
     assert as_float.to_dict("records") == [{"task": "b", "count": 2}]
+
+
+def test_drop_relatives_reads_the_arrived_tasks_as_data() -> None:
+    """A task name holding ", " or " (" is one name: the list is read, not text parsed."""
+    from zsg_lib.analysis.findings import drop_relatives
+
+    families = pd.DataFrame({"task": ["t1", "t2"], "relatives": ["odd (name)", "u"]})
+    drops = pd.DataFrame({"task": ["t1", "t2", "t2"],
+                          "kind": ["sudden drop", "sudden drop", "gradual"],
+                          "arrived": [["odd (name)"], ["x, u"], []]})
+    assert drop_relatives(drops, families)["relative_arrived"].tolist() == [True, False]
+    assert drop_relatives(drops, None)["relative_arrived"].isna().all()

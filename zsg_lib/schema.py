@@ -267,11 +267,6 @@ def text_view(table: pa.Table, view: TextView = "all_turns") -> list[str]:
     return [_view(ms, view) for ms in table.column("messages").to_pylist()]
 
 
-def task_of(table: pa.Table) -> list[str | None]:
-    """The task column as a Python list."""
-    return table.column("task").to_pylist()
-
-
 def has_tasks(table: pa.Table) -> bool:
     """True when every instance carries a task label."""
     return table.num_rows > 0 and table.column("task").null_count == 0

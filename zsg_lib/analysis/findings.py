@@ -199,15 +199,17 @@ def permutations(judge: Judge, scores: pd.DataFrame) -> Finding:
 def drop_relatives(drops: pd.DataFrame, families: pd.DataFrame | None) -> pd.DataFrame:
     """For each sudden drop: did a relative of the test task arrive just before it?
 
-    ``families``: the demo's task table (``task``, ``relatives``); ``None`` for other data.
+    ``drops``: ``task``, ``kind`` and ``arrived`` (the training tasks that arrived before
+    each drop, a list per row); ``families``: the demo's task table (``task``,
+    ``relatives``); ``None`` for other data.
     """
     sel = drops[drops["kind"] == "sudden drop"].copy()
     if families is None or sel.empty:
         sel["relative_arrived"] = np.nan
         return sel
     rel = relatives_of(families)
-    arrived = sel["arrivals"].map(lambda s: {x.rsplit(" (", 1)[0] for x in s.split(", ") if x})
-    sel["relative_arrived"] = [bool(rel.get(t, set()) & a) for t, a in zip(sel["task"], arrived)]
+    sel["relative_arrived"] = [bool(rel.get(t, set()) & set(a))
+                               for t, a in zip(sel["task"], sel["arrived"])]
     return sel
 
 

@@ -25,8 +25,6 @@ import pyarrow as pa
 from ..errors import ArrangementError
 from ..similarity import check_embeddings
 
-TABLE_COLUMNS = ["position", "id", "task", "score", "round"]
-
 
 @dataclass
 class Arrangement:

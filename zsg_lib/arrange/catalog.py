@@ -2,8 +2,9 @@
 
 This is the one list of arrangement names. :func:`zsg_lib.arrange.arrange` dispatches through
 it, the profile checker validates ``chapters.*`` against it, the book's glue asks it whether an
-arrangement orders the per-task sample or selects from the whole pool, and the tests iterate
-over it. It is plain data (no function objects), so reading it runs no arrangement code.
+arrangement orders the per-task sample or selects from the whole pool, the charts draw each
+arrangement in its ``colour``, and the tests iterate over it. It is plain data (no function
+objects), so reading it runs no arrangement code.
 
 >>> ARRANGEMENTS["coarse-fft"].fixed, ARRANGEMENTS["coarse-fft"].needs_tasks
 ({'order': 'fft', 'granularity': 'coarse'}, True)
@@ -33,10 +34,11 @@ class ArrangementSpec:
     whether its name alone defines it (``tma-window`` also needs a start round); and which
     ``features`` stand in for the embeddings: ``sentence`` embeddings, or projected LoRA
     ``gradient`` features from the shared warm-up (LESS-style; the arrangement code is the
-    same, only its input differs)."""
+    same, only its input differs); ``colour``: how every chart draws it."""
 
     function: str
     what: str
+    colour: str
     needs_tasks: bool = False
     needs_embeddings: bool = False
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -47,32 +49,34 @@ class ArrangementSpec:
 
 def _catalog() -> dict[str, ArrangementSpec]:
     out = {
-        "random": ArrangementSpec("random_order", "seeded shuffle (§2)"),
+        "random": ArrangementSpec("random_order", "seeded shuffle (§2)", "#7f7f7f"),
         "round-robin": ArrangementSpec("round_robin", "one instance per task in turn (§2)",
-                                       needs_tasks=True),
-        "cluster": ArrangementSpec("cluster", "task blocks (§2)", needs_tasks=True),
+                                       "#17becf", needs_tasks=True),
+        "cluster": ArrangementSpec("cluster", "task blocks (§2)", "#e377c2", needs_tasks=True),
     }
-    for order in ("nft", "fft", "rt"):
+    for order, colour in {"nft": "#1f77b4", "fft": "#d62728", "rt": "#9e9e9e"}.items():
         out[order] = ArrangementSpec(
-            "by_similarity", f"instances by WSD to the test set, {order} (§3)",
+            "by_similarity", f"instances by WSD to the test set, {order} (§3)", colour,
             needs_embeddings=True, fixed={"order": order, "granularity": "fine"})
-    for order in ("nft", "fft"):
+    for order, colour in {"nft": "#393b79", "fft": "#843c39"}.items():
         out[f"grad-{order}"] = ArrangementSpec(
             "by_similarity", f"instances by WSD on LoRA gradient features, {order} (LESS-style)",
-            needs_embeddings=True, fixed={"order": order, "granularity": "fine"},
+            colour, needs_embeddings=True, fixed={"order": order, "granularity": "fine"},
             features="gradient")
-    for order in ("nft", "fft", "rt"):
+    for order, colour in {"nft": "#aec7e8", "fft": "#ff9896", "rt": "#c7c7c7"}.items():
         out[f"coarse-{order}"] = ArrangementSpec(
-            "by_similarity", f"tasks by WSD of their mean embedding, {order} (§4)",
+            "by_similarity", f"tasks by WSD of their mean embedding, {order} (§4)", colour,
             needs_tasks=True, needs_embeddings=True,
             fixed={"order": order, "granularity": "coarse"})
+    tma_colours = {"nft": "#2ca02c", "fft": "#ff7f0e", "rt": "#8c564b", "max-min": "#9467bd",
+                   "min-max": "#bcbd22"}
     for setting in TMA_SETTINGS:
         out[f"tma-{setting}"] = ArrangementSpec(
-            "tma", f"Test-centric Multi-turn Arrangement, {setting} (§5)",
+            "tma", f"Test-centric Multi-turn Arrangement, {setting} (§5)", tma_colours[setting],
             needs_embeddings=True, fixed={"setting": setting}, draws_from="pool")
     out["tma-window"] = ArrangementSpec(
-        "tma_window", "TMA rounds [start, start + size) (§5)", needs_embeddings=True,
-        draws_from="pool", by_name_alone=False)
+        "tma_window", "TMA rounds [start, start + size) (§5)", "#637939",
+        needs_embeddings=True, draws_from="pool", by_name_alone=False)
     return out
 
 

@@ -25,7 +25,6 @@ import torch
 
 from ..similarity import DEFAULT_CHUNK, normalise_rows
 
-_PAD = np.uint64(np.iinfo(np.uint64).max)  # an empty slot in a candidate list
 _LOW32 = np.uint64(0xFFFFFFFF)
 
 

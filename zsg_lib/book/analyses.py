@@ -114,17 +114,19 @@ def sudden_drops(
     profile: Profile, scores: pd.DataFrame, name: str, seeds: Iterable[int] | None = None
 ) -> pd.DataFrame:
     """Per seed × test task under arrangement ``name``: curve shape, drop step and the training
-    tasks that arrived between the evaluation before the drop and the drop (``arrivals``).
+    tasks that arrived between the evaluation before the drop and the drop: ``arrived`` (their
+    names, a list) and ``arrivals`` (the same as text with counts, ``task (n), ...``, to read).
 
     Curves are classified from the first evaluation after step 0 on (:func:`drop_from_step`).
     """
     seeds = tuple(profile.seeds if seeds is None else seeds)
     sel = scores[(scores["arrangement"] == name) & (scores["seed"].isin(seeds))]
     shapes = classify_tasks(sel, from_step=drop_from_step(profile))
-    texts = []
+    texts, arrived = [], []
     for row in shapes.itertuples():
         if row.kind != "sudden drop":
             texts.append("")
+            arrived.append([])
             continue
         table = ex.arrangement(profile, name, int(row.seed)).table
         # Steps come back as floats (the column holds NaN where there is no drop).
@@ -132,7 +134,9 @@ def sudden_drops(
         arr = arrivals(table, int(row.prev_step) - w, int(row.drop_step) - w,
                        profile.train.instances_per_step)
         texts.append(", ".join(f"{t} ({c})" for t, c in zip(arr["task"], arr["count"])))
+        arrived.append(list(arr["task"]))
     shapes["arrivals"] = texts
+    shapes["arrived"] = arrived
     return shapes
 
 
@@ -204,14 +208,6 @@ def similarity_vs_gain(profile: Profile, scores: pd.DataFrame,
     return out[["seed", *[c for c in out.columns if c != "seed"]]]
 
 
-_JUDGES = {
-    "02_permutations": findings.permutations,
-    "03_similarity": findings.similarity,
-    "04_granularity": findings.granularity,
-    "05_tma": findings.tma,
-}
-
-
 def collect_findings(profile: Profile,
                      progress: bool = False) -> tuple[list[Finding], pd.DataFrame]:
     """Every finding for ``profile``, from the run records (runs not on disk are trained).
@@ -233,13 +229,15 @@ def collect_findings(profile: Profile,
     early_scores = runs("01_early_generalization", generate=True, branch=False)
     out += [findings.early(profile.early_judge, early_scores),
             findings.steadiest_metric(profile.early_judge, early_scores)]
-    for chapter, judge_fn in _JUDGES.items():
+    for chapter, spec in CHAPTERS.items():
+        if spec.judge is None:
+            continue
         scores = runs(chapter)
         if scores is None:
-            out.append(Finding(chapter, findings.CLAIMS[CHAPTERS[chapter].key],
+            out.append(Finding(spec.section, findings.CLAIMS[spec.key],
                                "this dataset has no task labels", "not measured"))
             continue
-        out.append(judge_fn(judge, scores))
+        out.append(getattr(findings, spec.judge)(judge, scores))
         frames.append(scores)
     out.append(findings.windows(judge, ex.run_windows(profile, progress=progress)))
     out += instance_findings(profile, progress)
@@ -256,8 +254,8 @@ def instance_findings(profile: Profile, progress: bool = False) -> list[Finding]
     try:
         check_step_resolved(profile)
     except ParamsError as exc:
-        return [Finding("7. instance level", findings.CLAIMS["instance"], str(exc),
-                        "not measured")]
+        return [Finding(CHAPTERS["07_instance_level"].section, findings.CLAIMS["instance"],
+                        str(exc), "not measured")]
     table = instance.predictor_table(instance.predictor_frame(profile, progress=progress))
     scores = ex.run_many(profile, profile.arrangements("instance"), progress=progress)
     return [findings.instance_level(table), findings.gradient_order(profile.judge, scores)]

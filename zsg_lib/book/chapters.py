@@ -3,7 +3,8 @@
 Each chapter is a file stem in ``book/`` (in reading order, as ``_toc.yml`` lists them), the
 ``chapters.<key>`` of a profile whose arrangements it compares (``None``: it compares none of
 its own) with the arrangements a profile compares when it does not say, and whether it only
-makes sense on data with task labels, and whether it reads step-resolved runs. The profile checker, the
+makes sense on data with task labels, whether it reads step-resolved runs or trains turn
+windows, its findings label and the function that judges its claim. The profile checker, the
 batch runner, the glue that collects every finding and the tests all read it.
 
 >>> CHAPTERS["03_similarity"].key, CHAPTERS["02_permutations"].needs_tasks
@@ -27,19 +28,32 @@ class ChapterSpec:
     needs_tasks: bool = False
     #: reads step-resolved runs and gradient features (attribution.steps > 0, LoRA adapters)
     step_resolved: bool = False
+    #: its label in the findings table (``None``: it judges no claim of its own)
+    section: str | None = None
+    #: the :mod:`zsg_lib.analysis.findings` function that judges its ordering claim from the
+    #: scores of its arrangements (the summary calls it; chapters 1 and 7 judge otherwise)
+    judge: str | None = None
+    #: trains TMA turn windows: the rounds they start at are checked when the chapter starts
+    turn_windows: bool = False
 
 
 CHAPTERS: dict[str, ChapterSpec] = {
     "intro": ChapterSpec(),
-    "01_early_generalization": ChapterSpec("early", ("random",)),
+    "01_early_generalization": ChapterSpec("early", ("random",),
+                                           section="1. early generalization"),
     "02_permutations": ChapterSpec("permutations", ("round-robin", "cluster", "random"),
-                                   needs_tasks=True),
-    "03_similarity": ChapterSpec("similarity", ("nft", "fft", "rt")),
+                                   needs_tasks=True, section="2. permutations",
+                                   judge="permutations"),
+    "03_similarity": ChapterSpec("similarity", ("nft", "fft", "rt"), section="3. similarity",
+                                 judge="similarity"),
     "04_granularity": ChapterSpec("granularity", ("nft", "coarse-nft", "fft", "coarse-fft"),
-                                  needs_tasks=True),
-    "05_tma": ChapterSpec("tma", ("tma-nft", "tma-fft", "tma-rt", "tma-max-min", "tma-min-max")),
+                                  needs_tasks=True, section="4. granularity",
+                                  judge="granularity"),
+    "05_tma": ChapterSpec("tma", ("tma-nft", "tma-fft", "tma-rt", "tma-max-min", "tma-min-max"),
+                          section="5. TMA", judge="tma", turn_windows=True),
     "06_beyond": ChapterSpec(),
-    "07_instance_level": ChapterSpec("instance", ("grad-nft", "nft"), step_resolved=True),
+    "07_instance_level": ChapterSpec("instance", ("grad-nft", "nft"), step_resolved=True,
+                                     section="7. instance level"),
     "summary": ChapterSpec(),
 }
 

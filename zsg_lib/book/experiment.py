@@ -45,13 +45,13 @@ from tqdm.auto import tqdm
 
 from .. import data, embed as embedding
 from ..arrange import ARRANGEMENTS, Arrangement, arrange
-from ..errors import ParamsError
+from ..errors import DataError, ParamsError
 from ..paths import cache_dir
 from ..train import records
 from ..train.config import TrainConfig
 from ..train.records import RunRecord
 from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
-from .chapters import COMPARISONS
+from .chapters import CHAPTERS, COMPARISONS
 from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
 from .render import site_mode
 
@@ -86,9 +86,9 @@ def setup(
     check_runnable(prof)
     if chapter is not None:
         check_chapter(prof, chapter)
-    if chapter == "05_tma":  # turn windows need rounds the data has: fail before any run
-        for seed in prof.seeds:
-            check_windows(prof, seed)
+        if CHAPTERS[chapter].turn_windows:  # windows need rounds the data has: fail before runs
+            for seed in prof.seeds:
+                check_windows(prof, seed)
     return prof
 
 
@@ -178,49 +178,29 @@ class DataSplit(data.TaskSplit):
     families: pd.DataFrame | None  # demo only: task, family, split, has_relative, ...
 
 
-def _draw(tasks: Sequence[str], n: int | None, seed: int, key: str, profile: Profile) -> list[str]:
-    tasks = sorted(tasks)
-    if n is None:
-        return tasks
-    if not 0 < n <= len(tasks):
-        raise ParamsError(f"{profile.source}: split.{key}: {n} asked, {len(tasks)} available")
-    rng = np.random.default_rng(seed)
-    return sorted(rng.choice(tasks, size=n, replace=False).tolist())
-
-
 @functools.lru_cache(maxsize=4)
 def load_split(profile: Profile) -> DataSplit:
-    """Load the profile's dataset and split it into training and test tasks.
-
-    Explicit task lists (``split.*_tasks``) win; otherwise the dataset's own split where it
-    has one; otherwise a seeded random split.
+    """Load the profile's dataset and split it into training and test tasks, by the one
+    split policy (:func:`zsg_lib.data.choose_split`): explicit task lists (``split.*_tasks``)
+    win; otherwise the dataset's own split where it has one; otherwise a seeded random split.
+    A split the data cannot give is a :class:`ParamsError` naming the profile.
     """
     ds, sp = profile.dataset, profile.split
-    kw = {"k_positive": ds.k_positive} if ds.kind == "niv2" else {}
-    loaded = data.load(ds.kind, ds.path, seed=ds.seed, track=ds.track, **kw)
+    options = {o: getattr(ds, o) for o in data.DATASETS[ds.kind].options}  # e.g. NIV2's track
+    loaded = data.load(ds.kind, ds.path, **options)
     table, own = loaded.table, loaded.own_split
-    if profile.has_tasks:  # a listed task missing from the data: name it in the profile
-        check_split_tasks(profile, pc.unique(table.column("task")).drop_null().to_pylist())
-
     if not profile.has_tasks:
         split = data.split_instances(table, sp.n_test_instances, seed=ds.seed)
         return DataSplit(split.train, split.test, (), (), None)
-
-    test = list(sp.test_tasks) if sp.test_tasks is not None else None
-    train = list(sp.train_tasks) if sp.train_tasks is not None else None
-    if own is not None:
-        train = (train if train is not None
-                 else [t for t in own.train_tasks if t not in set(test or ())])
-        test = test if test is not None else list(own.test_tasks)
-    if train is not None:
-        train = _draw(train, sp.n_train_tasks, ds.seed, "n_train_tasks", profile)
-    if test is not None:
-        test = _draw(test, sp.n_test_tasks, ds.seed + 1, "n_test_tasks", profile)
-        split = data.split_tasks(table, train_tasks=train, test_tasks=test,
-                                 n_train=sp.n_train_tasks, seed=ds.seed)
-    else:
-        split = data.split_tasks(table, train_tasks=train, n_train=sp.n_train_tasks,
-                                 n_test=sp.n_test_tasks or 1, seed=ds.seed)
+    # a listed task missing from the data: name it in the profile
+    check_split_tasks(profile, pc.unique(table.column("task")).drop_null().to_pylist())
+    try:
+        split = data.choose_split(
+            table, own=(own.train_tasks, own.test_tasks) if own is not None else None,
+            train_tasks=sp.train_tasks, test_tasks=sp.test_tasks,
+            n_train_tasks=sp.n_train_tasks, n_test_tasks=sp.n_test_tasks, seed=ds.seed)
+    except DataError as exc:
+        raise ParamsError(f"{profile.source}: split: {exc}") from None
     return DataSplit(split.train, split.test, split.train_tasks, split.test_tasks,
                      loaded.families)
 
@@ -377,9 +357,7 @@ def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunReco
     if profile.warmup.steps == 0:
         return None
     prep = prepare(profile, seed)
-    cfg = dataclasses.replace(
-        profile.run_config(seed, profile.warmup.steps), keep_final_state=True,
-        schedule_steps=profile.warmup.steps + profile.train.max_steps)
+    cfg = profile.run_config(seed, start="warmup")
     return _trained(profile, cfg, prep.warmup, prep.test, prep.warmup.column("id").to_pylist(),
                     f"warmup-seed{seed}", progress)
 
@@ -387,19 +365,17 @@ def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunReco
 def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
            label: str, progress: bool, generate: bool = False,
            branch: bool = True) -> RunRecord:
-    per_step = profile.train.instances_per_step
-    steps = min(profile.train.max_steps, math.ceil(len(arr.ids) / per_step))
-    if steps == 0:
+    if not arr.ids:
         raise ParamsError(f"{profile.source}: arrangement {arr.name!r} selected no instances")
-    order = list(arr.ids[: steps * per_step])  # only what the run consumes: shared run ids
+    per_step = profile.train.instances_per_step
     start = branch_point(profile, seed, progress) if branch else None
     # step-resolved scoring after the branch point, for the instance-level chapter
     resolved = (profile.warmup.steps if arr.name in profile.attribution.arrangements
                 and start is not None else None)
-    cfg = profile.run_config(seed, steps, generate, resolved_from=resolved)
-    if start is not None:  # one schedule over warm-up + comparison, as the warm-up has
-        cfg = dataclasses.replace(
-            cfg, schedule_steps=profile.warmup.steps + profile.train.max_steps)
+    cfg = profile.run_config(seed, math.ceil(len(arr.ids) / per_step), generate,
+                             resolved_from=resolved,
+                             start="branch" if start is not None else "zero")
+    order = list(arr.ids[: cfg.max_steps * per_step])  # only what the run consumes: shared ids
     return _trained(profile, cfg, table, test, order, label, progress, start)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..arrange.catalog import ARRANGEMENT_NAMES, ARRANGEMENTS
+from ..data.catalog import DATASETS
 from ..errors import ParamsError
 from ..paths import REPO_ROOT
 from ..typed import FieldError, build
@@ -108,19 +109,17 @@ def _expand_path(path: str | None) -> str | None:
     return expanded
 
 
-#: Kinds whose ``dataset.path`` must be one file, or one folder (the others take either).
-_PATH_SHAPE = {"flan-mini": "file", "sharegpt": "file", "niv2": "folder"}
-
-
 def check_dataset_path(profile: Profile) -> Profile:
     """Raise :class:`ParamsError` naming file and key when the dataset path is missing.
 
     The demo kind needs no path (it is generated); a folder where the kind reads one file
-    (Flan-mini, ShareGPT), or a file where it reads a folder (NIV2), is refused too. Call this before any work; it is what
-    :func:`load_profile` does unless told ``check_paths=False``.
+    (Flan-mini, ShareGPT), or a file where it reads a folder (NIV2), is refused too: the path
+    shape of each kind is on its catalog entry (:data:`zsg_lib.data.DATASETS`). Call this
+    before any work; it is what :func:`load_profile` does unless told ``check_paths=False``.
     """
     ds = profile.dataset
-    if ds.kind == "demo":
+    spec = DATASETS[ds.kind]
+    if spec.path == "none":
         return profile
     if ds.path is None:
         raise ParamsError(
@@ -130,15 +129,12 @@ def check_dataset_path(profile: Profile) -> Profile:
     path = Path(ds.path)
     if not path.exists():
         raise ParamsError(f"{profile.source}: dataset.path: {ds.path!r} does not exist")
-    shape = _PATH_SHAPE.get(ds.kind)
-    if shape == "file" and path.is_dir():
+    if spec.path == "file" and path.is_dir():
         raise ParamsError(f"{profile.source}: dataset.path: {ds.path!r} is a folder; kind "
-                          f"{ds.kind!r} reads one file (a JSON array of records or JSON Lines):"
-                          " give the file's path")
-    if shape == "folder" and not path.is_dir():
+                          f"{ds.kind!r} reads {spec.reads}: give the file's path")
+    if spec.path == "folder" and not path.is_dir():
         raise ParamsError(f"{profile.source}: dataset.path: {ds.path!r} is a file; kind "
-                          f"{ds.kind!r} reads a folder (with tasks/ and splits/): give the "
-                          "folder's path")
+                          f"{ds.kind!r} reads {spec.reads}: give the folder's path")
     return profile
 
 

@@ -20,23 +20,17 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from ..arrange.catalog import ARRANGEMENTS
+
 WIDTH = 520
 HEIGHT = 280
-#: Fixed colours so an arrangement looks the same in every chapter.
-PALETTE = {
-    "random": "#7f7f7f", "rt": "#9e9e9e", "round-robin": "#17becf", "cluster": "#e377c2",
-    "nft": "#1f77b4", "fft": "#d62728", "coarse-nft": "#aec7e8", "coarse-fft": "#ff9896",
-    "coarse-rt": "#c7c7c7", "tma-nft": "#2ca02c", "tma-fft": "#ff7f0e", "tma-rt": "#8c564b",
-    "tma-max-min": "#9467bd", "tma-min-max": "#bcbd22", "grad-nft": "#393b79",
-    "grad-fft": "#843c39",
-}
-
-
 def _color(field: str, values: Sequence[str], title: str | None = None) -> alt.Color:
+    """Arrangements in their catalog colour (the same in every chapter); any other values
+    (turn windows, metrics, pairs) in one scheme."""
     names = list(dict.fromkeys(values))
     scale = (
-        alt.Scale(domain=names, range=[PALETTE[n] for n in names])
-        if all(n in PALETTE for n in names) else alt.Scale(scheme="tableau10")
+        alt.Scale(domain=names, range=[ARRANGEMENTS[n].colour for n in names])
+        if all(n in ARRANGEMENTS for n in names) else alt.Scale(scheme="tableau10")
     )
     return alt.Color(f"{field}:N", scale=scale, title=title or field)
 

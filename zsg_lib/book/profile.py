@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..analysis.findings import Judge
 from ..arrange.multiturn import WithinRound
-from ..data import TASKLESS_KINDS, DatasetKind
+from ..data.catalog import DATASETS, DatasetKind
 from ..schema import TextView
 from ..train.config import Precision, TrainConfig
 from .chapters import CHAPTERS, COMPARISONS
@@ -22,7 +23,9 @@ from .chapters import CHAPTERS, COMPARISONS
 
 @dataclass(frozen=True)
 class DatasetParams:
-    """Which data: ``kind`` picks the loader; ``path`` is needed for every kind but ``demo``."""
+    """Which data: ``kind`` picks the catalog entry (:data:`zsg_lib.data.DATASETS`: loader,
+    path shape, tasks, own split); ``path`` is needed for every kind but ``demo``. ``seed``,
+    ``track`` and ``k_positive`` reach the loader where its entry lists them in ``options``."""
 
     kind: DatasetKind = "demo"
     path: str | None = None
@@ -111,6 +114,10 @@ ChapterParams = dataclasses.make_dataclass(
 ChapterParams.__module__ = __name__
 
 
+#: Where a run starts: step 0 on its own, the shared warm-up, or a branch from it.
+RunStart = Literal["zero", "warmup", "branch"]
+
+
 @dataclass(frozen=True)
 class Profile:
     """One complete, typed parameter set. ``source`` is the file it came from."""
@@ -141,7 +148,7 @@ class Profile:
     @property
     def has_tasks(self) -> bool:
         """Whether the dataset kind carries task labels."""
-        return self.dataset.kind not in TASKLESS_KINDS
+        return DATASETS[self.dataset.kind].has_tasks
 
     @property
     def judge(self) -> Judge:
@@ -164,23 +171,34 @@ class Profile:
         return getattr(self.chapters, key) if key else ()
 
     def run_config(self, seed: int, steps: int | None = None, generate: bool = False,
-                   resolved_from: int | None = None) -> TrainConfig:
-        """The :class:`TrainConfig` of one run: ``train`` with this profile's model, precision
-        and ``seed``; ``steps`` caps ``max_steps``. Greedy generation (ROUGE/EM) runs at
-        ``train.generate_at`` only when ``generate`` (costly on a CPU; chapter 1 needs it).
-        ``resolved_from``: the run starts at this step and is scored step by step over the
-        ``attribution.steps`` after it.
+                   resolved_from: int | None = None, start: RunStart = "zero") -> TrainConfig:
+        """The :class:`TrainConfig` of one run, built here only: ``train`` with this profile's
+        model, precision and ``seed``; ``steps`` caps ``max_steps``. Greedy generation
+        (ROUGE/EM) runs at ``train.generate_at`` only when ``generate`` (costly on a CPU;
+        chapter 1 needs it). ``resolved_from``: the run starts at this step and is scored step
+        by step over the ``attribution.steps`` after it. ``start``: ``"zero"``, a run of its own
+        from step 0; ``"warmup"``, the shared warm-up (``warmup.steps`` steps, its final state
+        kept); ``"branch"``, a comparison continuing from it. The warm-up and its branches
+        share one lr schedule over ``warmup.steps + train.max_steps``.
 
         >>> from zsg_lib.book.params import load_profile
         >>> load_profile("tiny").run_config(seed=2, steps=4).max_steps
         4
+        >>> w = load_profile("tiny").run_config(seed=2, start="warmup")
+        >>> w.max_steps, w.schedule_steps, w.keep_final_state
+        (2, 8, True)
         """
         t = self.train
+        if start == "warmup":
+            steps = self.warmup.steps
         max_steps = min(t.max_steps, steps) if steps else t.max_steps
         a = self.attribution
         dense = ((resolved_from + 1, resolved_from + min(a.steps, max_steps))
                  if resolved_from is not None and a.steps else None)
+        shared = start != "zero"  # one schedule over warm-up + comparison
         return dataclasses.replace(
             t, model=self.model, precision=self.precision, seed=seed, max_steps=max_steps,
             generate_at=tuple(s for s in t.generate_at if s <= max_steps) if generate else (),
-            dense_scoring=dense, dense_every=a.every if dense else 1)
+            dense_scoring=dense, dense_every=a.every if dense else 1,
+            schedule_steps=self.warmup.steps + t.max_steps if shared else t.schedule_steps,
+            keep_final_state=start == "warmup" or t.keep_final_state)

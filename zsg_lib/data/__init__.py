@@ -1,15 +1,7 @@
 """The data layer: every dataset loaded into one instance schema, split and sampled.
 
-=============  ==============================================  ====================
-kind           loader                                          tasks
-=============  ==============================================  ====================
-``flan-mini``  :func:`load_flan_mini` (streamed, Parquet cache)  ``source`` field
-``niv2``       :func:`load_niv2` (+ :func:`niv2_split`)          task file name
-``p3``         :func:`load_p3` (JSONL, Parquet, Arrow folder)    ``task_name``
-``sharegpt``   :func:`load_sharegpt` (streamed, Parquet cache)   none
-``norobots``   :func:`load_norobots`                             none (``category`` in metadata)
-``demo``       :func:`demo_dataset` (the embedded default)       generated
-=============  ==============================================  ====================
+The kinds, their loaders, the path each reads, whether they carry tasks and their own split
+are listed once, in :data:`DATASETS` (:mod:`zsg_lib.data.catalog`).
 
 Every loader returns a :class:`pyarrow.Table` with :data:`zsg_lib.schema.INSTANCE_SCHEMA`
 and raises :class:`~zsg_lib.errors.DataError` on bad input, naming file, record, id and field.
@@ -24,33 +16,24 @@ the table, the dataset's own task split where it has one (demo, NIV2) and its me
 
 from __future__ import annotations
 
-import typing
+import importlib
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 from ..errors import DataError
+from .catalog import DATASETS, KINDS, DatasetKind, DatasetSpec
 from .demo import DemoData, demo_dataset
 from .flan_mini import load_flan_mini
 from .niv2 import load_niv2, niv2_split
 from .p3 import load_p3
 from .sharegpt import load_norobots, load_sharegpt
-from .split import TaskSplit, sample_per_task, split_instances, split_tasks
-
-LOADERS = {
-    "flan-mini": load_flan_mini,
-    "niv2": load_niv2,
-    "p3": load_p3,
-    "sharegpt": load_sharegpt,
-    "norobots": load_norobots,
-}
-DatasetKind = Literal["demo", "flan-mini", "niv2", "p3", "sharegpt", "norobots"]
-KINDS: tuple[str, ...] = typing.get_args(DatasetKind)
-#: Kinds whose instances carry no task labels (PAPER.md §5: ShareGPT, NoRobots).
-TASKLESS_KINDS = frozenset({"sharegpt", "norobots"})
+from .split import TaskSplit, choose_split, sample_per_task, split_instances, split_tasks
 
 
 @dataclass(frozen=True)
@@ -72,38 +55,55 @@ class Dataset:
     families: pd.DataFrame | None = None
 
 
+def _function(name: str) -> Callable[..., Any]:
+    """A catalog's ``module.function`` in this package."""
+    module, function = name.rsplit(".", 1)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+
+
+def _call(fn: Callable[..., Any], path: str | Path | None, options: dict[str, Any],
+          **kw: Any) -> Any:
+    """``fn(path, ...)`` with the options it takes (by parameter name) and ``kw``."""
+    takes = inspect.signature(fn).parameters
+    return fn(path, **{k: v for k, v in options.items() if k in takes}, **kw)
+
+
 def load(kind: str, path: str | Path | None = None, *, seed: int = 0,
          track: str = "default", **kw: Any) -> Dataset:
     """Load a dataset by kind (one of :data:`KINDS`); extra keywords go to the loader.
 
     ``demo``: ``path`` is the cache folder (optional) and ``seed`` the generation seed.
     ``niv2``: ``path`` is the root with ``tasks/`` and ``splits/``; ``track`` picks the split.
-    Every other kind needs ``path`` and has no split of its own.
+    Every other kind needs ``path`` and has no split of its own (see :data:`DATASETS`).
     """
     key = kind.lower().replace("_", "-")
-    if key == "demo":
-        demo = demo_dataset(cache_dir=path, seed=seed, **kw)
-        return Dataset(key, demo.table, OwnSplit(demo.train_tasks, demo.test_tasks),
-                       demo.families)
-    if key not in LOADERS:
+    if key not in DATASETS:
         raise DataError(f"unknown dataset kind {kind!r}; use one of {list(KINDS)}")
-    if path is None:
+    spec = DATASETS[key]
+    if path is None and spec.path != "none":
         raise DataError(f"dataset kind {kind!r} needs a path")
-    if key == "niv2":
-        train, test = niv2_split(path, track)
-        return Dataset(key, load_niv2(path, track=track, **kw), OwnSplit(tuple(train),
-                                                                          tuple(test)))
-    return Dataset(key, LOADERS[key](path, **kw))
+    options = {k: v for k, v in {"seed": seed, "track": track}.items() if k in spec.options}
+    own = None
+    if spec.own_split not in (None, "loaded"):  # read first: a bad split file fails fast
+        train, test = _call(_function(spec.own_split), path, options)
+        own = OwnSplit(tuple(train), tuple(test))
+    loaded = _call(_function(spec.loader), path, options, **kw)
+    if spec.own_split == "loaded":  # the loader's result carries its split (the demo)
+        return Dataset(key, loaded.table, OwnSplit(tuple(loaded.train_tasks),
+                                                   tuple(loaded.test_tasks)), loaded.families)
+    return Dataset(key, loaded, own)
 
 
 __all__ = [
+    "DATASETS",
     "KINDS",
-    "TASKLESS_KINDS",
     "DatasetKind",
     "Dataset",
+    "DatasetSpec",
     "DemoData",
     "OwnSplit",
     "TaskSplit",
+    "choose_split",
     "demo_dataset",
     "load",
     "load_flan_mini",

@@ -3,6 +3,8 @@
 - :func:`split_tasks` splits by task: explicit lists (e.g. :func:`~zsg_lib.data.niv2_split`
   or the demo suite's default split) or a seeded random split of ``n_train``/``n_test``
   tasks. Train and test tasks never overlap: that is checked, not assumed.
+- :func:`choose_split` is the one split policy a profile's ``split:`` section follows:
+  explicit lists win, then the dataset's own split, then a seeded random split.
 - :func:`split_instances` holds out instances, for data without tasks (ShareGPT, NoRobots).
 - :func:`sample_per_task` draws n instances of every task (the paper: 20 per training
   task, at most 5 per test task).
@@ -267,6 +269,64 @@ def split_tasks(
         raise DataError(f"empty split: {len(train)} train and {len(test)} test task(s); each "
                         "side needs at least one task")
     return TaskSplit(_select(table, train), _select(table, test), tuple(train), tuple(test))
+
+
+def draw_tasks(tasks: Iterable[str], n: int | None, seed: int, arg: str) -> list[str]:
+    """``n`` of ``tasks`` drawn with ``numpy.random.default_rng(seed)`` from the sorted list
+    (all of them, sorted, when ``n`` is ``None``); DataError naming ``arg`` when fewer exist.
+
+    >>> draw_tasks(["c", "a", "b"], None, 0, "n"), len(draw_tasks(["c", "a", "b"], 2, 0, "n"))
+    (['a', 'b', 'c'], 2)
+    """
+    tasks = sorted(tasks)
+    if n is None:
+        return tasks
+    if not 0 < n <= len(tasks):
+        raise DataError(f"{arg}: {n} asked, {len(tasks)} available")
+    return sorted(np.random.default_rng(seed).choice(tasks, size=n, replace=False).tolist())
+
+
+def choose_split(
+    table: pa.Table,
+    *,
+    own: tuple[Sequence[str], Sequence[str]] | None = None,
+    train_tasks: Sequence[str] | None = None,
+    test_tasks: Sequence[str] | None = None,
+    n_train_tasks: int | None = None,
+    n_test_tasks: int | None = None,
+    seed: int = 0,
+) -> TaskSplit:
+    """The one split policy (a profile's ``split:`` section): which tasks train, which test.
+
+    Explicit task lists win; otherwise the dataset's ``own`` split ``(train, test)`` where it
+    has one (a test task listed explicitly leaves its own training side); otherwise a seeded
+    random split (:func:`split_tasks`, one test task unless ``n_test_tasks`` says more).
+    ``n_train_tasks`` / ``n_test_tasks`` then draw that many tasks from a listed side
+    (:func:`draw_tasks`: training seeded by ``seed``, test by ``seed + 1``), or from the
+    remaining tasks of an unlisted one.
+
+    >>> from zsg_lib.schema import instances_from_records
+    >>> msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    >>> t = instances_from_records([{"id": f"{k}{i}", "task": k, "messages": msgs}
+    ...                             for k in "abcd" for i in range(2)])
+    >>> s = choose_split(t, own=(["a", "b", "c"], ["d"]), test_tasks=["c"])
+    >>> s.train_tasks, s.test_tasks
+    (('a', 'b'), ('c',))
+    """
+    test = list(test_tasks) if test_tasks is not None else None
+    train = list(train_tasks) if train_tasks is not None else None
+    if own is not None:
+        own_train, own_test = own
+        train = train if train is not None else [t for t in own_train if t not in set(test or ())]
+        test = test if test is not None else list(own_test)
+    if train is not None:
+        train = draw_tasks(train, n_train_tasks, seed, "n_train_tasks")
+    if test is not None:
+        test = draw_tasks(test, n_test_tasks, seed + 1, "n_test_tasks")
+        return split_tasks(table, train_tasks=train, test_tasks=test, n_train=n_train_tasks,
+                           seed=seed)
+    return split_tasks(table, train_tasks=train, n_train=n_train_tasks,
+                       n_test=n_test_tasks or 1, seed=seed)
 
 
 def split_instances(table: pa.Table, n_test: int, seed: int = 0) -> TaskSplit:

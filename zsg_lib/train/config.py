@@ -211,3 +211,13 @@ class TrainConfig:
     def instances_per_step(self) -> int:
         """Training instances one optimizer step consumes."""
         return self.batch_size * self.grad_accum
+
+    def steps_over(self, n_ordered: int) -> int:
+        """The optimizer steps a run over ``n_ordered`` ordered instances trains: ``max_steps``,
+        or one pass over them where it is ``None`` (the last step may be short). The one rule
+        :func:`zsg_lib.train.run.train_run` records and :class:`~zsg_lib.train.loop.Loop` runs.
+
+        >>> TrainConfig(batch_size=4).steps_over(10), TrainConfig(max_steps=2).steps_over(10)
+        (3, 2)
+        """
+        return self.max_steps or math.ceil(n_ordered / self.instances_per_step)

@@ -153,21 +153,22 @@ def _finite(loss: float, what: str, step: int, run_dir: Path) -> float:
 class Loop:
     """One run's training loop and scoring; state is checkpointed between steps.
 
-    Without a branch the run trains steps ``1 … max_steps``; from a :class:`Branch` at step
-    ``b`` it trains steps ``b + 1 … b + max_steps`` (the step counter continues).
+    Without a branch the run trains steps ``1 … n``; from a :class:`Branch` at step ``b`` it
+    trains steps ``b + 1 … b + n`` (the step counter continues), ``n`` being
+    ``cfg.steps_over(len(order))``: ``cfg.max_steps``, or one pass over ``order``.
     """
 
     def __init__(self, cfg: TrainConfig, base: Any, tokenizer: Any, device: torch.device,
-                 run_dir: Path, max_steps: int, order: list[str],
+                 run_dir: Path, order: list[str],
                  train_enc: dict[str, EncodedExample], test_enc: dict[str, EncodedExample],
                  test_by_id: Mapping[str, Any], progress: bool,
                  on_step: Callable[[int, dict[str, Any]], None] | None,
                  branch: Branch | None = None) -> None:
         self.cfg, self.base, self.tok, self.device = cfg, base, tokenizer, device
-        self.run_dir, self.max_steps, self.branch = run_dir, max_steps, branch
+        self.run_dir, self.max_steps, self.branch = run_dir, cfg.steps_over(len(order)), branch
         self.first = branch.step if branch is not None else 0
-        self.end = self.first + max_steps
-        self.chunks = step_chunks(order, cfg.instances_per_step, max_steps)
+        self.end = self.first + self.max_steps
+        self.chunks = step_chunks(order, cfg.instances_per_step, self.max_steps)
         self.train_enc, self.test_enc, self.test_by_id = train_enc, test_enc, test_by_id
         self.progress, self.on_step = progress, on_step
         self.dist = distributed.current()

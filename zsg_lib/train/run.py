@@ -181,7 +181,7 @@ def train_run(
         raise TrainError("test set is empty")
     order = _check_order(order, train_by_id)
     per_pass = math.ceil(len(order) / cfg.instances_per_step)
-    max_steps = cfg.max_steps or per_pass
+    max_steps = cfg.steps_over(len(order))
     branch_step = _check_branch(cfg, start_from)
     if any(s > branch_step + max_steps for s in cfg.generate_at):
         raise TrainError(f"TrainConfig.generate_at: {cfg.generate_at} goes past the run's "
@@ -289,7 +289,7 @@ def _train(inp: _Inputs, run_dir: Path, progress: bool,
         records.write_params(run_dir, params)
 
     branch = _branch(inp.start_from, inp.data_id["test"]) if inp.start_from else None
-    loop = Loop(cfg, base, tokenizer, device, run_dir, inp.max_steps, order,
+    loop = Loop(cfg, base, tokenizer, device, run_dir, order,
                 train_enc, test_enc, test_by_id, progress, on_step, branch)
     summary = loop.run()
     if dist.is_main:
