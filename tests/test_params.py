@@ -136,7 +136,7 @@ def test_sweeps_expand_and_validate(tmp_path: Path) -> None:
 
 
 def test_every_shipped_sweep_is_valid(monkeypatch) -> None:
-    monkeypatch.setenv("ZSG_NIV2", str(PARAMS_DIR))  # any existing folder stands in for the data
+    monkeypatch.setenv("ZSG_NIV2", str(PARAMS_DIR.parents[1] / "shared" / "data" / "niv2-sample"))
     for path in sorted((PARAMS_DIR / "sweeps").glob("*.yaml")):
         assert load_sweep(path), path
 

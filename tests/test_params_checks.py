@@ -213,3 +213,66 @@ def test_kinds_that_take_files_or_folders_accept_both(tmp_path):
     for kind, path in (("p3", folder), ("p3", file), ("norobots", folder), ("norobots", file)):
         p = load_profile(write(tmp_path, f"dataset: {{kind: {kind}, path: {path}}}\n"))
         assert check_dataset_path(p) is p
+
+
+# --------------------------------------------------------------------------- issue 31
+
+
+def test_judging_window_past_the_run_in_the_file_is_an_error(tmp_path):
+    path = write(tmp_path, "train: {max_steps: 6}\nstats: {first_n_steps: 8}\n")
+    msg = refused(path, r"p.yaml: stats.first_n_steps: a judging window of 8 steps goes past "
+                        r"the comparison \(train.max_steps=6\); set it at most 6")
+    assert msg.startswith(str(path))
+    refused("tiny", r"tiny.yaml \(overrides\): stats.first_n_steps: a judging window of 9",
+            {"stats.first_n_steps": 9})
+
+
+def test_shortening_the_run_cuts_the_files_judging_window_to_it():
+    p = load_profile("cpu-demo", {"train.max_steps": 12})  # the README's batch example
+    assert p.stats.first_n_steps == 12 and p.judge.first_window == (9, 20)
+    assert load_profile("cpu-demo").stats.first_n_steps == 16
+    refused("cpu-demo", r"stats.first_n_steps: a judging window of 13 steps",
+            {"train.max_steps": 12, "stats.first_n_steps": 13})
+
+
+def _niv2_folder(tmp_path: Path, splits: str | None) -> Path:
+    root = tmp_path / "niv2"
+    (root / "tasks").mkdir(parents=True)
+    if splits is not None:
+        (root / "splits" / splits).mkdir(parents=True)
+        for side in ("train", "test"):
+            (root / "splits" / splits / f"{side}_tasks.txt").write_text("t\n")
+    return root
+
+
+def test_niv2_folder_without_splits_names_the_profile_key(tmp_path):
+    root = _niv2_folder(tmp_path, None)
+    msg = refused("niv2-sample", r"niv2-sample.yaml \(overrides\): dataset.path: .* has no "
+                                 r"splits/default/train_tasks.txt; kind 'niv2' reads a folder",
+                  {"dataset.path": str(root)})
+    assert str(root) in msg
+
+
+def test_niv2_track_that_is_not_there_names_the_track_and_the_tracks_there(tmp_path):
+    root = _niv2_folder(tmp_path, "xlingual")
+    refused("niv2-sample", r"dataset.track: 'default' gives no splits/default/train_tasks.txt "
+                           r"in .* \(folders there: xlingual\)", {"dataset.path": str(root)})
+    assert load_profile("niv2-sample", {"dataset.path": str(root),
+                                        "dataset.track": "xlingual"}).dataset.track == "xlingual"
+
+
+def test_more_held_out_conversations_than_the_file_holds_names_the_key(tmp_path):
+    from zsg_lib.book import experiment
+
+    records = [{"id": f"c{i}", "conversations": [{"from": "human", "value": f"q{i}"},
+                                                  {"from": "gpt", "value": f"a{i}"}]}
+               for i in range(5)]
+    data = tmp_path / "chats.json"
+    data.write_text(__import__("json").dumps(records))
+    p = load_profile("tiny", {"dataset.kind": "sharegpt", "dataset.path": str(data),
+                              "split.n_test_instances": 5, "chapters.permutations": [],
+                              "chapters.granularity": []})
+    with pytest.raises(ParamsError, match=r"tiny.yaml \(overrides\): split.n_test_instances: 5 "
+                                          r"held-out conversations asked, but .*chats.json "
+                                          r"holds 5; at most 4"):
+        experiment.load_split(p)

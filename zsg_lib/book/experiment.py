@@ -190,6 +190,11 @@ def load_split(profile: Profile) -> DataSplit:
     loaded = data.load(ds.kind, ds.path, **options)
     table, own = loaded.table, loaded.own_split
     if not profile.has_tasks:
+        if sp.n_test_instances >= table.num_rows:  # named in the profile, not the loader
+            raise ParamsError(f"{profile.source}: split.n_test_instances: "
+                              f"{sp.n_test_instances} held-out conversations asked, but "
+                              f"{ds.path} holds {table.num_rows}; at most "
+                              f"{table.num_rows - 1} (the rest train)")
         split = data.split_instances(table, sp.n_test_instances, seed=ds.seed)
         return DataSplit(split.train, split.test, (), (), None)
     # a listed task missing from the data: name it in the profile

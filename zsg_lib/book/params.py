@@ -37,7 +37,7 @@ from ..errors import ParamsError
 from ..paths import REPO_ROOT
 from ..typed import FieldError, build
 from .chapters import CHAPTERS, COMPARISONS
-from .profile import Profile
+from .profile import Profile, StatsParams
 from .yamlfiles import merge, nest, read_yaml, relative
 
 PARAMS_DIR = REPO_ROOT / "params"
@@ -47,35 +47,40 @@ PARAMS_DIR = REPO_ROOT / "params"
 _SET_ELSEWHERE = {"model": "model", "precision": "precision", "seed": "seeds"}
 
 
-def _clip_generate_at(train: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Drop ``generate_at`` steps past ``max_steps``: a profile shortened by an override
-    (``--set train.max_steps=12``) keeps the generation steps that still fall in the run."""
-    steps, at = train.get("max_steps"), train.get("generate_at")
-    if (isinstance(steps, int) and isinstance(at, (list, tuple))
+def _clip_to_run(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a shorter run keeps. The judging window ``stats.first_n_steps`` left at its
+    default is cut to ``train.max_steps``. A profile shortened by an override (``--set
+    train.max_steps=12``) also keeps the file's ``train.generate_at`` steps inside the run
+    and cuts the file's judging window to it. A value past the run written in the overrides,
+    or in a file the overrides do not shorten, is an error (:func:`_validate`)."""
+    out = dict(data)
+    train = out.get("train") if isinstance(out.get("train"), Mapping) else {}
+    stats = out.get("stats") if isinstance(out.get("stats"), Mapping) else {}
+    steps = train.get("max_steps")
+    if not isinstance(steps, int):
+        return out
+    over_train, over_stats = overrides.get("train"), overrides.get("stats")
+    shortened = isinstance(over_train, Mapping) and "max_steps" in over_train
+    at = train.get("generate_at")
+    if (shortened and "generate_at" not in over_train and isinstance(at, (list, tuple))
             and all(isinstance(s, int) for s in at)):
-        return {**train, "generate_at": [s for s in at if s <= steps]}
-    return train
+        out["train"] = {**train, "generate_at": [s for s in at if s <= steps]}
+    window = stats.get("first_n_steps", StatsParams.first_n_steps)
+    from_overrides = isinstance(over_stats, Mapping) and "first_n_steps" in over_stats
+    if ((shortened and not from_overrides) or "first_n_steps" not in stats) and (
+            isinstance(window, int) and window > steps):
+        out["stats"] = {**stats, "first_n_steps": steps}
+    return out
 
 
-def _shortens_run(overrides: Mapping[str, Any]) -> bool:
-    """Whether ``overrides`` (nested) set ``train.max_steps`` and leave ``generate_at`` to the
-    file: only then are the file's later generation steps clipped; a ``generate_at`` step
-    past ``max_steps`` written in the file, or in the overrides, is an error."""
-    train = overrides.get("train")
-    return isinstance(train, Mapping) and "max_steps" in train and "generate_at" not in train
-
-
-def _build(data: Mapping[str, Any], where: str, clip: bool = False) -> Profile:
-    """The profile from ``data``; every problem as ``<where>: <dotted key>: <reason>``.
-    ``clip``: drop ``train.generate_at`` steps past ``train.max_steps`` first."""
+def _build(data: Mapping[str, Any], where: str) -> Profile:
+    """The profile from ``data``; every problem as ``<where>: <dotted key>: <reason>``."""
     train = data.get("train")
     if isinstance(train, Mapping):
         for key, instead in _SET_ELSEWHERE.items():
             if key in train:
                 raise ParamsError(f"{where}: train.{key}: set at the top level ({instead}:), "
                                   "not in train:")
-        if clip:
-            data = {**data, "train": _clip_generate_at(train)}
     try:
         return build(Profile, data)
     except FieldError as exc:
@@ -135,6 +140,20 @@ def check_dataset_path(profile: Profile) -> Profile:
     if spec.path == "folder" and not path.is_dir():
         raise ParamsError(f"{profile.source}: dataset.path: {ds.path!r} is a file; kind "
                           f"{ds.kind!r} reads {spec.reads}: give the folder's path")
+    options = {o: getattr(ds, o) for o in spec.options}
+    for part in spec.layout:
+        inside = part.format(**options)
+        if (path / inside).exists():
+            continue
+        parent = path / part.split("{")[0]  # e.g. splits/, where the option picks a folder
+        option = next((o for o in spec.options if f"{{{o}}}" in part), None)
+        if option is not None and parent != path and parent.is_dir():
+            there = sorted(p.name for p in parent.iterdir() if p.is_dir())
+            raise ParamsError(f"{profile.source}: dataset.{option}: {options[option]!r} gives "
+                              f"no {inside} in {ds.path!r} (folders there: "
+                              f"{', '.join(there) or 'none'})")
+        raise ParamsError(f"{profile.source}: dataset.path: {ds.path!r} has no {inside}; "
+                          f"kind {ds.kind!r} reads {spec.reads}")
     return profile
 
 
@@ -229,6 +248,11 @@ def _validate(profile: Profile) -> Profile:
     for key, value in positive.items():
         if value <= 0:
             raise ParamsError(f"{src}: {key}: must be positive, got {value}")
+    window, steps = profile.stats.first_n_steps, profile.train.max_steps
+    if steps is not None and window > steps:
+        raise ParamsError(f"{src}: stats.first_n_steps: a judging window of {window} "
+                          f"steps goes past the comparison (train.max_steps={steps}); set "
+                          f"it at most {steps}")
     if profile.warmup.steps < 0:
         raise ParamsError(f"{src}: warmup.steps: must be >= 0, got {profile.warmup.steps}")
     if profile.train.max_steps is not None and profile.warmup.steps > profile.train.max_steps:
@@ -269,13 +293,12 @@ def load_profile(
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     _build(data, where)  # errors in the file itself name the file alone
-    clip = False
+    nested: Mapping[str, Any] = {}
     if overrides:
         where = f"{where} (overrides)"
         nested = nest(overrides)
-        clip = _shortens_run(nested)
         data = merge(data, nested)
-    profile = _build(data, where, clip)
+    profile = _build(_clip_to_run(data, nested), where)
     profile = dataclasses.replace(
         profile,
         source=where,

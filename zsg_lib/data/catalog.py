@@ -50,6 +50,9 @@ class DatasetSpec:
     reads: str = ""
     own_split: str | None = None
     options: tuple[str, ...] = ()
+    #: paths inside a folder ``path`` the loader reads, formatted with the options (checked
+    #: before any work, so a profile names what is missing rather than the loader later)
+    layout: tuple[str, ...] = ()
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -60,7 +63,9 @@ DATASETS: dict[str, DatasetSpec] = {
                              reads="one file (a JSON array of records or JSON Lines)"),
     "niv2": DatasetSpec("niv2.load_niv2", "Super-NaturalInstructions v2", "folder",
                         has_tasks=True, reads="a folder (with tasks/ and splits/)",
-                        own_split="niv2.niv2_split", options=("track", "k_positive")),
+                        own_split="niv2.niv2_split", options=("track", "k_positive"),
+                        layout=("tasks", "splits/{track}/train_tasks.txt",
+                                "splits/{track}/test_tasks.txt")),
     "p3": DatasetSpec("p3.load_p3", "P3 (JSON Lines, Parquet or an Arrow folder)", "either",
                       has_tasks=True),
     "sharegpt": DatasetSpec("sharegpt.load_sharegpt", "ShareGPT conversations", "file",
