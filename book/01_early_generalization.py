@@ -25,10 +25,10 @@
 # Every curve is the mean over seeds with its 95% t-interval.
 
 # %% tags=["remove-cell"]
-# Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.book.render import enable_offline_altair
+# Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
+from zsg_lib.book.display import enable_book_display
 
-enable_offline_altair()
+enable_book_display()
 
 # %% tags=["parameters"]
 import os
@@ -57,7 +57,7 @@ plots.loss_curves(loss_ci, title="Test loss on unseen tasks (mean over seeds, 95
 
 # %%
 found_early = findings.early(P.early_judge, scores)
-print(found_early.measured)
+found_early
 
 # %% [markdown]
 # ## How much of the early fall is the format?
@@ -99,4 +99,4 @@ found_stable = findings.steadiest_metric(P.early_judge, scores)
 found_stable.details
 
 # %%
-findings.table([found_early, found_stable])
+found_stable

@@ -29,10 +29,10 @@
 # loss curve and, for each sudden drop, list the training tasks that arrived just before it.
 
 # %% tags=["remove-cell"]
-# Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.book.render import enable_offline_altair
+# Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
+from zsg_lib.book.display import enable_book_display
 
-enable_offline_altair()
+enable_book_display()
 
 # %% tags=["parameters"]
 import os
@@ -105,4 +105,4 @@ pd.crosstab(shapes["arrangement"], shapes["kind"])
 
 # %%
 found = findings.permutations(P.judge, scores)
-findings.table([found])
+found

@@ -33,10 +33,10 @@
 # independent observations; clusters are).
 
 # %% tags=["remove-cell"]
-# Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.book.render import enable_offline_altair
+# Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
+from zsg_lib.book.display import enable_book_display
 
-enable_offline_altair()
+enable_book_display()
 
 # %% tags=["parameters"]
 import os
@@ -68,7 +68,7 @@ plots.interval_points(
 
 # %%
 found = findings.similarity(P.judge, scores)
-print(found.measured)
+found
 
 # %% [markdown]
 # ### Paired on the same test instances

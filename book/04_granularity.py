@@ -27,10 +27,10 @@
 # computed once). Arms are paired on the same test instances (three views, cluster bootstrap).
 
 # %% tags=["remove-cell"]
-# Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.book.render import enable_offline_altair
+# Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
+from zsg_lib.book.display import enable_book_display
 
-enable_offline_altair()
+enable_book_display()
 
 # %% tags=["parameters"]
 import os
@@ -88,7 +88,7 @@ fine.groupby("task").agg(first_position=("position", "min"), instances=("id", "s
 
 # %%
 found = findings.granularity(P.judge, scores)
-print(found.measured)
+found
 
 # %% [markdown]
 # ### Paired on the same test instances

@@ -29,10 +29,10 @@
 # loss.
 
 # %% tags=["remove-cell"]
-# Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.book.render import enable_offline_altair
+# Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
+from zsg_lib.book.display import enable_book_display
 
-enable_offline_altair()
+enable_book_display()
 
 # %% tags=["parameters"]
 import os
@@ -77,7 +77,7 @@ plots.interval_points(stats.window_summary(scores, late),
 
 # %%
 found = findings.tma(P.judge, scores)
-print(found.measured)
+found
 
 # %% [markdown]
 # ### Paired on the same test instances
@@ -106,5 +106,4 @@ plots.interval_points(win_summary, x="window_start", x_title="first round of the
 
 # %%
 found_windows = findings.windows(P.judge, windows)
-print(found_windows.measured)
-findings.table([found, found_windows])
+found_windows

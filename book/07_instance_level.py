@@ -33,10 +33,10 @@
 # correlations and slopes: the more similar the batch, the larger the fall.
 
 # %% tags=["remove-cell"]
-# Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.book.render import enable_offline_altair
+# Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
+from zsg_lib.book.display import enable_book_display
 
-enable_offline_altair()
+enable_book_display()
 
 # %% tags=["parameters"]
 import os
@@ -59,7 +59,9 @@ ex.describe(P)
 frame = instance.predictor_frame(P)
 table = instance.predictor_table(frame)
 found = findings.instance_level(table)
-print(found.measured)
+found
+
+# %%
 plots.predictor_intervals(
     table, title=f"Predicting Δloss over {frame['step'].nunique()} steps × "
                  f"{frame['id'].nunique()} test instances × {frame['seed'].nunique()} seeds")
@@ -106,7 +108,9 @@ plots.loss_curves(stats.mean_ci(scores),
 
 # %%
 order = findings.gradient_order(P.judge, scores)
-print(order.measured)
+order
+
+# %%
 order.details
 
 # %% [markdown]

@@ -13,25 +13,18 @@
 # %% [markdown]
 # # Summary: the paper's claims against this run
 #
-# Each row below is one finding of the paper, the numbers this run measured, and whether they
-# agree — decided from the numbers, never written by hand. Comparisons of arrangements pair
-# the arms on the same test instances after the shared warm-up, in three views (the paper's
-# instance mean, a task-balanced mean, the loss relative to the branch point), each with a 95%
-# cluster-bootstrap interval over test task × seed:
-#
-# - **agrees**: as claimed, and every interval excludes no difference;
-# - **agrees in direction only**: every estimate points the claimed way, not every interval;
-# - **does not agree**: the direction differs, or the intervals are too wide to say;
-# - **opposite, significantly**: an interval lies on the other side of no difference;
-# - **not measured**: the profile did not run what the claim needs.
-#
-# The runs are the chapters' runs, read back from their records.
+# One line per contrast a claim is judged on: this run's estimate (the dot) and its 95%
+# interval, coloured by the verdict. The dark rule is "no difference"; the shaded side of it is
+# the side the paper claims. The grey band around the rule is the smallest difference this run
+# could have detected, its size written at the right: an interval that crosses the rule inside
+# a narrow band says "no difference of that size", one inside a wide band says "too little
+# power to tell". Each verdict is computed from the numbers, never written by hand.
 
 # %% tags=["remove-cell"]
-# Charts render offline: Vega is served by the site (or inlined in a notebook), never a CDN.
-from zsg_lib.book.render import enable_offline_altair
+# Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
+from zsg_lib.book.display import enable_book_display
 
-enable_offline_altair()
+enable_book_display()
 
 # %% tags=["parameters"]
 import os
@@ -40,19 +33,47 @@ profile = os.environ.get("ZSG_PROFILE", "cpu-demo")  # a profile in params/, or 
 seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
-# %%
-import pandas as pd
-from IPython.display import display
-
+# %% tags=["hide-input"]
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import analyses as an, experiment as ex, plots
+from zsg_lib.book import analyses as an, experiment as ex, overview, plots
 
 P = ex.setup(profile, "summary", overrides, seeds)
 found, scores = an.collect_findings(P)
+plots.forest(overview.contrasts(found))
 
-# %%
-with pd.option_context("display.max_colwidth", None):
-    display(findings.table(found).style.hide(axis="index"))
+# %% [markdown]
+# ## Finding by finding
+#
+# Each finding links to its chapter, where the card holds the full numbers and the charts
+# behind them.
+
+# %% tags=["hide-input"]
+overview.finding_rows(found)
+
+# %% [markdown]
+# **How to read a verdict.** Comparisons of arrangements pair the arms on the same test
+# instances after the shared warm-up, in three views (the paper's instance mean, drawn above; a
+# task-balanced mean; the loss relative to the branch point), each with a 95% cluster-bootstrap
+# interval over test task × seed:
+#
+# - **agrees**: as claimed, and every interval excludes no difference;
+# - **agrees in direction only**: every estimate points the claimed way, not every interval;
+# - **does not agree**: the direction differs, or the intervals are too wide to say;
+# - **opposite, significantly**: an interval lies on the other side of no difference;
+# - **not measured**: the profile did not run what the claim needs.
+#
+# **The smallest detectable difference.** For a 95% interval of half-width $h$, a true
+# difference of $(1.96 + 0.84)/1.96 \cdot h \approx 1.43\,h$ would be found with 80% power
+# (normal approximation: the estimate taken as normal with standard error $h / 1.96$; with few
+# seeds a $t$-interval is wider, so this overstates what the run would miss).
+#
+# ## The numbers in full
+#
+# Every view, interval and test behind each verdict (open to read); the runs are the
+# chapters' runs, read back from their records.
+
+# %% tags=["hide-output"]
+findings.table(found)
 
 # %% [markdown]
 # ## Every arrangement at a glance

@@ -149,3 +149,30 @@ def test_an_ordering_claim_holds_as_far_as_its_weakest_pair():
     assert wrong.status == "opposite, significantly"
     missing = findings.ordering("x", judge, arms({"nft": 0.0}), "nft < rt", "claim")
     assert missing.status == "not measured"
+
+
+def test_minimum_detectable_difference_is_found_with_80_percent_power():
+    """A true difference of the rule's size, estimated with standard error se, gives a 95%
+    interval that excludes zero in 80% of runs (normal estimates)."""
+    from zsg_lib.analysis.stats import minimum_detectable
+
+    se = 0.37
+    mdd = minimum_detectable(-1.96 * se, 1.96 * se)
+    assert mdd == pytest.approx(2.8016 * se, rel=1e-3)
+    estimates = np.random.default_rng(3).normal(mdd, se, 40_000)
+    found = (estimates - 1.96 * se > 0) | (estimates + 1.96 * se < 0)
+    assert found.mean() == pytest.approx(0.80, abs=0.01)
+    # shifting the interval moves nothing: only its width counts
+    assert minimum_detectable(5 - 1.96 * se, 5 + 1.96 * se) == pytest.approx(mdd)
+
+
+def test_an_ordering_finding_carries_each_pair_as_a_contrast():
+    rng = np.random.default_rng(4)
+    scores = simulate(rng, effect=-0.4, task_sd=0.05)
+    judge = findings.Judge(max_steps=4, eval_every=4, first_n_steps=4)
+    found = findings.ordering("3. similarity", judge, scores, "a < b", "a is lower")
+    (c,) = found.contrasts
+    view = found.comparisons[0].views["instance"]
+    assert (c.label, c.claimed, c.status) == ("a − b", "below", found.status)
+    assert (c.estimate, c.lo, c.hi) == (view.estimate, view.lo, view.hi)
+    assert 0 < c.detectable < abs(c.estimate)  # an effect this clear is far above it

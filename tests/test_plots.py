@@ -112,3 +112,62 @@ def test_interval_points_and_misc() -> None:
     sc = spec(plots.scatter(pd.DataFrame({"u": [1, 2], "v": [3, 4], "k": ["a", "b"]}), "u", "v",
                             color="k", tooltip=["k"]))
     assert sc["encoding"]["color"]["field"] == "k"
+
+
+def test_named_categories_run_down_the_side():
+    summ = pd.DataFrame({"arrangement": ["nft", "coarse-nft"], "mean": [1, 2.0],
+                         "lo": [0.9, 1.8], "hi": [1.1, 2.2], "n": [3, 3]})
+    bars, points = spec(plots.interval_points(summ))["layer"]
+    assert points["encoding"]["y"]["field"] == "arrangement"  # labels read horizontally
+    assert bars["encoding"]["x"]["field"] == "lo" and bars["encoding"]["x2"]["field"] == "hi"
+
+
+def _lab(colour: str) -> np.ndarray:
+    """CIE L*a*b* (D65) of an sRGB hex colour."""
+    rgb = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    rgb = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ rgb / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_arms_compared_side_by_side_are_told_apart_at_a_glance():
+    """Every two arrangements one chapter draws together differ by ΔE*ab ≥ 40 (CIE76: ~2.3 is
+    just noticeable; nft's blue and a paler or darker blue, 29–37, read as shades of one)."""
+    from dataclasses import asdict
+    from itertools import combinations
+
+    from zsg_lib.book.chapters import CHAPTERS
+    from zsg_lib.book.params import load_profile
+
+    groups = {spec.default for spec in CHAPTERS.values() if spec.default}
+    for name in ("tiny", "cpu-demo"):
+        groups |= {tuple(v) for v in asdict(load_profile(name).chapters).values() if v}
+    close = [(a, b, round(float(np.linalg.norm(_lab(ARRANGEMENTS[a].colour)
+                                                - _lab(ARRANGEMENTS[b].colour))), 1))
+             for arms in groups for a, b in combinations(arms, 2)]
+    assert not [c for c in close if c[2] < 40], sorted(set(c for c in close if c[2] < 40))
+
+
+def test_forest_plot_draws_each_contrast_by_verdict():
+    frame = pd.DataFrame({
+        "row": ["3. similarity: nft − rt", "3. similarity: rt − fft", "1. early: share"],
+        "measure": ["loss", "loss", "share"], "estimate": [-0.1, 0.05, 0.7],
+        "lo": [-0.2, -0.05, 0.6], "hi": [-0.02, 0.15, 0.8], "detectable": [0.13, 0.14, 0.14],
+        "claimed": ["below", "below", "above"], "reference": [0.0, 0.0, 0.5],
+        "status": ["agrees", "does not agree", "agrees"], "shown": ["a", "b", "c"],
+        "detectable_shown": ["±0.13", "±0.14", "±14%"]})
+    s = spec(plots.forest(frame))
+    loss, share = s["vconcat"]
+    side, zone, ref, bar, point, text = loss["layer"]
+    assert point["encoding"]["color"]["field"] == "status"
+    assert point["encoding"]["color"]["scale"]["range"][0] == plots.VERDICT_COLOURS["agrees"]
+    assert bar["encoding"]["x"]["field"] == "lo" and bar["encoding"]["x2"]["field"] == "hi"
+    assert text["encoding"]["text"]["field"] == "detectable_shown"
+    # the share panel's rule sits at ½ and its claimed side runs right of it
+    assert s["datasets"][share["layer"][2]["data"]["name"]] == [{"x": 0.5}]
+    share_rows = s["datasets"][share["layer"][0]["data"]["name"]]
+    assert share_rows[0]["edge"] > 0.5
+    assert "detectable_shown" in tooltip_fields(point) or "smallest detectable (80% power)" in \
+        tooltip_fields(point)

@@ -18,6 +18,7 @@ bootstrap over test task × seed, after the branch point.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -68,8 +69,59 @@ class Judge:
 
 
 @dataclass(frozen=True)
+class Contrast:
+    """The number a claim is judged on, for the summary's forest plot: ``estimate`` with its
+    95% interval ``[lo, hi]`` (NaN with ``why`` when there is none), the side of ``reference``
+    the claim expects it on (``claimed``: ``"below"`` or ``"above"``), what it measures
+    (``measure``, the chart's axis: contrasts sharing one are drawn on one scale), how to
+    show its numbers (``fmt``, a format spec) and the verdict of this contrast.
+
+    >>> c = Contrast("nft − rt", -0.10, -0.15, -0.05, "below", "loss difference", "agrees")
+    >>> c.shown(), round(c.detectable, 4)
+    ('-0.100 [-0.150, -0.050]', 0.0715)
+    """
+
+    label: str
+    estimate: float
+    lo: float
+    hi: float
+    claimed: Literal["below", "above"]
+    measure: str
+    status: str
+    reference: float = 0.0
+    fmt: str = "+.3f"
+    why: str = ""
+
+    @property
+    def detectable(self) -> float:
+        """The smallest difference from ``reference`` this run detects with 80% power
+        (:func:`zsg_lib.analysis.stats.minimum_detectable`; NaN without an interval)."""
+        return stats.minimum_detectable(self.lo, self.hi)
+
+    def shown(self) -> str:
+        """``-0.100 [-0.150, -0.050]``, or the estimate and why there is no interval."""
+        f = self.fmt
+        if self.why or not np.isfinite(self.lo):
+            return f"{self.estimate:{f}} (no interval{': ' + self.why if self.why else ''})"
+        return f"{self.estimate:{f}} [{self.lo:{f}}, {self.hi:{f}}]"
+
+
+def view_contrast(label: str, view: View, claimed: Literal["below", "above"], measure: str,
+                  status: str | None = None) -> Contrast:
+    """A :class:`~zsg_lib.analysis.compare.View` as a contrast (its verdict on "below 0"
+    unless ``status`` says otherwise)."""
+    return Contrast(label, view.estimate, view.lo, view.hi, claimed, measure,
+                    status or verdict([view]), why=view.why)
+
+
+#: What an ordering's contrasts measure: the instance view of a pair (the paper's mean).
+LOSS_DIFFERENCE = "difference in mean test loss, a − b (nats; instance mean)"
+
+
+@dataclass(frozen=True)
 class Finding:
-    """A claim of the paper next to what this run measured."""
+    """A claim of the paper next to what this run measured; ``contrasts``: the numbers its
+    verdict rests on, each with its interval (none where the claim has no interval)."""
 
     section: str
     claim: str
@@ -77,6 +129,7 @@ class Finding:
     status: str
     details: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False, repr=False)
     comparisons: tuple[Comparison, ...] = field(default=(), compare=False, repr=False)
+    contrasts: tuple[Contrast, ...] = field(default=(), compare=False, repr=False)
 
     def row(self) -> dict[str, str]:
         return {"finding": self.section, "paper": self.claim, "this run": self.measured,
@@ -143,8 +196,12 @@ def early(judge: Judge, scores: pd.DataFrame) -> Finding:
     measured = (f"by step {upto} of {judge.max_steps}, the test loss had made "
                 f"{mean:.0%} of its total fall (95% CI {lo:.0%} to {hi:.0%}, "
                 f"{len(share)} seeds)")
-    return Finding("1. early generalization", claim, measured, _status(direction, significant),
-                   share)
+    status = _status(direction, significant)
+    contrast = Contrast(f"share of the fall by step {upto}", mean, lo, hi, "above",
+                        "share of the total fall in test loss (½: half of it)", status,
+                        reference=0.5, fmt=".0%", why="" if np.isfinite(lo) else "one seed")
+    return Finding("1. early generalization", claim, measured, status, share,
+                   contrasts=(contrast,))
 
 
 def steadiest_metric(judge: Judge, scores: pd.DataFrame) -> Finding:
@@ -193,7 +250,11 @@ def permutations(judge: Judge, scores: pd.DataFrame) -> Finding:
                 f"{start}: {shown}; cluster − random "
                 f"{-test.mean_diff + 0.0:+.0%} (paired over {test.n} seeds, "
                 f"p = {test.p:.3g})")
-    return Finding("2. permutations", claim, measured, _status(direction, significant), shares)
+    status = _status(direction, significant)
+    contrast = Contrast("cluster − random", -test.mean_diff + 0.0, -test.hi, -test.lo, "above",
+                        "difference in the share of test-task curves with a sudden drop",
+                        status, fmt="+.0%", why="" if np.isfinite(test.lo) else "one seed")
+    return Finding("2. permutations", claim, measured, status, shares, contrasts=(contrast,))
 
 
 def drop_relatives(drops: pd.DataFrame, families: pd.DataFrame | None) -> pd.DataFrame:
@@ -241,8 +302,10 @@ def ordering(section: str, judge: Judge, scores: pd.DataFrame, claim_order: str,
                 f"the same test instances (95% cluster-bootstrap intervals over test task × "
                 f"seed): {shown}; {agree}. Secondary, seed-level paired t "
                 f"({pairs[0].seed_t[2]} seeds): {seed_t}")
+    contrasts = tuple(view_contrast(f"{c.a} − {c.b}", c.views["instance"], "below",
+                                    LOSS_DIFFERENCE, c.status) for c in pairs)
     return Finding(section, claim, measured, worst([c.status for c in pairs]),
-                   pd.DataFrame([c.row() for c in pairs]), pairs)
+                   pd.DataFrame([c.row() for c in pairs]), pairs, contrasts)
 
 
 def heaviest_tasks(found: Finding) -> str:
@@ -294,7 +357,10 @@ def windows(judge: Judge, scores: pd.DataFrame) -> Finding:
                 f"{slope.n_clusters} test task × seed)")
     # the claim "earlier is lower" is a positive slope: judge −slope as "early − late < 0"
     flipped = View(-slope.estimate, -slope.hi, -slope.lo, slope.n_clusters, slope.why)
-    return Finding("5. turn windows", claim, measured, verdict([flipped]), per)
+    status = verdict([flipped])
+    contrast = view_contrast("per later window", slope, "above",
+                             "slope of test loss per later turn window (nats)", status)
+    return Finding("5. turn windows", claim, measured, status, per, contrasts=(contrast,))
 
 
 def instance_level(table: pd.DataFrame, predictor: str = "emb_max") -> Finding:
@@ -318,7 +384,10 @@ def instance_level(table: pd.DataFrame, predictor: str = "emb_max") -> Finding:
     measured = (f"{predictor_sentence(table)} On its own (the verdict's measure: task and step "
                 f"fixed effects, 95% cluster bootstrap), the slope of the loss change per SD of "
                 f"{predictor} is {slope}.")
-    return Finding("7. instance level", claim, measured, verdict([view]), table)
+    contrast = view_contrast(f"{predictor}, per SD", view, "below",
+                             "slope of the loss change per SD of similarity (nats)")
+    return Finding("7. instance level", claim, measured, contrast.status, table,
+                   contrasts=(contrast,))
 
 
 def gradient_order(judge: Judge, scores: pd.DataFrame) -> Finding:

@@ -58,12 +58,14 @@ def _catalog() -> dict[str, ArrangementSpec]:
         out[order] = ArrangementSpec(
             "by_similarity", f"instances by WSD to the test set, {order} (§3)", colour,
             needs_embeddings=True, fixed={"order": order, "granularity": "fine"})
-    for order, colour in {"nft": "#393b79", "fft": "#843c39"}.items():
+    # grad-nft is drawn beside nft (chapter 7), coarse-nft beside nft (chapter 4): their own
+    # hues, not shades of nft's blue (tests/test_plots.py checks the distance)
+    for order, colour in {"nft": "#6a3d9a", "fft": "#843c39"}.items():
         out[f"grad-{order}"] = ArrangementSpec(
             "by_similarity", f"instances by WSD on LoRA gradient features, {order} (LESS-style)",
             colour, needs_embeddings=True, fixed={"order": order, "granularity": "fine"},
             features="gradient")
-    for order, colour in {"nft": "#aec7e8", "fft": "#ff9896", "rt": "#c7c7c7"}.items():
+    for order, colour in {"nft": "#9edae5", "fft": "#ff9896", "rt": "#c7c7c7"}.items():
         out[f"coarse-{order}"] = ArrangementSpec(
             "by_similarity", f"tasks by WSD of their mean embedding, {order} (§4)", colour,
             needs_tasks=True, needs_embeddings=True,

@@ -24,6 +24,19 @@ from ..arrange.catalog import ARRANGEMENTS
 
 WIDTH = 520
 HEIGHT = 280
+LABEL_WIDTH = 260  # the forest plot's row labels
+
+#: How every verdict is drawn: in the summary's forest plot and its badges (green agrees,
+#: amber in direction only, grey does not agree, red opposite; pale: not measured).
+VERDICT_COLOURS: dict[str, str] = {
+    "agrees": "#1a7f37",
+    "agrees in direction only": "#bf8700",
+    "does not agree": "#6e7781",
+    "opposite, significantly": "#cf222e",
+    "not measured": "#afb8c1",
+}
+
+
 def _color(field: str, values: Sequence[str], title: str | None = None) -> alt.Color:
     """Arrangements in their catalog colour (the same in every chapter); any other values
     (turn windows, metrics, pairs) in one scheme."""
@@ -216,20 +229,31 @@ def interval_points(
     summary: pd.DataFrame, x: str = "arrangement", x_title: str | None = None,
     y_title: str = "mean test loss", title: str = "",
 ) -> alt.LayerChart:
-    """Mean with a 95% error bar per category (``x, mean, lo, hi, n``)."""
+    """Mean with a 95% error bar per category (``x, mean, lo, hi, n``; ``x_title`` names the
+    categories, ``y_title`` the values). Named categories (arrangements) run down the side,
+    one line each, so their labels read horizontally; numbers (a window's first round) run
+    along the bottom."""
     data = summary.copy()
-    x_type = "Q" if pd.api.types.is_numeric_dtype(data[x]) else "N"
-    color = _color(x, data[x].astype(str)) if x_type == "N" else alt.value("#1f77b4")
+    numeric = pd.api.types.is_numeric_dtype(data[x])
+    tips = [f"{x}:{'Q' if numeric else 'N'}", alt.Tooltip("mean:Q", format=".3f"),
+            alt.Tooltip("lo:Q", format=".3f"), alt.Tooltip("hi:Q", format=".3f"), "n:Q"]
+    value = alt.Scale(zero=False)
+    if numeric:
+        base = alt.Chart(data).encode(x=alt.X(f"{x}:Q", title=x_title or x),
+                                      color=alt.value("#1f77b4"))
+        bars = base.mark_errorbar(ticks=True).encode(
+            y=alt.Y("lo:Q", title=y_title, scale=value), y2="hi:Q")
+        points = base.mark_point(filled=True, size=80).encode(y="mean:Q", tooltip=tips)
+        return alt.layer(bars, points).properties(width=WIDTH * 0.7, height=HEIGHT * 0.8,
+                                                  title=title)
     base = alt.Chart(data).encode(
-        x=alt.X(f"{x}:{x_type}", title=x_title or x, sort=None), color=color)
+        y=alt.Y(f"{x}:N", title=x_title or x, sort=None), color=_color(x, data[x].astype(str)))
     bars = base.mark_errorbar(ticks=True).encode(
-        y=alt.Y("lo:Q", title=y_title, scale=alt.Scale(zero=False)), y2="hi:Q")
-    points = base.mark_point(filled=True, size=80).encode(
-        y="mean:Q",
-        tooltip=[f"{x}:{x_type}", alt.Tooltip("mean:Q", format=".3f"),
-                 alt.Tooltip("lo:Q", format=".3f"), alt.Tooltip("hi:Q", format=".3f"), "n:Q"],
-    )
-    return alt.layer(bars, points).properties(width=WIDTH * 0.7, height=HEIGHT * 0.8, title=title)
+        x=alt.X("lo:Q", title=y_title, scale=value), x2="hi:Q")
+    points = base.mark_point(filled=True, size=80).encode(x="mean:Q", tooltip=tips)
+    return alt.layer(bars, points).properties(width=WIDTH * 0.7,
+                                              height=max(80, 26 * data[x].nunique()),
+                                              title=title)
 
 
 def tma_rounds(tables: pd.DataFrame, title: str = "") -> alt.Chart:
@@ -312,7 +336,7 @@ def relatives_fed(table: pd.DataFrame, title: str = "") -> alt.LayerChart:
     data = (table.groupby(["task", "relatives", "arrangement"], as_index=False, sort=False)
             [["helpful", "mirror", "of"]].mean())
     base = alt.Chart(data).encode(
-        x=alt.X("arrangement:N", sort=None, title=None),
+        x=alt.X("arrangement:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("task:N", title=None, sort=None))
     cells = base.mark_rect().encode(
         color=alt.Color("helpful:Q", scale=alt.Scale(scheme="greens"),
@@ -322,7 +346,7 @@ def relatives_fed(table: pd.DataFrame, title: str = "") -> alt.LayerChart:
                  alt.Tooltip("of:Q", title="instances fed")])
     text = base.mark_text(baseline="middle").encode(text=alt.Text("helpful:Q", format=".1f"))
     return alt.layer(cells, text).properties(
-        width=70 * data["arrangement"].nunique(), height=22 * data["task"].nunique(),
+        width=90 * data["arrangement"].nunique(), height=22 * data["task"].nunique(),
         title=title)
 
 
@@ -383,3 +407,59 @@ def seen_prefix(frame: pd.DataFrame, distance: str = "min", title: str = "") -> 
 def stack(charts: Sequence[alt.TopLevelMixin]) -> alt.VConcatChart:
     """Charts one under another (e.g. one per compared pair)."""
     return alt.vconcat(*charts)
+
+
+def forest(contrasts: pd.DataFrame, title: str = "") -> alt.VConcatChart:
+    """Every judged claim's contrast in one forest plot (a ``zsg_lib.book.overview.contrasts``
+    table: ``row, measure, estimate, lo, hi, detectable, claimed, reference, status, shown,
+    detectable_shown``). One panel per ``measure`` (contrasts on one scale), one line per
+    contrast: the estimate and its 95% interval coloured by verdict, a rule at the reference
+    (no difference), the claimed side of it shaded (``fmt``, when given, with a ``%``: a
+    percentage axis), and around the reference a grey band as
+    wide as the smallest difference the run detects (80% power), its size written at the
+    right."""
+    if contrasts.empty:
+        note = pd.DataFrame({"text": ["no claim was measured with an interval"]})
+        return alt.vconcat(alt.Chart(note).mark_text(align="left").encode(text="text:N"))
+    statuses = [s for s in VERDICT_COLOURS if s != "not measured"]  # measured, with a number
+    colour = alt.Color("status:N", title="verdict", scale=alt.Scale(
+        domain=statuses, range=[VERDICT_COLOURS[s] for s in statuses]),
+        legend=alt.Legend(orient="bottom", direction="horizontal", labelLimit=220))
+    tips = [alt.Tooltip("row:N", title="contrast"), alt.Tooltip("shown:N", title="estimate [95%]"),
+            alt.Tooltip("claimed_text:N", title="claimed"),
+            alt.Tooltip("detectable_shown:N", title="smallest detectable (80% power)"),
+            alt.Tooltip("status:N", title="verdict")]
+    width = 300
+    panels = []
+    for measure, part in contrasts.groupby("measure", sort=False):
+        data = part.copy()
+        ref = float(data["reference"].iloc[0])
+        spread = pd.concat([(data[c] - ref).abs() for c in ("estimate", "lo", "hi")] +
+                           [data["detectable"]]).dropna()
+        extent = float(spread.max()) * 1.15 if len(spread) and spread.max() > 0 else 1.0
+        data["edge"] = np.where(data["claimed"] == "below", ref - extent, ref + extent)
+        data["zone_lo"] = ref - data["detectable"]
+        data["zone_hi"] = ref + data["detectable"]
+        data["claimed_text"] = data["claimed"] + f" {ref:g}"
+        x_scale = alt.Scale(domain=[ref - extent, ref + extent], nice=False, zero=False)
+        percent = "%" in str(data["fmt"].iloc[0]) if "fmt" in data else False
+        x_axis = alt.Axis(format=".0%" if percent else "~g")
+        # one label width for every panel, so their zero lines stand one under another
+        base = alt.Chart(data).encode(y=alt.Y("row:N", sort=None, title=None, axis=alt.Axis(
+            labelLimit=LABEL_WIDTH, minExtent=LABEL_WIDTH)))
+        side = base.mark_rect(color="#ddeaf7", opacity=0.7).encode(
+            x=alt.X("reference:Q", scale=x_scale, title=str(measure), axis=x_axis), x2="edge:Q")
+        zone = base.mark_rule(color="#8c959f", strokeWidth=9, opacity=0.35).encode(
+            x="zone_lo:Q", x2="zone_hi:Q")
+        ref_rule = alt.Chart(pd.DataFrame({"x": [ref]})).mark_rule(color="#24292f").encode(
+            x=alt.X("x:Q", scale=x_scale))
+        bar = base.mark_rule(strokeWidth=2.5).encode(x="lo:Q", x2="hi:Q", color=colour,
+                                                      tooltip=tips)
+        point = base.mark_point(filled=True, size=90, opacity=1).encode(
+            x="estimate:Q", color=colour, tooltip=tips)
+        text = base.mark_text(align="left", dx=8, color="#57606a", fontSize=11).encode(
+            x=alt.value(width), text="detectable_shown:N")
+        panels.append(alt.layer(side, zone, ref_rule, bar, point, text).properties(
+            width=width, height=26 * len(data)))
+    return alt.vconcat(*panels, spacing=18).resolve_scale(x="independent").properties(
+        title=title)
