@@ -26,7 +26,7 @@ from zsg_lib.book.display import enable_book_display
 
 enable_book_display()
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 import os
 
 profile = os.environ.get("ZSG_PROFILE", "cpu-demo")  # a profile in params/, or a YAML path

@@ -44,7 +44,7 @@ def test_summary_rows_link_each_finding_to_its_card():
     assert rows.count("<tr>") == 3 and rows.count('class="zsg-badge"') == 2
     assert 'href="03_similarity.html#finding-3-similarity"' in rows
     assert 'href="07_instance_level.html#finding-7-gradient-order"' in rows
-    assert "detects ±0.300" in rows  # (1.96 + 0.84) / 1.96 × 0.21
+    assert "detects ±0.3)" in rows  # (1.96 + 0.84) / 1.96 × 0.21
     card = str(overview.card(found[0]))
     assert 'id="finding-3-similarity"' in card and "a long sentence of numbers" in card
 

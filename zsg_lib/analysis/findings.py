@@ -78,7 +78,7 @@ class Contrast:
 
     >>> c = Contrast("nft − rt", -0.10, -0.15, -0.05, "below", "loss difference", "agrees")
     >>> c.shown(), round(c.detectable, 4)
-    ('-0.100 [-0.150, -0.050]', 0.0715)
+    ('-0.1 [-0.15, -0.05]', 0.0715)
     """
 
     label: str
@@ -89,7 +89,7 @@ class Contrast:
     measure: str
     status: str
     reference: float = 0.0
-    fmt: str = "+.3f"
+    fmt: str = "+.3g"
     why: str = ""
 
     @property
@@ -101,9 +101,10 @@ class Contrast:
     def shown(self) -> str:
         """``-0.100 [-0.150, -0.050]``, or the estimate and why there is no interval."""
         f = self.fmt
-        if self.why or not np.isfinite(self.lo):
-            return f"{self.estimate:{f}} (no interval{': ' + self.why if self.why else ''})"
-        return f"{self.estimate:{f}} [{self.lo:{f}}, {self.hi:{f}}]"
+        est, lo, hi = (v + 0.0 for v in (self.estimate, self.lo, self.hi))  # no "-0"
+        if self.why or not np.isfinite(lo):
+            return f"{est:{f}} (no interval{': ' + self.why if self.why else ''})"
+        return f"{est:{f}} [{lo:{f}}, {hi:{f}}]"
 
 
 def view_contrast(label: str, view: View, claimed: Literal["below", "above"], measure: str,

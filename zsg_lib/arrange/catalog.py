@@ -65,7 +65,7 @@ def _catalog() -> dict[str, ArrangementSpec]:
             "by_similarity", f"instances by WSD on LoRA gradient features, {order} (LESS-style)",
             colour, needs_embeddings=True, fixed={"order": order, "granularity": "fine"},
             features="gradient")
-    for order, colour in {"nft": "#9edae5", "fft": "#ff9896", "rt": "#c7c7c7"}.items():
+    for order, colour in {"nft": "#00a5a8", "fft": "#ff9896", "rt": "#c7c7c7"}.items():
         out[f"coarse-{order}"] = ArrangementSpec(
             "by_similarity", f"tasks by WSD of their mean embedding, {order} (§4)", colour,
             needs_tasks=True, needs_embeddings=True,

@@ -13,7 +13,7 @@ approximation), so a claim that "does not agree" reads either as "no difference 
 >>> f = Finding("3. similarity", "NFT < RT < FFT", "…", "agrees", contrasts=(
 ...     Contrast("nft − rt", -0.1, -0.15, -0.05, "below", "loss difference", "agrees"),))
 >>> contrasts([f])[["row", "shown", "detectable_shown"]].to_dict("records")
-[{'row': '3. similarity: nft − rt', 'shown': '-0.100 [-0.150, -0.050]', 'detectable_shown': '±0.071'}]
+[{'row': '3. similarity: nft − rt', 'shown': '-0.1 [-0.15, -0.05]', 'detectable_shown': '±0.071'}]
 >>> chapter_link("3. similarity")
 '03_similarity.html#finding-3-similarity'
 >>> 'class="zsg-badge"' in badge("agrees")
@@ -67,8 +67,7 @@ def _detectable(c: Contrast) -> str:
     d = c.detectable
     if not math.isfinite(d):
         return "no interval"
-    fmt = c.fmt.lstrip("+")
-    return f"±{d:{fmt}}"
+    return f"±{d:.0%}" if "%" in c.fmt else f"±{d:.2g}"
 
 
 def contrasts(found: Sequence[Finding]) -> pd.DataFrame:
@@ -92,9 +91,8 @@ def contrasts(found: Sequence[Finding]) -> pd.DataFrame:
 
 def _numbers(f: Finding) -> str:
     """A finding's contrasts, one short line each, or why it has none."""
-    if not f.contrasts:
-        return html.escape(f.measured if f.status == "not measured" else "no interval: "
-                           "see the chapter")
+    if not f.contrasts:  # not measured (the reason), or judged without an interval
+        return html.escape(f.measured)
     return "<br>".join(
         f"{html.escape(c.label)}: <code>{html.escape(c.shown())}</code>"
         f" <span style=\"color:#57606a\">(detects {html.escape(_detectable(c))})</span>"

@@ -22,8 +22,11 @@ import pandas as pd
 
 from ..arrange.catalog import ARRANGEMENTS
 
-WIDTH = 520
+# The plotting area of a full-width chart: with its axis labels and legend (and vega-embed's
+# actions button) it stays inside the site's content column (~750 px; tests/test_browser.py).
+WIDTH = 460
 HEIGHT = 280
+COLUMN = 700  # what a chart may take in all, to size charts with one panel per category
 LABEL_WIDTH = 260  # the forest plot's row labels
 
 #: How every verdict is drawn: in the summary's forest plot and its badges (green agrees,
@@ -346,7 +349,7 @@ def relatives_fed(table: pd.DataFrame, title: str = "") -> alt.LayerChart:
                  alt.Tooltip("of:Q", title="instances fed")])
     text = base.mark_text(baseline="middle").encode(text=alt.Text("helpful:Q", format=".1f"))
     return alt.layer(cells, text).properties(
-        width=90 * data["arrangement"].nunique(), height=22 * data["task"].nunique(),
+        width=min(90 * data["arrangement"].nunique(), WIDTH), height=22 * data["task"].nunique(),
         title=title)
 
 
@@ -398,7 +401,9 @@ def seen_prefix(frame: pd.DataFrame, distance: str = "min", title: str = "") -> 
         color=alt.Color("measure:N", scale=alt.Scale(domain=list(names.values()),
                                                      range=["#1f77b4", "#d62728"]), legend=None),
         tooltip=["task:N", "step:Q", "measure:N", alt.Tooltip("value:Q", format=".3f")])
-    return chart.properties(width=110, height=90).facet(
+    n_tasks = max(1, data["task"].nunique())
+    width = max(50, min(110, (COLUMN - 80) // n_tasks - 12))  # every task's panel in the column
+    return chart.properties(width=width, height=90).facet(
         row=alt.Row("measure:N", title=None, sort=list(names.values())),
         column=alt.Column("task:N", title=None)).resolve_scale(y="independent").properties(
         title=title)

@@ -14,8 +14,9 @@ itself instead:
   ``"site"`` while Jupyter Book builds the site (:mod:`zsg_lib.book.site`, loaded as a Sphinx
   extension, sets ``ZSG_SITE_BUILD=1`` for the kernels it starts): a small ``<div>`` plus a
   script that calls the site's ``vegaEmbed``; ``"inline"`` elsewhere (JupyterLab, papermill
-  batches): Altair's self-contained HTML with the bundle inside each chart, which works offline
-  in any frontend (JupyterLab 4 renders Vega-Lite up to v5 natively, Altair 6 emits v6).
+  batches): self-contained HTML with the bundle inside each chart (:func:`inline_chart_html`),
+  which works offline in any frontend (JupyterLab 4 renders Vega-Lite up to v5 natively,
+  Altair 6 emits v6), however many charts a notebook holds.
 
 >>> bundle = wrap_bundle("window.vegaEmbed = 1;")
 >>> bundle.splitlines()[1]
@@ -31,8 +32,10 @@ True
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +47,7 @@ from ..errors import ZsgError
 BUNDLE_NAME = "zsg-vega.js"
 SITE_ENV = "ZSG_SITE_BUILD"
 RENDERER = "zsg-site"
+INLINE_RENDERER = "zsg-inline"
 Mode = Literal["site", "inline"]
 
 # The vega-embed options of every chart: tooltips on; the actions menu keeps the offline
@@ -128,6 +132,56 @@ def site_chart_html(spec: Mapping[str, Any], embed_options: Mapping[str, Any] | 
     )
 
 
+_INLINE_TEMPLATE = """\
+<div class="zsg-chart" id="{id}"></div>
+<script type="text/javascript">
+if (!window.vegaEmbed) {{
+{bundle}
+}}
+(function() {{
+  var el = document.getElementById("{id}");
+  window.vegaEmbed(el, {spec}, {opts}).catch(function(err) {{
+    el.textContent = "Chart error: " + err;
+    console.error(err);
+  }});
+}})();
+</script>
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _bundle_js() -> str:
+    import vl_convert
+
+    # "</script" would end the <script> early (the bundle holds none today: keep it so)
+    return re.sub(r"</(script)", r"<\\/\1", wrap_bundle(vl_convert.javascript_bundle()),
+                  flags=re.IGNORECASE)
+
+
+def inline_chart_html(spec: Mapping[str, Any], embed_options: Mapping[str, Any] | None = None,
+                      ) -> str:
+    """The HTML of one self-contained chart (JupyterLab, papermill): the Vega bundle (run only
+    if the page has no ``vegaEmbed`` yet) and a call to it, every name in a function scope, so
+    any number of charts share a page (Altair's inline template declares top-level ``const``
+    names, and a notebook's second chart then fails to draw).
+
+    >>> s = inline_chart_html({"mark": "point"})
+    >>> s.count("window.vegaEmbed = ") <= 1 and 'class="zsg-chart"' in s and len(s) > 500_000
+    True
+    """
+    opts = {**EMBED_OPTIONS, **(embed_options or {})}
+    return _INLINE_TEMPLATE.format(
+        id=f"zsg-chart-{uuid.uuid4().hex[:12]}", bundle=_bundle_js(),
+        spec=json.dumps(spec, sort_keys=True).replace("</", "<\\/"), opts=json.dumps(opts))
+
+
+def _inline_renderer(spec: dict, **metadata: Any) -> dict[str, str]:
+    return {
+        "text/html": inline_chart_html(spec, metadata.get("embed_options")),
+        "text/plain": "<Altair chart>",
+    }
+
+
 def _site_renderer(spec: dict, **metadata: Any) -> dict[str, str]:
     return {
         "text/html": site_chart_html(spec, metadata.get("embed_options")),
@@ -153,7 +207,9 @@ def enable_offline_altair(mode: Mode | None = None) -> Mode:
             alt.renderers.register(RENDERER, _site_renderer)
         alt.renderers.enable(RENDERER)
     elif mode == "inline":
-        alt.renderers.enable("html", template="inline", embed_options=EMBED_OPTIONS)
+        if INLINE_RENDERER not in alt.renderers.names():
+            alt.renderers.register(INLINE_RENDERER, _inline_renderer)
+        alt.renderers.enable(INLINE_RENDERER)
     else:
         raise ZsgError(f"enable_offline_altair: unknown mode {mode!r} (use 'site' or 'inline')")
     return mode
