@@ -268,8 +268,8 @@ def test_jupyterlab_runs_a_real_chapter_with_charts_offline(lab: Any, browser: A
         page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
             return w && w.sessionContext && w.sessionContext.session &&
                    w.sessionContext.session.kernel; }""", timeout=60_000)
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         started = time.monotonic()
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         deadline = started + 240
         while True:  # until every code cell ran and every chart drew (or a cell failed)
             state = page.evaluate(LAB_CELLS)
