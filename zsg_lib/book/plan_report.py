@@ -118,7 +118,8 @@ def h100_rates(p: Plan, mfu: float = GPU_MFU) -> Rates:
     note = (f"estimate, not a measurement: H100 SXM bf16 dense peak {peak / 1e12:.0f} TFLOP/s "
             f"at {mfu:.0%} utilisation (assumed) for training and scoring; decode steps at "
             f"least the weights read at {GPU_BANDWIDTH_SHARE:.0%} of "
-            f"{cost.H100_HBM_BYTES_PER_S / 1e12:.2f} TB/s")
+            f"{cost.H100_HBM_BYTES_PER_S / 1e12:.2f} TB/s; a floor for a small model, whose "
+            "steps are bound by kernel launches and Python, not FLOPs")
     return Rates("H100", peak * mfu, peak * mfu, peak * mfu,
                  cost.H100_HBM_BYTES_PER_S * GPU_BANDWIDTH_SHARE,
                  cfg.resolved_precision, bool(cfg.bf16_autocast), note)
