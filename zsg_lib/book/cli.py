@@ -114,8 +114,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"overrides": overrides}
     if args.profile:
         params["profile"] = args.profile
+    out_dir = Path(args.out or "runs/batch")
+    spec = {"chapter": path.stem, "profile": args.profile, "overrides": overrides}
+    print(f"zsg batch: {path.stem} with profile "
+          f"{args.profile or batch.default_profile()!r}", flush=True)
     start = time.monotonic()
-    out = batch.run_chapter(path, params, args.out or "runs/batch")
+    with batch.reporting([spec], out_dir, lambda text: print(text, flush=True)):
+        # the per-run lines say what the chapter is doing; papermill's cell counter would not
+        out = batch.run_chapter(path, params, out_dir, progress=False)
     print(f"zsg batch: {path.name} done in {time.monotonic() - start:.0f} s -> {out}")
     return 0
 

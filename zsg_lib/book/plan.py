@@ -90,6 +90,27 @@ def chapter_jobs(profile: Profile, chapter: str) -> list[Job]:
     return jobs
 
 
+def chapters_work(profile: Profile, chapters: Iterable[str]) -> tuple[int, int]:
+    """The distinct runs ``chapters`` ask for and their training steps, from the profile
+    alone (a run's full ``max_steps``: an upper bound where an arrangement selects fewer):
+    what a batch's progress lines count and time against. Cheap: no data, no model.
+
+    >>> p = load_profile("tiny", {"seeds": [0]})
+    >>> chapters_work(p, ["03_similarity"])  # the warm-up (2 steps), nft, fft, rt (6 each)
+    (4, 20)
+    >>> chapters_work(p, ["summary"]) == (planned_runs(p), planned_steps(p))
+    True
+    """
+    seen: dict[tuple, int] = {}
+    for chapter in chapters:
+        for job in chapter_jobs(profile, chapter):
+            name = "random" if job.name == "rt" else job.name  # one seeded shuffle
+            key = (job.kind, name, job.seed, job.start, job.branch, job.generate)
+            seen[key] = (profile.warmup.steps if job.kind == "warmup"
+                         else profile.train.max_steps)
+    return len(seen), sum(seen.values())
+
+
 # --------------------------------------------------------------------------- one run's cost
 
 
