@@ -45,9 +45,9 @@ import pandas as pd
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import ParamsError
 from ..paths import REPO_ROOT, zsg_home
+from . import progress as events
 from .chapters import CHAPTERS
 from .params import check_chapter, check_runnable, load_profile
-from . import progress as events
 from .progress import CHAPTER_ENV
 from .sweeps import load_sweep
 from .workers import make_executor, pinned, plan_slots
