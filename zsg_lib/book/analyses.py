@@ -57,18 +57,16 @@ def relatives_gap(profile: Profile) -> str | None:
     kind = profile.dataset.kind
     if not profile.has_tasks:
         return (f"This dataset ({kind}) has no tasks, so no test task has relatives among "
-                "training tasks; this section does not apply to it.")
+                "training tasks.")
     if split.families is None:
         return (f"This dataset ({kind}) names no task families or categories, so a test "
-                "task's relatives among the training tasks are unknown; this section is "
-                "skipped.")
+                "task's relatives among the training tasks are unknown.")
     fam = split.families.set_index("task")
     test = [t for t in split.test_tasks if t in fam.index]
     if not any(fam.loc[t, "helpful"] or fam.loc[t, "mirror"] for t in test):
         return (f"Relatives here are {split.relatives_basis}; none of the {len(test)} test "
                 "tasks has one among the training tasks (a split that holds out whole "
-                "categories, as NIV2's default split does, leaves none), so there is "
-                "nothing to count and this section is skipped.")
+                "categories, as NIV2's default split does, leaves none).")
     return None
 
 

@@ -3,7 +3,10 @@
 Chapters 3, 4 and 5 each judge an ordering of arms and read it the same way (PAPER.md §3–5):
 the arms paired on the same test instances in three views, the same differences per test
 task, and the test task that weighs most in each pair's instance mean.
-:func:`paired_comparison` shows all of it in one call.
+:func:`paired_comparison` shows all of it in one call. Chapters 2, 3 and 6 read a test task's
+relatives among the training tasks (:func:`relatives_basis`, :func:`relatives_fed`,
+:func:`nearest_relatives`): the demo's families, or the training tasks of its category; where
+the data has neither (or no tasks), each says so in a sentence and moves on.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def relatives_fed(profile: Profile, found: Finding) -> None:
 
     gap = analyses.relatives_gap(profile)
     if gap is not None:
-        display(Markdown(gap))
+        display(Markdown(f"{gap} There is nothing to count, so this section is skipped."))
         return
     display(Markdown(relatives_basis(profile)))
     window = profile.judge.first_window
