@@ -24,6 +24,7 @@ SIZES = {"precision": "fp32", "train.max_steps": 6, "train.eval_every": 2,
          "train.generate_at": [0, 6], "train.batch_size": 2, "train.lora_r": 4,
          "train.max_source_len": 96, "train.max_target_len": 24, "train.max_new_tokens": 8,
          "train.bf16_autocast": False, "warmup.steps": 2, "stats.first_n_steps": 4,
+         "attribution.steps": 2, "attribution.gradient_dim": 64,
          "train_per_task": 4, "test_per_task": 3, "tma.budget": 16}
 
 
