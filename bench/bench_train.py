@@ -86,18 +86,11 @@ def peak_rss_gb() -> float:
 
 
 def gemm_peak_gflops(dtype_name: str, n: int = 2048, reps: int = 8) -> float:
-    """Best-of-``reps`` GFLOP/s of one ``n x n`` by ``n x n`` matrix product in ``dtype``."""
-    import torch
+    """Best-of-``reps`` GFLOP/s of one ``n x n`` by ``n x n`` matrix product in ``dtype``
+    (:func:`zsg_lib.train.gemm_rate.square_gflops`)."""
+    from zsg_lib.train.gemm_rate import square_gflops
 
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    torch.mm(a, b)  # first call picks and warms the kernel
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    return square_gflops(dtype_name, n, reps)
 
 
 def model_shapes():

@@ -2,11 +2,12 @@
 CPU's measured peak: the floor under ``make book``'s training time on this machine.
 
 For each finished run under ``--runs`` (default: the book's own cache, ``.cache/zsg/runs``):
-its training steps (``4 N_body`` FLOPs per token the step ran, ``4 N_head`` per response
-position: forward and the input gradients of a frozen base), its scoring passes (``2 N_body``
-per test token, ``2 N_head`` per response position) and its greedy generations (``2 N``
-per prompt token and per generated token, counted at the run's ``max_new_tokens``: an upper
-bound), at the steps whose rows hold predictions. The test set is the profile's sample for the
+its training steps, scoring passes and greedy generations (at the steps whose rows hold
+predictions), in the project's one FLOP model (:mod:`zsg_lib.train.cost`: ``4 N_body`` per
+trained token and ``4 N_head`` per response position for a LoRA step on a frozen base, plus
+the adapters' own; ``2 N`` per scored or generated token, generations counted at the run's
+``max_new_tokens``: an upper bound), the model's shapes read from its config
+(:mod:`zsg_lib.train.shapes`). The test set is the profile's sample for the
 run's seed. Compared with the runs' own seconds and with a square GEMM timed here
 (``torch.mm``, 2048², best of 8) in the precision the runs computed in (bf16 where they ran
 under bf16 autocast, else fp32).
@@ -28,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_scoring import encode_table  # noqa: E402
-from bench_train import gemm_peak_gflops, model_shapes  # noqa: E402
 
 from zsg_lib.book import experiment as ex  # noqa: E402
 from zsg_lib.book.params import load_profile  # noqa: E402
-from zsg_lib.train.models import load_model  # noqa: E402
+from zsg_lib.train import cost, shapes  # noqa: E402
+from zsg_lib.train.gemm_rate import square_gflops  # noqa: E402
 
 
 def test_tokens(profile, split, tok, seed: int) -> tuple[int, int, int]:
@@ -48,8 +49,9 @@ def main() -> None:
     ap.add_argument("--profile", default="cpu-demo")
     a = ap.parse_args()
     profile = load_profile(a.profile)
-    _, n_body, n_head = model_shapes()
-    split, (_, tok) = ex.load_split(profile), load_model(None, "fp32")
+    config, src = shapes.model_config(profile.model)
+    shape = shapes.shape_of(config, profile.train.target_modules, src)
+    split, tok = ex.load_split(profile), shapes.load_tokenizer(profile.model)
     tests = {}
     rows = []
     precisions = set()
@@ -71,10 +73,11 @@ def main() -> None:
         passes = len(steps_scored)
         generated = scores.loc[scores["prediction"].notna(), "step"].nunique() \
             if "prediction" in scores else 0
-        train = 4 * (n_body * log["tokens"].sum() + n_head * log["response_tokens"].sum())
-        score = passes * 2 * (n_body * tok_test + n_head * resp_test)
-        gen = generated * 2 * (n_body + n_head) * (tok_test - resp_test
-                                                   + n_test * cfg["max_new_tokens"])
+        train = cost.train_flops(shape, log["tokens"].sum(), log["response_tokens"].sum(),
+                                 cfg["lora_r"], cfg["method"])
+        score = passes * cost.forward_flops(shape, tok_test, resp_test)
+        gen = generated * cost.generate_flops(shape, tok_test - resp_test,
+                                              n_test * cfg["max_new_tokens"])
         done_info = json.loads(done.read_text() or "{}")
         rows.append({"run": params["name"], "steps": len(log), "train_s": log["seconds"].sum(),
                      "score_s": done_info.get("scoring_seconds_this_process", float("nan")),
@@ -86,7 +89,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     # mixed records are counted at the faster peak: a floor stays a floor
     precision = "bf16" if "bf16" in precisions else "fp32"
-    peak = gemm_peak_gflops({"bf16": "bfloat16", "fp32": "float32"}[precision])
+    peak = square_gflops({"bf16": "bfloat16", "fp32": "float32"}[precision])
     total = table[["train_tflop", "score_tflop", "generate_tflop"]].sum()
     print(table.groupby("run").size().rename("runs").to_string())
     print(f"{len(table)} runs, {table['steps'].sum()} training steps; test set "

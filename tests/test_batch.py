@@ -97,6 +97,13 @@ def test_the_tiny_sweep_runs_and_resumes(tmp_path: Path) -> None:
     table = batch.run_sweep(sweep, tmp_path, log=lines.append)
     assert list(table["status"]) == ["ok"] * len(table) and len(table) >= 2, table
     assert all(Path(p).exists() for p in table["notebook"])
-    assert any("[1/" in line for line in lines)  # progress per run
+    assert any("[1/" in line for line in lines)  # progress per member
+    # which member runs, then the same per-run lines and ETA as `zsg book`, named by member
+    first = next(line for line in lines if "running (03_similarity" in line)
+    member = first.split("] ", 1)[1].split(":", 1)[0]
+    runs = [line for line in lines if line.startswith(f"zsg: [{member}] ")]
+    assert any("warmup seed 0: run 1/" in line and "started" in line for line in runs), lines
+    assert any("trained in" in line and "ETA" in line for line in runs), lines
+    assert lines.index(first) < lines.index(runs[0])
     again = batch.run_sweep(sweep, tmp_path, log=lambda _: None)
     assert set(again["status"]) == {"skipped"}

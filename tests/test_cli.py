@@ -60,3 +60,28 @@ def test_demo_data_writes_the_suite(tmp_path: Path, capsys) -> None:
     assert cli.main(["demo-data", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "instances" in out and list(tmp_path.glob("demo-suite-*.json"))
+
+
+@pytest.mark.slow
+def test_batch_of_a_chapter_prints_a_line_per_run_and_the_eta(tmp_path: Path, capsys,
+                                                            monkeypatch) -> None:
+    """`zsg batch` says what it is doing while the runs train (issue 30): papermill's cell
+    counter is off, the kernels' run events come back as lines, with the chapter's ETA."""
+    monkeypatch.setenv("ZSG_HOME", str(tmp_path / "home"))
+    code = cli.main(["batch", "03_similarity", "--profile", "tiny", "--set", "seeds=[0]",
+                     "--set", "train.max_steps=2", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    lines = out.out.splitlines()
+    assert lines[0] == "zsg batch: 03_similarity with profile 'tiny'"
+    # the warm-up and nft, fft, rt: 4 runs planned, each a started and a finished line
+    started = [ln for ln in lines
+               if ln.startswith("zsg: [03_similarity] ") and "started" in ln]
+    assert [ln.split("] ")[1].split(":")[0] for ln in started] == [
+        "warmup seed 0", "nft seed 0", "fft seed 0", "rt seed 0"]
+    assert "run 1/4 started (2 steps)" in started[0]
+    trained = [ln for ln in lines if "trained in" in ln]
+    assert len(trained) == 4 and "batch ETA" in trained[0] and "(3 runs left)" in trained[0]
+    assert trained[-1].endswith("(0 runs left)")
+    assert "Executing" not in out.err  # papermill's bar is off
+    assert lines[-1].startswith("zsg batch: 03_similarity.py done in")

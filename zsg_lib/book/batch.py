@@ -13,6 +13,10 @@ each run, so an interrupted or failing sweep never loses the other runs' records
 * a rerun skips every run whose notebook ``<name>.ipynb`` is marked complete (metadata
   ``zsg.complete``) for the same chapter, profile and overrides (status ``skipped``).
 
+While a batch runs, its kernels' run events (:mod:`zsg_lib.book.progress`) come back as the
+same terminal lines ``zsg book`` prints: one a run as it starts and ends, with the batch's ETA
+(:func:`reporting`), and a sweep says which member starts and how it ended.
+
 Members run one after another, or ``jobs`` at a time (:func:`run_specs`): in worker processes
 on this machine, each pinned to its own GPU through ``CUDA_VISIBLE_DEVICES`` when there are
 GPUs (:func:`plan_slots`), or handed to submitit (``submitit-local``, ``slurm``). Each member's
@@ -43,6 +47,7 @@ from ..errors import ParamsError
 from ..paths import REPO_ROOT, zsg_home
 from .chapters import CHAPTERS
 from .params import check_chapter, check_runnable, load_profile
+from . import progress as events
 from .progress import CHAPTER_ENV
 from .sweeps import load_sweep
 from .workers import make_executor, pinned, plan_slots
@@ -143,7 +148,7 @@ def run_chapter(
     # papermill writes as it goes; the result gets its real name only once it is complete.
     running = out_dir / f".{name}.running.ipynb"
     start = time.monotonic()
-    with _kernel_env(path.stem):
+    with _kernel_env(name):  # a sweep member's lines carry its name
         try:
             pm.execute_notebook(
                 nb, str(running), parameters=parameters, kernel_name="python3", language="python",
@@ -165,6 +170,40 @@ def run_chapter(
     running.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)
     return final
+
+
+def planned_work(specs: Sequence[Mapping[str, Any]]) -> tuple[int | None, int | None]:
+    """The runs and training steps the chapters of ``specs`` ask for, summed over members
+    (:func:`zsg_lib.book.plan.chapters_work`; a run two members share counts twice: the ETA
+    errs long); ``(None, None)`` when a profile cannot be read here (the lines go on)."""
+    from .plan import chapters_work
+
+    runs = steps = 0
+    try:
+        for spec in specs:
+            profile = load_profile(spec.get("profile") or default_profile(),
+                                   spec.get("overrides") or {}, check_paths=False)
+            r, n = chapters_work(profile, [Path(str(spec["chapter"])).stem])
+            runs, steps = runs + r, steps + n
+    except Exception:  # noqa: BLE001 - the counts only feed the ETA
+        return None, None
+    return (runs, steps) if runs else (None, None)
+
+
+def default_profile() -> str:
+    """The profile a chapter runs with when none is given (its ``parameters`` cell's)."""
+    return os.environ.get("ZSG_PROFILE", "cpu-demo")
+
+
+@contextlib.contextmanager
+def reporting(specs: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike,
+              log: Callable[[str], None] = print) -> Iterator[None]:
+    """The kernels of the members run inside the block report each run as ``zsg book``
+    does (one line as it starts and ends, the batch's ETA) through ``log``; the events go
+    through a file in ``out_dir``, so workers in other processes report too."""
+    board = events.Board(*planned_work(specs), scope="batch")
+    with events.reporting(Path(out_dir) / f".progress-{os.getpid()}.jsonl", board, log):
+        yield
 
 
 def run_signature(spec: Mapping[str, Any]) -> str:
@@ -262,8 +301,10 @@ def run_member(spec: Mapping[str, Any], chapter: str | os.PathLike, out_dir: str
 
 def _dispatch(executor: Any, members: list[tuple[int, Mapping[str, Any], Path]], out_dir: Path,
               slots: list[str | None], progress: bool, on_done: Callable[[int, dict], None],
+              on_start: Callable[[int, Mapping[str, Any], str | None], None] | None = None,
               poll_s: float = 0.5) -> None:
-    """Keep one member in flight per slot; ``on_done(i, record)`` as each ends.
+    """Keep one member in flight per slot; ``on_start(i, spec, device)`` as each is handed
+    out, ``on_done(i, record)`` as each ends.
 
     Works with any executor whose ``submit`` returns something with ``done()`` and
     ``result()`` (concurrent.futures, submitit). A slot's device goes with the member.
@@ -275,6 +316,8 @@ def _dispatch(executor: Any, members: list[tuple[int, Mapping[str, Any], Path]],
         while queue and free:
             i, spec, path = queue.pop(0)
             slot = free.pop(0)
+            if on_start is not None:
+                on_start(i, spec, slots[slot])
             job = executor.submit(run_member, dict(spec), str(path), str(out_dir),
                                   slots[slot], progress)
             flying[job] = (i, spec, slot)
@@ -335,20 +378,26 @@ def run_specs(
             log(f"[{i}/{n}] {spec['name']}: skipped (complete)")
         else:
             todo.append((i, spec, paths[spec["name"]]))
-    if inline:
-        for i, spec, path in todo:
-            log(f"[{i}/{n}] {spec['name']}: running")
-            # one member at a time is pinned only when asked (--devices): it may use them all
-            done(i, run_member(spec, path, out_dir, slots[0] if devices else None, progress))
-    elif todo:
-        pinned = [s for s in slots if s is not None]
-        log(f"running {len(todo)} of {n} in {len(slots)} workers ({scheduler}"
-            + (f", devices {','.join(pinned)})" if pinned else ")"))
-        try:
-            _dispatch(executor, todo, out_dir, slots, progress, done)
-        finally:
-            if hasattr(executor, "shutdown"):
-                executor.shutdown()
+    def started(i: int, spec: Mapping[str, Any], device: str | None) -> None:
+        log(f"[{i}/{n}] {spec['name']}: running ({spec['chapter']}"
+            f"{'' if device is None else ', device ' + str(device)})")
+
+    with reporting([spec for _, spec, _ in todo], out_dir, log):
+        if inline:
+            for i, spec, path in todo:
+                started(i, spec, None)
+                # one member at a time is pinned only when asked (--devices): it may use all
+                done(i, run_member(spec, path, out_dir, slots[0] if devices else None,
+                                   progress))
+        elif todo:
+            pinned = [s for s in slots if s is not None]
+            log(f"running {len(todo)} of {n} in {len(slots)} workers ({scheduler}"
+                + (f", devices {','.join(pinned)})" if pinned else ")"))
+            try:
+                _dispatch(executor, todo, out_dir, slots, progress, done, started)
+            finally:
+                if hasattr(executor, "shutdown"):
+                    executor.shutdown()
     records = read_status(out_dir)
     rows = [records[s["name"]] for s in specs]
     return pd.DataFrame(rows).reindex(columns=COLUMNS)

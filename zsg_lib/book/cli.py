@@ -7,6 +7,7 @@
     zsg batch params/sweeps/similarity-seeds.yaml [--out runs/sweeps/similarity-seeds]
               [--jobs N] [--devices 0,1] [--scheduler local|submitit-local|slurm]
     zsg demo-data [--out DIR]                      # the embedded demo suite
+    zsg plan [--profile cpu-demo] [--without-data] # runs, tokens, FLOPs, memory, time
 
 Bad input (an unknown profile key, a missing file) is one line on stderr and exit code 2,
 before any work; a chapter that fails is exit code 1.
@@ -113,8 +114,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"overrides": overrides}
     if args.profile:
         params["profile"] = args.profile
+    out_dir = Path(args.out or "runs/batch")
+    spec = {"chapter": path.stem, "profile": args.profile, "overrides": overrides}
+    print(f"zsg batch: {path.stem} with profile "
+          f"{args.profile or batch.default_profile()!r}", flush=True)
     start = time.monotonic()
-    out = batch.run_chapter(path, params, args.out or "runs/batch")
+    with batch.reporting([spec], out_dir, lambda text: print(text, flush=True)):
+        # the per-run lines say what the chapter is doing; papermill's cell counter would not
+        out = batch.run_chapter(path, params, out_dir, progress=False)
     print(f"zsg batch: {path.name} done in {time.monotonic() - start:.0f} s -> {out}")
     return 0
 
@@ -126,6 +133,16 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     demo = demo_dataset(cache_dir=args.out, seed=args.seed)
     print(f"zsg demo-data: {demo.table.num_rows} instances, {len(demo.train_tasks)} training "
           f"and {len(demo.test_tasks)} test tasks -> {demo.path}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan_report import run_plan
+
+    print(run_plan(args.profile or os.environ.get("ZSG_PROFILE", "cpu-demo"),
+                   parse_set(args.set or []), without_data=args.without_data,
+                   tokens_per_instance=args.tokens_per_instance, model_config=args.model_config,
+                   params=args.params, measure=not args.no_measure, mfu=args.mfu))
     return 0
 
 
@@ -164,6 +181,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the suite (default: $ZSG_HOME/demo)")
     p.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
     p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("plan", help="what the book will cost with a profile: runs, steps, "
+                       "tokens, FLOPs, memory, time (here and on an H100), before any run")
+    p.add_argument("--profile", help="parameter profile (default $ZSG_PROFILE or cpu-demo)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a profile key (repeatable)")
+    p.add_argument("--without-data", action="store_true",
+                   help="plan from the profile alone (no dataset at hand): upper bounds")
+    p.add_argument("--tokens-per-instance", type=int, metavar="N",
+                   help="with --without-data: assume N tokens an instance instead of the "
+                   "bound max_source_len + max_target_len")
+    p.add_argument("--model-config", metavar="PATH",
+                   help="the model's config.json (or its folder) when the profile's model is "
+                   "a hub id not available here")
+    p.add_argument("--params", type=int, metavar="N",
+                   help="the model's parameter count, when no config is at hand (FLOPs and "
+                   "weights only)")
+    p.add_argument("--mfu", type=float, default=None,
+                   help="GPU utilisation to assume (default 0.35)")
+    p.add_argument("--no-measure", action="store_true",
+                   help="skip timing this machine's matrix products")
+    p.set_defaults(func=cmd_plan)
     return parser
 
 

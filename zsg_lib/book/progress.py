@@ -31,13 +31,14 @@ papermill batch sets it per notebook.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +144,9 @@ class Board:
     """
 
     def __init__(self, planned: int | None = None, planned_steps: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, scope: str = "book") -> None:
         self.planned = planned
+        self.scope = scope  # what the ETA is of: the "book", a "batch"
         self.planned_steps = planned_steps
         self.done: set[str] = set()
         self.done_steps = 0
@@ -172,7 +174,7 @@ class Board:
             seconds = pace * max(self.planned_steps - self.done_steps, 0) if left else 0.0
         else:
             seconds = statistics.median(self.trained_seconds[-ETA_RECENT_RUNS:]) * left
-        return (f"; book ETA {duration(seconds)} "
+        return (f"; {self.scope} ETA {duration(seconds)} "
                 f"({left} run{'s' if left != 1 else ''} left)")
 
     def line(self, event: dict[str, Any]) -> str | None:
@@ -270,6 +272,38 @@ class Tailer:
             text = self.board.line(event) if isinstance(event, dict) else None
             if text:
                 self.echo(text)
+
+
+@contextlib.contextmanager
+def reporting(events: str | os.PathLike, board: Board,
+              echo: Callable[[str], None]) -> Iterator[Board]:
+    """Kernels started inside the block (papermill's, in this process's environment) write
+    their events to ``events``, emptied first; each becomes a line through ``echo``. What
+    ``zsg batch`` does; on leaving with an error, the runs that never finished are named.
+
+    >>> import tempfile; f = Path(tempfile.mkdtemp()) / "events.jsonl"
+    >>> with reporting(f, Board(planned=2), print):
+    ...     run_started("rt-seed1", 6)
+    zsg: [?] rt seed 1: run 1/2 started (6 steps)
+    """
+    path = Path(events)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+    saved = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = str(path)
+    try:
+        with Tailer(path, board, echo):
+            yield board
+    except BaseException:
+        for line in board.unfinished():
+            echo(line)
+        raise
+    finally:
+        if saved is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = saved
+        path.unlink(missing_ok=True)
 
 
 class _Env:
