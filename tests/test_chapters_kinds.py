@@ -50,7 +50,7 @@ def _text(nb) -> str:
         for out in cell.get("outputs", []):
             parts.append(out.get("text", ""))
             parts.extend(str(v) for k, v in out.get("data", {}).items()
-                         if k in ("text/plain", "text/markdown"))
+                         if k in ("text/plain", "text/markdown", "text/html"))
     return "\n".join(parts)
 
 
