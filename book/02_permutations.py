@@ -45,7 +45,7 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 import pandas as pd
 
 from zsg_lib.analysis import findings, stats, transitions
-from zsg_lib.book import analyses as an, experiment as ex, plots
+from zsg_lib.book import analyses as an, experiment as ex, plots, sections
 
 P = ex.setup(profile, "02_permutations", overrides, seeds)
 ex.describe(P)
@@ -85,13 +85,15 @@ plots.task_curves(
 drops[drops["kind"] == "sudden drop"][["seed", "task", "prev_step", "drop_step", "drop", "arrivals"]]
 
 # %% [markdown]
-# Did a *relative* of the test task (a task of the same family, or one sharing its language
-# pair or locale) arrive just before each drop? On the embedded demo suite the relatives are
-# known; on other data this column stays empty.
+# Did a *relative* of the test task arrive just before each drop? On the embedded demo suite
+# the relatives are known (a task of the same family, or one sharing its language pair or
+# locale); on data that names task categories (NIV2's `Categories`) they are the training
+# tasks of the test task's category; on data that names neither, `relative_arrived` stays
+# empty.
 
 # %%
-split = ex.load_split(P)
-related = findings.drop_relatives(drops, split.families)
+print(sections.relatives_basis(P))
+related = findings.drop_relatives(drops, ex.load_split(P).families)
 related[["seed", "task", "drop_step", "relative_arrived", "arrivals"]]
 
 # %% [markdown]

@@ -81,29 +81,15 @@ sections.paired_comparison(P, found)
 #
 # A per-task difference is read against what the arms actually trained on: how many of the
 # instances of the compared stretch (after the warm-up, to the end of the first window) come
-# from each test task's *helpful* relatives (same kind of mapping, same output language or
-# format; `DemoData.families`). An arm cannot help a test task it never feeds. NFT weighs
-# every test instance in one distance (WSD), so its first instances can all serve a few test
-# tasks and none of the others.
+# from each test task's *helpful* relatives. On the demo suite those are known (same kind of
+# mapping, same output language or format; `DemoData.families`); on data that names task
+# categories (NIV2's `Categories`) a test task's relatives are the training tasks of its
+# category; data that names neither has none to count, and the page says so. An arm cannot
+# help a test task it never feeds. NFT weighs every test instance in one distance (WSD), so
+# its first instances can all serve a few test tasks and none of the others.
 
 # %%
-fed = an.relatives_fed(P, P.arrangements("similarity"), window[1] - P.judge.branch_step)
-plots.relatives_fed(fed, title=f"Helpful-relative instances fed by step {window[1]} "
-                               f"(mean over seeds, of {fed['of'].iloc[0]} fed)")
-
-# %% [markdown]
-# Set against the per-task differences above: does an arm that fed a test task more of its
-# helpful relatives than the other arm lower that task's loss more?
-
-# %%
-fed_table, fed_sentence = an.fed_against_differences(
-    fed, [an.task_differences(P, c) for c in found.comparisons])
-print(fed_sentence)
-plots.scatter(fed_table, x="helpful_more", y="difference", color="pair",
-              tooltip=["task", "pair", "helpful_more", "difference"],
-              x_title="helpful relatives a fed beyond b (mean over seeds)",
-              y_title="per-task loss difference a − b",
-              title="What an arm feeds a test task, against what it gains there")
+sections.relatives_fed(P, found)
 
 # %% [markdown]
 # ## The distances behind the orders

@@ -38,7 +38,7 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 from zsg_lib.analysis import beyond, stats
-from zsg_lib.book import analyses as an, experiment as ex, plots
+from zsg_lib.book import analyses as an, experiment as ex, plots, sections
 
 P = ex.setup(profile, "06_beyond", overrides, seeds)
 seed = P.seeds[0]
@@ -64,15 +64,12 @@ plots.scatter(dist, "wsd", "ot", tooltip=["task", "wsd", "ot"], x_title="WSD",
 # ## 2. Where do test instances find their nearest training instances?
 #
 # For each test instance, its 5 nearest instances among *all* training-task instances. On the
-# demo suite, related tasks (same family, language pair or locale) are known.
+# demo suite, related tasks (same family, language pair or locale) are known; on data that
+# names task categories (NIV2's `Categories`), a test task's relatives are the training tasks
+# of its category and its "family" is the category; elsewhere only the nearest tasks show.
 
 # %%
-near = an.nearest_relatives(P, seed)
-cols = [c for c in ("has_relative", "share_relative", "share_same_family") if c in near]
-near.groupby("task")[cols].mean().round(2) if cols else near
-
-# %%
-near[["task", "nearest_tasks"]].drop_duplicates("task")
+sections.nearest_relatives(P, seed)
 
 # %% [markdown]
 # ## 3. Does closeness to the seen data predict the gain?

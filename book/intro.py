@@ -75,6 +75,7 @@ ex.describe(P).style.hide(axis="index")
 # dataset:
 #   kind: flan-mini                   # demo | flan-mini | niv2 | p3 | sharegpt | norobots
 #   path: /data/flan_mini.json        # for niv2: the folder with tasks/ and splits/
+# split: {test_tasks: null}           # the copied list names demo tasks; null: NIV2's own split, else seeded
 # train: {method: qlora, max_steps: 500, eval_every: 10, batch_size: 4, grad_accum: 4}
 # ```
 #
@@ -93,5 +94,8 @@ ex.describe(P).style.hide(axis="index")
 #   grid over arrangements, seeds, datasets), recording each run and resuming where it stopped.
 # - **Publish**: `zsg book --profile my-profile` executes every chapter and builds this site.
 #
-# Data without task labels (ShareGPT, NoRobots) runs chapters 1, 3, 5 and 6; the chapters that
-# need tasks (permutations, granularity) say so before any work.
+# Data without task labels (ShareGPT, NoRobots) runs chapters 1, 3, 5, 6 and 7 (each held-out
+# conversation is its own cluster); the chapters that need tasks (permutations, granularity) say
+# so before any work. Sections that need a test task's *relatives* among the training tasks use
+# the demo's families, or on data that names task categories (NIV2) the training tasks of the
+# test task's category; where the data has neither, the section says so and moves on.

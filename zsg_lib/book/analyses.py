@@ -42,19 +42,49 @@ def consumed(profile: Profile) -> int:
     return profile.train.max_steps * profile.train.instances_per_step
 
 
+def relatives_gap(profile: Profile) -> str | None:
+    """Why this profile's data has no relatives to count, as a sentence for the page (the
+    section that counts them is skipped), or ``None`` when some test task has one.
+
+    Relatives are the demo's families, or the training tasks of a test task's category on
+    data that names categories (:attr:`DataSplit.relatives_basis`).
+
+    >>> from zsg_lib.book.params import load_profile
+    >>> relatives_gap(load_profile("tiny")) is None  # the demo knows its relatives
+    True
+    """
+    split = ex.load_split(profile)
+    kind = profile.dataset.kind
+    if not profile.has_tasks:
+        return (f"This dataset ({kind}) has no tasks, so no test task has relatives among "
+                "training tasks.")
+    if split.families is None:
+        return (f"This dataset ({kind}) names no task families or categories, so a test "
+                "task's relatives among the training tasks are unknown.")
+    fam = split.families.set_index("task")
+    test = [t for t in split.test_tasks if t in fam.index]
+    if not any(fam.loc[t, "helpful"] or fam.loc[t, "mirror"] for t in test):
+        return (f"Relatives here are {split.relatives_basis}; none of the {len(test)} test "
+                "tasks has one among the training tasks (a split that holds out whole "
+                "categories, as NIV2's default split does, leaves none).")
+    return None
+
+
 def relatives_fed(profile: Profile, names: Iterable[str], steps: int,
                   seeds: Iterable[int] | None = None) -> pd.DataFrame:
     """What each arm fed each test task: per arrangement × seed × test task, how many of the
     instances of its first ``steps`` steps after the branch point come from the task's
-    ``helpful`` and ``mirror`` relatives (demo data, ``DemoData.families``).
+    ``helpful`` and ``mirror`` relatives (the demo's families; on data with categories, the
+    training tasks of its category, all counted as helpful).
 
     Read a per-task difference against it: an arm cannot help a test task it never feeds.
-    Raises :class:`~zsg_lib.errors.ParamsError` on data without families.
+    Raises :class:`~zsg_lib.errors.ParamsError` on data without families or categories
+    (:func:`relatives_gap` says so in a sentence instead).
     """
     families = ex.load_split(profile).families
     if families is None:
-        raise ParamsError(f"{profile.source}: dataset.kind {profile.dataset.kind!r} has no "
-                          "task families, so no relatives to count")
+        raise ParamsError(f"{profile.source}: dataset.kind {profile.dataset.kind!r} names "
+                          "no task families or categories, so no relatives to count")
     helpful_of, mirror_of = relatives_of(families, "helpful"), relatives_of(families, "mirror")
     test_tasks = sorted(set(ex.prepare(profile, profile.seeds[0]).test.column("task")
                             .to_pylist()))
@@ -217,29 +247,39 @@ def collect_findings(profile: Profile,
     """
     judge = profile.judge
 
+    why: dict[str, str] = {}
+
     def runs(chapter: str, **kw) -> pd.DataFrame | None:
         try:
             check_chapter(profile, chapter)
-        except ParamsError:
+        except ParamsError as exc:  # e.g. no task labels, or nothing listed to compare
+            why[chapter] = str(exc).split(": ", 1)[-1]
             return None
         return ex.run_many(profile, profile.arrangements(chapter), progress=progress, **kw)
 
     out: list[Finding] = []
     frames = []
     early_scores = runs("01_early_generalization", generate=True, branch=False)
-    out += [findings.early(profile.early_judge, early_scores),
-            findings.steadiest_metric(profile.early_judge, early_scores)]
+    if early_scores is None:
+        out.append(Finding(CHAPTERS["01_early_generalization"].section,
+                           findings.CLAIMS["early"], why["01_early_generalization"],
+                           "not measured"))
+    else:
+        out += [findings.early(profile.early_judge, early_scores),
+                findings.steadiest_metric(profile.early_judge, early_scores)]
     for chapter, spec in CHAPTERS.items():
         if spec.judge is None:
             continue
         scores = runs(chapter)
         if scores is None:
-            out.append(Finding(spec.section, findings.CLAIMS[spec.key],
-                               "this dataset has no task labels", "not measured"))
+            out.append(Finding(spec.section, findings.CLAIMS[spec.key], why[chapter],
+                               "not measured"))
             continue
         out.append(getattr(findings, spec.judge)(judge, scores))
         frames.append(scores)
-    out.append(findings.windows(judge, ex.run_windows(profile, progress=progress)))
+    windows = (ex.run_windows(profile, progress=progress) if profile.tma.window_starts
+               else pd.DataFrame({"window_start": []}))  # none: "fewer than two windows"
+    out.append(findings.windows(judge, windows))
     out += instance_findings(profile, progress)
     combined = pd.concat(frames, ignore_index=True).drop_duplicates(
         ["arrangement", "seed", "step", "id"]) if frames else pd.DataFrame()
@@ -263,7 +303,8 @@ def instance_findings(profile: Profile, progress: bool = False) -> list[Finding]
 
 def relatives_kinds(profile: Profile) -> dict[str, str]:
     """Each test task's kind of relatives among the training tasks (demo data: ``helpful``,
-    ``helpful + mirror``, ``mirror only``, ``none``; empty for data without families)."""
+    ``helpful + mirror``, ``mirror only``, ``none``; data with categories: ``same
+    category``, ``none``; empty for data with neither)."""
     families = ex.load_split(profile).families
     return (dict(zip(families["task"], families["relatives_kind"]))
             if families is not None else {})

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from .. import data, embed as embedding
 from ..arrange import ARRANGEMENTS, Arrangement, arrange
+from ..data import relatives
 from ..errors import DataError, ParamsError
 from ..paths import cache_dir
 from ..train import records
@@ -85,11 +86,72 @@ def setup(
         prof = load_profile(profile, merged)
     check_runnable(prof)
     if chapter is not None:
-        check_chapter(prof, chapter)
-        if CHAPTERS[chapter].turn_windows:  # windows need rounds the data has: fail before runs
-            for seed in prof.seeds:
-                check_windows(prof, seed)
+        check_data(prof, chapter)
     return prof
+
+
+def trains(profile: Profile, chapter: str) -> tuple[dict[str, str], bool]:
+    """What ``chapter`` trains on this profile: each arrangement with the profile key that
+    names it (``chapters.similarity[0]``), and whether it trains TMA turn windows. The
+    summary trains what every chapter that can run here trains (the others it reports *not
+    measured*); chapter 6 reads chapter 2's random-order runs.
+
+    >>> names, windows = trains(load_profile("tiny"), "03_similarity")
+    >>> names, windows
+    ({'nft': 'chapters.similarity[0]', 'fft': 'chapters.similarity[1]', 'rt': 'chapters.similarity[2]'}, False)
+    """
+    if chapter == "summary":
+        names: dict[str, str] = {}
+        windows = bool(profile.tma.window_starts)
+        for other, spec in CHAPTERS.items():
+            if other == "summary" or not applies(profile, other):
+                continue
+            names = {**trains(profile, other)[0], **names}
+        return names, windows
+    if chapter == "06_beyond":
+        return {"random": "chapter 06_beyond (its random-order runs)"}, False
+    spec = CHAPTERS[chapter]
+    names = {n: f"chapters.{spec.key}[{i}]" for i, n in enumerate(profile.arrangements(chapter))}
+    return names, spec.turn_windows
+
+
+def applies(profile: Profile, chapter: str) -> bool:
+    """Whether ``chapter`` can run on this profile (:func:`check_chapter` passes)."""
+    try:
+        check_chapter(profile, chapter)
+    except ParamsError:
+        return False
+    return True
+
+
+def check_data(profile: Profile, chapter: str) -> None:
+    """Everything ``chapter`` needs from the data, decided from the profile and the loaded
+    split before any run starts, so nothing that could fail before training fails after it.
+
+    The profile alone (:func:`check_chapter`: tasks, step-resolved scoring, a comparison to
+    make), then the data: the split (:func:`load_split`), each seed's warm-up draw and
+    samples (:func:`prepare`), every arrangement the chapter trains selecting instances
+    (:func:`trains`; orders by gradient features are taken from the warm-up, so only their
+    inputs are checked) and the TMA rounds its turn windows start at. A problem is a
+    :class:`ParamsError` naming the profile key. Sections that need something the data
+    lacks (relatives, tasks) say so on the page instead.
+    """
+    check_chapter(profile, chapter)
+    if chapter == "intro":
+        return
+    names, windows = trains(profile, chapter)
+    load_split(profile)
+    for seed in profile.seeds:
+        prepare(profile, seed)
+        for name, key in names.items():
+            if ARRANGEMENTS[name].features == "gradient":
+                continue  # features from the warm-up run: its inputs are the sample, checked
+            if not arrangement(profile, name, seed).ids:
+                raise ParamsError(f"{profile.source}: {key}: arrangement {name!r} selects no "
+                                  f"instances from seed {seed}'s data (check tma.budget, "
+                                  "train_per_task and the split)")
+        if windows:  # windows need rounds the data has
+            check_windows(profile, seed)
 
 
 def describe(profile: Profile) -> pd.DataFrame:
@@ -175,7 +237,12 @@ def planned_steps(profile: Profile) -> int:
 class DataSplit(data.TaskSplit):
     """All instances of the training and test tasks (before per-seed sampling)."""
 
-    families: pd.DataFrame | None  # demo only: task, family, split, has_relative, ...
+    #: each task's relatives among the training tasks (task, family, split, relatives,
+    #: helpful, mirror, relatives_kind): the demo's families, or the categories the data
+    #: names (:mod:`zsg_lib.data.relatives`); ``None`` where the data names neither
+    families: pd.DataFrame | None
+    #: what a relative is on this data, in words (``None`` without ``families``)
+    relatives_basis: str | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -196,7 +263,7 @@ def load_split(profile: Profile) -> DataSplit:
                               f"{ds.path} holds {table.num_rows}; at most "
                               f"{table.num_rows - 1} (the rest train)")
         split = data.split_instances(table, sp.n_test_instances, seed=ds.seed)
-        return DataSplit(split.train, split.test, (), (), None)
+        return DataSplit(split.train, split.test, (), (), None, None)
     # a listed task missing from the data: name it in the profile
     check_split_tasks(profile, pc.unique(table.column("task")).drop_null().to_pylist())
     try:
@@ -206,8 +273,19 @@ def load_split(profile: Profile) -> DataSplit:
             n_train_tasks=sp.n_train_tasks, n_test_tasks=sp.n_test_tasks, seed=ds.seed)
     except DataError as exc:
         raise ParamsError(f"{profile.source}: split: {exc}") from None
-    return DataSplit(split.train, split.test, split.train_tasks, split.test_tasks,
-                     loaded.families)
+    families, basis = loaded.families, relatives.DEMO_BASIS
+    if families is None:  # real data: the training tasks of a test task's category
+        families = relatives.category_table(table, split.train_tasks, split.test_tasks)
+        basis = relatives.CATEGORY_BASIS if families is not None else None
+    return DataSplit(split.train, split.test, split.train_tasks, split.test_tasks, families,
+                     basis)
+
+
+def tasks_or_ids(table: pa.Table) -> list[str]:
+    """Each instance's task, or its id where it has none: on data without tasks each
+    held-out conversation is its own cluster (as :func:`run_many`'s scores name it)."""
+    return [t if t is not None else i for t, i in
+            zip(table.column("task").to_pylist(), table.column("id").to_pylist())]
 
 
 @dataclass(frozen=True)
@@ -457,6 +535,9 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
     scores = records.load_runs(list(runs["path"])).scores
     if not resolved:
         scores = records.without_step_resolved(scores)
+    # Data without tasks: each held-out conversation is its own cluster (the analyses group
+    # and resample by test task × seed, and would drop rows without a task).
+    scores["task"] = scores["task"].where(scores["task"].notna(), scores["id"])
     return runs.drop(columns="path").merge(scores, on="run_id", how="left", validate="m:m")
 
 

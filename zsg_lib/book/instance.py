@@ -14,7 +14,6 @@ the instance's loss change at that step.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 import pandas as pd
@@ -22,6 +21,7 @@ import pyarrow as pa
 
 from ..analysis import predictor_stats, predictors as pr
 from ..analysis.seen import consumed_order, seen_prefix
+from ..data.relatives import category_of
 from ..schema import text_view
 from ..train import records
 from . import experiment as ex
@@ -41,11 +41,7 @@ def labels_of(profile: Profile, table: pa.Table) -> list[str | None] | None:
         return [family.get(t) for t in table.column("task").to_pylist()]
     if "metadata" not in table.column_names:
         return None
-    out = []
-    for meta in table.column("metadata").to_pylist():
-        m = json.loads(meta) if meta else {}
-        cats = m.get("categories") or ([m["category"]] if m.get("category") else [])
-        out.append(cats[0] if cats else None)
+    out = [category_of(meta) for meta in table.column("metadata").to_pylist()]
     return out if any(x is not None for x in out) else None
 
 
@@ -147,8 +143,9 @@ def seen_distance(profile: Profile, name: str, seed: int) -> pd.DataFrame:
     texts = text_view(table, view)
     scores = records.without_step_resolved(rec.scores)
     steps = sorted(scores["step"].unique())
-    seen = seen_prefix(emb, seen_at, prep.test_emb, prep.test.column("task").to_pylist(),
+    seen = seen_prefix(emb, seen_at, prep.test_emb, ex.tasks_or_ids(prep.test),
                        steps, order_texts=[texts[row[i]] for i in ids],
                        test_texts=text_view(prep.test, view))
+    scores = scores.assign(task=scores["task"].where(scores["task"].notna(), scores["id"]))
     loss = scores.groupby(["step", "task"], as_index=False)["loss"].mean()
     return seen.merge(loss, on=["step", "task"], how="left")

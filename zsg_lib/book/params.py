@@ -337,6 +337,10 @@ def check_chapter(profile: Profile, chapter: str) -> None:
             f"known: {', '.join(CHAPTERS)}"
         )
     spec = CHAPTERS[chapter]
+    if spec.key is not None and not profile.arrangements(chapter):
+        raise ParamsError(f"{profile.source}: chapters.{spec.key}: lists no arrangement, so "
+                          f"chapter {chapter} has nothing to compare; list at least one "
+                          f"(default: {', '.join(spec.default)})")
     if spec.step_resolved:
         check_step_resolved(profile)
     if profile.has_tasks:

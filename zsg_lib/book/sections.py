@@ -3,14 +3,17 @@
 Chapters 3, 4 and 5 each judge an ordering of arms and read it the same way (PAPER.md §3–5):
 the arms paired on the same test instances in three views, the same differences per test
 task, and the test task that weighs most in each pair's instance mean.
-:func:`paired_comparison` shows all of it in one call.
+:func:`paired_comparison` shows all of it in one call. Chapters 2, 3 and 6 read a test task's
+relatives among the training tasks (:func:`relatives_basis`, :func:`relatives_fed`,
+:func:`nearest_relatives`): the demo's families, or the training tasks of its category; where
+the data has neither (or no tasks), each says so in a sentence and moves on.
 """
 
 from __future__ import annotations
 
 from ..analysis import findings
 from ..analysis.findings import Finding
-from . import analyses, plots
+from . import analyses, experiment as ex, plots
 from .profile import Profile
 
 #: Why the pairs are read in three views (shown above the table of pairs).
@@ -31,6 +34,12 @@ language or format, *mirror* ones use the same words the other way round (near i
 space, far in what they teach). These intervals resample the task's instances, so read them
 as descriptive."""
 
+#: What the pairs are on data without tasks (shown instead of the per-task views).
+NO_TASKS = """\
+This dataset ({kind}) has no tasks: each held-out conversation is its own cluster (a task of
+one), so the intervals above resample conversations × seeds, and there is no per-task view
+to show."""
+
 #: Why one task can make a pair's mean (shown above the heaviest tasks).
 HEAVIEST = """\
 A difference of losses weighs more where losses are large: the task that moves each pair's
@@ -43,10 +52,72 @@ def paired_comparison(profile: Profile, found: Finding) -> None:
     (:func:`zsg_lib.analysis.findings.heaviest_tasks`), each under its text, in a notebook."""
     from IPython.display import Markdown, display  # a notebook's; not needed to import this
 
-    display(Markdown(VIEWS), found.details, Markdown(PER_TASK))
+    display(Markdown(VIEWS), found.details)
+    if not profile.has_tasks:
+        display(Markdown(NO_TASKS.format(kind=profile.dataset.kind)))
+        return
+    display(Markdown(PER_TASK))
     display(plots.stack([
         plots.task_differences(analyses.task_differences(profile, c), color="relatives",
                                title=f"{c.a} − {c.b}, per test task")
         for c in found.comparisons]))
     display(Markdown(HEAVIEST))
     print(findings.heaviest_tasks(found))
+
+
+def relatives_basis(profile: Profile) -> str:
+    """What a relative is on this profile's data, as a sentence (or why there are none)."""
+    gap = analyses.relatives_gap(profile)
+    if gap is not None:
+        return gap
+    return f"Relatives here are {ex.load_split(profile).relatives_basis}."
+
+
+def relatives_fed(profile: Profile, found: Finding) -> None:
+    """Chapter 3's "what each order fed each test task": the relatives each arm fed each test
+    task in the compared stretch, and that set against the per-task differences of
+    ``found``'s pairs; on data without relatives to count, the sentence that says why."""
+    from IPython.display import Markdown, display
+
+    gap = analyses.relatives_gap(profile)
+    if gap is not None:
+        display(Markdown(f"{gap} There is nothing to count, so this section is skipped."))
+        return
+    display(Markdown(relatives_basis(profile)))
+    window = profile.judge.first_window
+    fed = analyses.relatives_fed(profile, profile.arrangements("similarity"), window[1] - profile.judge.branch_step)
+    display(plots.relatives_fed(fed, title=f"Helpful-relative instances fed by step "
+                                           f"{window[1]} (mean over seeds, of "
+                                           f"{fed['of'].iloc[0]} fed)"))
+    display(Markdown("Set against the per-task differences above: does an arm that fed a "
+                     "test task more of its helpful relatives than the other arm lower that "
+                     "task's loss more?"))
+    table, sentence = analyses.fed_against_differences(
+        fed, [analyses.task_differences(profile, c) for c in found.comparisons])
+    print(sentence)
+    if not table.empty:
+        display(plots.scatter(table, x="helpful_more", y="difference", color="pair",
+                              tooltip=["task", "pair", "helpful_more", "difference"],
+                              x_title="helpful relatives a fed beyond b (mean over seeds)",
+                              y_title="per-task loss difference a − b",
+                              title="What an arm feeds a test task, against what it gains "
+                                    "there"))
+
+
+def nearest_relatives(profile: Profile, seed: int, k: int = 5) -> None:
+    """Chapter 6's "where do test instances find their nearest training instances": per
+    test task, the share of its instances' ``k`` nearest training instances that are its
+    relatives or of its family (category), and the tasks they come from; on data without
+    tasks, the sentence that says the section does not apply."""
+    from IPython.display import Markdown, display
+
+    if not profile.has_tasks:
+        display(Markdown(f"This dataset ({profile.dataset.kind}) has no tasks, so there are "
+                         "no task boundaries to cross; this section does not apply to it."))
+        return
+    display(Markdown(relatives_basis(profile)))
+    near = analyses.nearest_relatives(profile, seed, k)
+    cols = [c for c in ("has_relative", "share_relative", "share_same_family") if c in near]
+    if cols:
+        display(near.groupby("task")[cols].mean().round(2))
+    display(near[["task", "nearest_tasks"]].drop_duplicates("task"))

@@ -138,6 +138,9 @@ def _branch(start_from: RunRecord, test_digest: str) -> Branch:
         at = start_from.scores[start_from.scores["step"] == step]
         scores = at[["step", "id", "task", "loss", "n_tokens", "first_loss",
                      "end_loss"]].to_dict("records")  # the losses; generation is not shared
+        for row in scores:  # data without tasks: pandas read the null task back as NaN
+            if not isinstance(row["task"], str):
+                row["task"] = None
     return Branch(step, state, scores)
 
 
