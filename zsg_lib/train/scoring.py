@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from .prefixes import PrefixGroup, held_once, prefix_groups, scoring_groups
 from .prompts import IGNORE_INDEX, EncodedExample
+from .quantized import is_4bit_layer
 
 
 @dataclass
@@ -346,7 +347,9 @@ def _foldable(layer: Any) -> list[str]:
     """The active adapters of a peft LoRA ``Linear`` that can be folded into its weight:
     plain LoRA (no DoRA or other variant, no bias) on an fp32 base weight, outside autocast
     (a bf16 weight, or autocast's bf16 copy of the folded one, would round the small update
-    away)."""
+    away). A 4-bit base layer has no fp32 weight to fold into: its adapters run unfolded."""
+    if is_4bit_layer(layer):
+        return []
     try:
         from peft.tuners.lora.layer import Linear as LoraLinear
     except ImportError:  # pragma: no cover - peft is a dependency
