@@ -104,16 +104,20 @@ def test_full_fine_tuning_of_4bit_weights_is_refused_before_any_work(tmp_path):
 
 def _dequantized_twin(quant, folder: str):
     """The fp32 model whose linear weights are exactly the 4-bit model's, dequantized."""
+    return _dequantized_into(quant, models.tiny_model(hidden_size=64, intermediate_size=128)[0])
+
+
+def _dequantized_into(quant, twin):
+    """``twin`` (the same model in fp32) with each 4-bit layer's weight dequantized in."""
     import bitsandbytes.functional as bf
 
-    twin, _ = models.tiny_model(hidden_size=64, intermediate_size=128)
     layers = dict(twin.named_modules())
     with torch.no_grad():
         for name, module in quant.named_modules():
             if quantized.is_4bit_layer(module):
                 w = module.weight
                 layers[name].weight.copy_(bf.dequantize_4bit(w.data, w.quant_state))
-    return twin
+    return twin.eval()
 
 
 def test_adapters_on_4bit_layers_score_generate_and_give_gradients(folder, random_adapters):
@@ -227,3 +231,35 @@ def test_a_checkpoint_of_another_run_is_refused_and_kept(folder, tmp_path, other
     after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()
              if p.name != runs.LOCK}
     assert after == {k: v for k, v in before.items() if k != runs.LOCK}  # nothing overwritten
+
+
+@pytest.mark.slow
+def test_the_embedded_model_runs_in_4bit(tmp_path):
+    """SmolLM2 quantized from its fp32 cache: a short QLoRA run whose step-0 losses (fresh
+    adapters add nothing) are those of the fp32 model carrying the dequantized weights, so
+    the run differs from an fp32 run by the quantization alone (bench/bench_qlora.py
+    measures how much: NF4 moves each of SmolLM2's weight matrices by ~10% of its norm)."""
+    import copy
+
+    train = instances_from_records([{"id": f"t{i}", "task": "add",
+                                     "messages": conv(f"{i}+{i}?", str(2 * i))} for i in range(4)])
+    test = instances_from_records([{"id": f"x{i}", "task": "add",
+                                    "messages": conv(f"{i}+1?", str(i + 1))} for i in range(4)])
+    cfg = TrainConfig(method="qlora", batch_size=2, eval_every=2, generate_at=(2,),
+                      max_new_tokens=4, bf16_autocast=False)
+    run = train_run(cfg, train, test, ["t0", "t1", "t2", "t3"], runs_root=tmp_path,
+                    progress=False)
+    described = run.params["precision"]
+    assert (described["weights"], described["quant_type"]) == ("4bit", "nf4")
+    assert described["layers_4bit"] == 7 * 30  # every linear layer of SmolLM2's 30 blocks
+    assert run.scores["prediction"].notna().sum() == len(test)
+    assert run.log["train_loss"].notna().all()
+
+    quant, tok = models.load_model(None, "4bit", "cpu")
+    twin = _dequantized_into(quant, copy.deepcopy(models.load_model(None, "fp32", "cpu")[0]))
+    ids = test.column("id").to_pylist()
+    enc, _ = encode_many(tok, ids, test.column("messages").to_pylist(),
+                         max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len)
+    want = pd.DataFrame(score_examples(twin, enc, ids, tok.pad_token_id)).set_index("id")["loss"]
+    got = run.scores[run.scores["step"] == 0].set_index("id")["loss"]
+    assert (got - want).abs().max() < 1e-3
