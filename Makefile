@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # CPU installs pin torch to the CPU build on this disk (a newer torch pulls a CUDA build).
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints-cpu.txt
 
-.PHONY: install browser book test clean
+.PHONY: install qlora browser book test clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,13 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+# bitsandbytes for 4-bit (QLoRA) base weights: the tests run that path on the CPU.
+qlora: $(VENV)/.qlora
+
+$(VENV)/.qlora: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[qlora]'
+	touch $@
+
 # Debian's Chromium for the browser test (Playwright drives it; no browser download).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
@@ -28,7 +35,7 @@ browser:
 book: install
 	$(VENV)/bin/zsg book
 
-test: install browser
+test: install qlora browser
 	$(PY) -m pytest
 
 clean:

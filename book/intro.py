@@ -71,7 +71,7 @@ ex.describe(P).style.hide(axis="index")
 #
 # ```yaml
 # model: meta-llama/Llama-2-7b-hf     # a Hugging Face id or a local folder (null = embedded)
-# precision: 4bit                     # fp32 | bf16 | 4bit (QLoRA, needs CUDA) | null (chosen)
+# precision: 4bit                     # fp32 | bf16 | 4bit (QLoRA: zsg[qlora]) | null (chosen)
 # dataset:
 #   kind: flan-mini                   # demo | flan-mini | niv2 | p3 | sharegpt | norobots
 #   path: /data/flan_mini.json        # for niv2: the folder with tasks/ and splits/

@@ -34,13 +34,6 @@ def test_missing_path_is_named(tmp_path):
         models.load_model(str(missing))
 
 
-def test_4bit_without_cuda_is_clear():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(TrainError, match="CUDA"):
-        models.load_model("tiny", precision="4bit")
-
-
 def test_unknown_precision():
     with pytest.raises(TrainError, match="precision 'fp8'"):
         models.load_model("tiny", precision="fp8")

@@ -318,11 +318,13 @@ def test_incompatible_run_dir_is_refused(tmp_path):
         train_run(cfg(batch_size=2), TRAIN, TEST, order, runs_root=tmp_path, progress=False)
 
 
-def test_qlora_without_cuda_fails_before_training(tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(TrainError, match="CUDA"):
+def test_qlora_without_bitsandbytes_fails_before_training(tmp_path, monkeypatch):
+    from zsg_lib.train import quantized
+
+    monkeypatch.setattr(quantized, "bitsandbytes_version", lambda: None)
+    with pytest.raises(TrainError, match=r"pip install 'zsg\[qlora\]'"):
         train_run(cfg(method="qlora"), TRAIN, TEST, ["t1"], runs_root=tmp_path, progress=False)
+    assert not list(tmp_path.glob(f"*/{runs.PARAMS}"))  # nothing written
 
 
 def test_progress_bar_shows_loss_test_loss_and_tokens_per_s(tmp_path, capsys):

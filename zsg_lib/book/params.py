@@ -212,6 +212,13 @@ def _check_windows(profile: Profile) -> None:
 def _validate(profile: Profile) -> Profile:
     """The checks across keys (each value's own checks ran when it was built)."""
     src = profile.source
+    # First the runs' own settings: the top-level model/precision meet train: here (e.g.
+    # qlora needs 4bit, 4bit cannot be fully fine-tuned), whatever the chapters ask.
+    try:
+        profile.run_config(profile.seeds[0] if profile.seeds else 0)
+    except FieldError as exc:
+        key = exc.key if exc.key in _SET_ELSEWHERE else f"train.{exc.key}"
+        raise ParamsError(f"{src}: {key}: {exc.reason}") from None
     for key in COMPARISONS:
         for i, name in enumerate(getattr(profile.chapters, key)):
             if name not in ARRANGEMENT_NAMES:
@@ -266,11 +273,6 @@ def _validate(profile: Profile) -> Profile:
         raise ParamsError(f"{src}: stats.alpha: must be in (0, 1), got {profile.stats.alpha}")
     _check_split_keys(profile)
     _check_windows(profile)
-    try:  # the top-level model/precision meet train: here (e.g. qlora needs 4bit)
-        profile.run_config(profile.seeds[0])
-    except FieldError as exc:
-        key = exc.key if exc.key in _SET_ELSEWHERE else f"train.{exc.key}"
-        raise ParamsError(f"{src}: {key}: {exc.reason}") from None
     return profile
 
 

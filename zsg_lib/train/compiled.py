@@ -16,7 +16,8 @@ and their train losses differ by up to 1.8e-2 after 12 steps: bf16 rounds each d
 Whether a run compiles is a property of where it executes, not of the run (it is not in the
 run id: the records agree with an eager run's up to rounding). ``ZSG_COMPILE`` decides it:
 ``auto`` (the default) compiles on a CPU with a C++ compiler (Inductor's backend) for LoRA
-and full fine-tuning in fp32/bf16; ``1`` compiles wherever asked; ``0`` never does. Under
+and full fine-tuning in fp32/bf16; ``1`` compiles wherever asked, except on 4-bit weights;
+``0`` never does. Under
 ``auto`` a compiler that fails leaves the layers eager (PyTorch warns); under ``1`` the error
 stops the run. Dropout draws from PyTorch's own generator (``fallback_random``), so compiled
 and eager runs, and a resumed run, draw the same masks. Greedy generation runs eager
@@ -72,8 +73,15 @@ def cpp_compiler() -> str | None:
 
 def wanted(cfg: TrainConfig, device: str | torch.device) -> bool:
     """Whether a run with ``cfg`` on ``device`` compiles its decoder layers (see the module
-    docstring)."""
+    docstring). Never on 4-bit weights: bitsandbytes' layers run eager (each product
+    dequantizes its weight first, which compiling would not remove).
+
+    >>> wanted(TrainConfig(method="qlora"), "cpu")
+    False
+    """
     value = setting()
+    if cfg.method == "qlora" or cfg.precision == "4bit":  # resolved_precision "4bit"
+        return False
     if value != "auto":
         return value == "1"
     return (torch.device(device).type == "cpu" and cfg.method in ("lora", "full")

@@ -127,6 +127,9 @@ class TrainConfig:
 
         if self.method == "qlora" and self.precision not in (None, "4bit"):
             raise bad("precision", "method 'qlora' needs '4bit'")
+        if self.method == "full" and self.precision == "4bit":
+            raise bad("precision", "4-bit weights cannot be trained: method 'full' needs 'fp32' "
+                      "or 'bf16' (or train adapters on them: method 'qlora')")
         for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "eval_every",
                      "max_source_len", "eval_batch_size", "max_steps", "schedule_steps", "save_every",
                      "checkpoint_every", "max_new_tokens", "dense_every"):

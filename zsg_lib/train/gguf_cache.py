@@ -31,7 +31,8 @@ from ..paths import cache_dir
 from ..quiet import quiet_loading
 from .config import Precision
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "4bit": torch.bfloat16}
+# 4bit: the layers bitsandbytes leaves unquantized (embeddings, norms, LM head) stay fp32
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "4bit": torch.float32}
 GGUF_CACHE_KIND = "models"
 GGUF_CACHE_FORMAT = 1  # bump when what is written changes
 WEIGHTS_FILE = "model.safetensors"
@@ -168,3 +169,14 @@ def load_gguf(gguf_path: str | os.PathLike, precision: Precision = "fp32",
     except OSError as exc:
         warnings.warn(f"{folder}: could not cache the dequantised model ({exc})", stacklevel=2)
     return model, tok
+
+
+def cached_folder(gguf_path: str | os.PathLike, precision: Precision = "fp32") -> Path | None:
+    """The cache folder of the dequantised weights (:func:`gguf_cache_dir`), written first
+    when absent; ``None`` when it cannot be written. For loaders that read a folder (the
+    4-bit quantizer reads the fp32 weights from here instead of dequantising the GGUF again).
+    """
+    folder = gguf_cache_dir(gguf_path, precision)
+    if not (folder / WEIGHTS_FILE).is_file():
+        load_gguf(gguf_path, precision)
+    return folder if (folder / WEIGHTS_FILE).is_file() else None

@@ -21,13 +21,16 @@ from typing import Any
 import torch
 
 from .forward import autocast_context, fast_attention, lora_under_autocast
+from .quantized import is_4bit_layer
 
 
 def foldable(layer: Any) -> list[str]:
     """The active adapters of a peft LoRA ``Linear`` that can be folded into its weight:
     plain LoRA (no DoRA or other variant, no bias) on an fp32 base weight, outside autocast
     (a bf16 weight, or autocast's bf16 copy of the folded one, would round the small update
-    away)."""
+    away). A 4-bit base layer has no fp32 weight to fold into: its adapters run unfolded."""
+    if is_4bit_layer(layer):
+        return []
     try:
         from peft.tuners.lora.layer import Linear as LoraLinear
     except ImportError:  # pragma: no cover - peft is a dependency

@@ -35,6 +35,7 @@ from .forward import (
 from .generation import generate_greedy
 from .metrics import generation_metrics
 from .prompts import EncodedExample
+from .quantized import is_4bit_model
 from .rewards import reward_scores
 from .scoring import score_examples
 
@@ -93,7 +94,8 @@ def _wrap(base: Any, cfg: TrainConfig) -> Any:
         return model
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    if cfg.method == "qlora":
+    if is_4bit_model(base):  # qlora, or lora asked for on 4-bit weights: the same thing
+        # freezes the base, casts what is not 4-bit to fp32 (already so: see models.py)
         base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
     target = cfg.target_modules
     lcfg = LoraConfig(
@@ -123,6 +125,26 @@ def _load_trainable(model: Any, state: Mapping[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
+def check_state(model: Any, state: Mapping[str, Any], precision: str,
+                source: Path | None) -> None:
+    """:class:`TrainError` naming ``source`` (the run folder the state came from) unless
+    ``state`` was saved by a run of this model in this ``precision``: the same trainable
+    tensors (names and shapes) over base weights of the same precision. Checked before
+    anything is loaded or written, so a mismatched checkpoint changes nothing.
+    """
+    saved = state.get("precision")
+    if saved is not None and saved != precision:
+        raise TrainError(f"{source}: its saved state was trained on {saved} base weights, "
+                         f"this run's are {precision}; delete the folder to retrain")
+    mine = {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
+    theirs = {n: tuple(t.shape) for n, t in state["trainable"].items()}
+    if mine != theirs:
+        odd = sorted(set(mine) ^ set(theirs)) or [n for n in mine if mine[n] != theirs[n]]
+        raise TrainError(f"{source}: its saved state does not fit this run's trainable "
+                         f"weights ({len(theirs)} tensors saved, {len(mine)} here; first "
+                         f"difference: {odd[0]}); delete the folder to retrain")
+
+
 def _eval_steps(cfg: TrainConfig, first: int, end: int) -> tuple[set[int], set[int]]:
     """The scored steps, and those among them scored only for step-resolved scoring."""
     steps = {first, end} | set(range(first + cfg.eval_every, end + 1, cfg.eval_every))
@@ -139,6 +161,7 @@ class Branch:
     step: int
     state: Mapping[str, Any]
     scores: list[dict[str, Any]] | None = None
+    source: Path | None = None  # the run folder the state was read from (for errors)
 
 
 def _finite(loss: float, what: str, step: int, run_dir: Path) -> float:
@@ -282,11 +305,11 @@ class Loop:
         start, last_test = self.first, math.nan
         state = records.load_checkpoint(self.run_dir)
         if state is not None:
-            self._restore(model, opt, sched, state)
+            self._restore(model, opt, sched, state, self.run_dir)
             start, last_test = state["step"], state["last_test"]
             self.log_rows, self.score_rows = state["log"], state["scores"]
         elif self.branch is not None:
-            self._restore(model, opt, sched, self.branch.state)
+            self._restore(model, opt, sched, self.branch.state, self.branch.source)
             if self.branch.scores is not None:  # the branch point was scored by the branch run
                 self.score_rows = [dict(r) for r in self.branch.scores]
                 last_test = _mean_loss(self.score_rows)
@@ -346,12 +369,14 @@ class Loop:
         """What resuming (or branching) needs: weights, optimizer, scheduler, every rank's
         RNG (dropout masks differ per rank) and the step."""
         rngs = self.dist.gather(torch.get_rng_state())
-        return {"step": step, "trainable": _trainable_state(model),
+        return {"step": step, "precision": self.cfg.resolved_precision,
+                "trainable": _trainable_state(model),
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rng": rngs[0], "rng_by_rank": rngs}
 
     def _restore(self, model: Any, opt: torch.optim.Optimizer, sched: Any,
-                 state: Mapping[str, Any]) -> None:
+                 state: Mapping[str, Any], source: Path | None) -> None:
+        check_state(model, state, self.cfg.resolved_precision, source)
         _load_trainable(model, state["trainable"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

@@ -35,8 +35,9 @@ import torch
 from ..errors import TrainError
 from ..quiet import quiet_loading
 from .config import PRECISIONS, Precision
-from .gguf_cache import DTYPES, load_gguf, unmark_quantized
+from .gguf_cache import DTYPES, cached_folder, load_gguf, unmark_quantized
 from .hardware import default_device
+from .quantized import check_4bit, one_layout, quantization_config
 
 EMBEDDED_NAME = "embedded"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -197,17 +198,11 @@ def tiny_model(
     return model, tok
 
 
-def _check_precision(precision: str, device: str | None) -> None:
+def _check_precision(precision: str, device: str) -> None:
     if precision not in PRECISIONS:
         raise TrainError(f"precision {precision!r}: use one of {PRECISIONS}")
     if precision == "4bit":
-        if not torch.cuda.is_available() or (device is not None and "cuda" not in device):
-            raise TrainError(
-                "precision '4bit' (QLoRA) needs a CUDA GPU and bitsandbytes; this machine has "
-                "no CUDA device: use precision 'fp32' or 'bf16' with method 'lora'"
-            )
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise TrainError("precision '4bit' needs bitsandbytes: pip install 'zsg[cuda]'")
+        check_4bit(device)
 
 
 def load_model(
@@ -218,12 +213,15 @@ def load_model(
     """Load a causal LM and its tokenizer (memoised per process; see module docstring).
 
     ``None`` is the embedded default; ``"tiny[:k=v,...]"`` a tiny test model; otherwise a Hugging
-    Face id or local folder. ``precision``: ``fp32``, ``bf16`` or ``4bit`` (bitsandbytes NF4,
-    CUDA only). ``device``: ``None`` = CUDA when available, else CPU. A tokenizer without a pad
-    token gets its eos token as pad (see :func:`ensure_pad_token`).
+    Face id or local folder. ``precision``: ``fp32``, ``bf16`` or ``4bit`` (bitsandbytes NF4
+    with double quantization, wherever the installed bitsandbytes runs it: see
+    :mod:`zsg_lib.train.quantized`). ``device``: ``None`` = CUDA when available, else CPU. A
+    tokenizer without a pad token gets its eos token as pad (see :func:`ensure_pad_token`).
+    A folder without weights, or whose config.json is no causal LM's or does not fit its
+    weights, is a :class:`TrainError` naming the folder.
     """
-    _check_precision(precision, device)
     device = default_device(device)
+    _check_precision(precision, device)
     key = None if name_or_path in (None, EMBEDDED_NAME) else str(name_or_path)
     return _load_cached(key, precision, device)
 
@@ -231,6 +229,9 @@ def load_model(
 @functools.lru_cache(maxsize=2)
 def _load_cached(name: str | None, precision: str, device: str) -> tuple[Any, Any]:
     if name is not None and name.startswith("tiny"):
+        if precision == "4bit":
+            raise TrainError(f"model {name!r}: the in-memory tiny models have no 4-bit form; "
+                             "save one as a folder (save_pretrained) and name the folder")
         model, tok = tiny_model(**_parse_tiny(name))
         if precision == "bf16":
             model = model.to(torch.bfloat16)
@@ -245,9 +246,11 @@ def _load_cached(name: str | None, precision: str, device: str) -> tuple[Any, An
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {}
-    if name is None:  # 4bit: bitsandbytes quantises while transformers reads the GGUF
-        source: str = str(embedded_model_dir())
-        kwargs["gguf_file"] = EMBEDDED_GGUF
+    if name is None:  # 4bit: quantised from the fp32 safetensors cache of the GGUF
+        gguf = embedded_model_dir() / EMBEDDED_GGUF
+        source = str(cached_folder(gguf, "fp32") or gguf.parent)
+        if source == str(gguf.parent):  # no cache could be written: read the GGUF itself
+            kwargs["gguf_file"] = EMBEDDED_GGUF
     else:
         source = name
         path = Path(name).expanduser()
@@ -257,23 +260,25 @@ def _load_cached(name: str | None, precision: str, device: str) -> tuple[Any, An
             raise TrainError(f"model path does not exist: {name}")
         if path.exists():
             source = str(path)
-    dtype = DTYPES[precision]
-    model_kwargs: dict[str, Any] = {"dtype": dtype}
+    model_kwargs: dict[str, Any] = {"dtype": DTYPES[precision]}
     if precision == "4bit":
-        from transformers import BitsAndBytesConfig
-
-        model_kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
-        )
+        model_kwargs["quantization_config"] = quantization_config()
         model_kwargs["device_map"] = {"": device}
     try:
         with quiet_loading():
             tok = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs, **model_kwargs)
-    except OSError as exc:  # not found locally and no hub here
+    except OSError as exc:  # not found locally and no hub here; a folder without weights
         raise TrainError(f"cannot load model {name or source!r}: {exc}") from exc
-    if precision != "4bit":
+    except (ValueError, KeyError) as exc:  # a config transformers has no causal LM for
+        raise TrainError(f"model {name or source!r}: its config.json is not one of a causal "
+                         f"language model transformers can load ({exc})") from exc
+    except RuntimeError as exc:  # weights of other shapes than the config's
+        raise TrainError(f"model {name or source!r}: its weights do not fit its config.json "
+                         f"({exc})") from exc
+    if precision == "4bit":
+        one_layout(model)
+    else:
         model = model.to(device)
     if "gguf_file" in kwargs:
         unmark_quantized(model)

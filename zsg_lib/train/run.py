@@ -53,7 +53,7 @@ import pyarrow as pa
 
 from ..errors import TrainError
 from ..paths import cache_dir
-from . import distributed, hardware, records
+from . import distributed, hardware, quantized, records
 from .config import TrainConfig
 from .loop import Branch, Loop
 from .models import load_model, model_identity
@@ -141,7 +141,7 @@ def _branch(start_from: RunRecord, test_digest: str) -> Branch:
         for row in scores:  # data without tasks: pandas read the null task back as NaN
             if not isinstance(row["task"], str):
                 row["task"] = None
-    return Branch(step, state, scores)
+    return Branch(step, state, scores, start_from.path)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -280,6 +280,8 @@ def _train(inp: _Inputs, run_dir: Path, progress: bool,
         "format_version": records.FORMAT_VERSION, "run_id": inp.run_id, "name": inp.run_name,
         "config": cfg.to_dict(), "data": inp.data_id, "max_steps": inp.max_steps,
         "steps_per_pass": inp.per_pass, "versions": records.library_versions(),
+        # the base weights as loaded (4-bit: the quantization and the bitsandbytes that ran it)
+        "precision": quantized.describe(base, cfg.resolved_precision),
         "encoding": {"train": train_rep.summary(), "test": test_rep.summary(),
                      "zero_target_test_ids": test_rep.zero_target,
                      "zero_target_train_ids": train_rep.zero_target},
