@@ -14,10 +14,12 @@ from zsg_lib.errors import ParamsError, TrainError
 from zsg_lib.schema import instances_from_records
 from zsg_lib.train import TrainConfig, compiled, models, quantized, records as runs, train_run
 from zsg_lib.train.config import ConfigError
+from zsg_lib.train.generation import generate_greedy
 from zsg_lib.train.gradients import gradient_features
+from zsg_lib.train.inference import merged_lora
 from zsg_lib.train.loop import _unwrap, _wrap
 from zsg_lib.train.prompts import encode_many
-from zsg_lib.train.scoring import generate_greedy, merged_lora, score_examples
+from zsg_lib.train.scoring import score_examples
 
 TRAIN = instances_from_records([{"id": f"t{i}", "task": f"k{i % 3}",
                                  "messages": conv(f"{i} + {i}?", str(2 * i))} for i in range(24)])
