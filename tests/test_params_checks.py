@@ -230,6 +230,11 @@ def test_judging_window_past_the_run_in_the_file_is_an_error(tmp_path):
 def test_shortening_the_run_cuts_the_files_judging_window_to_it():
     p = load_profile("cpu-demo", {"train.max_steps": 12})  # the README's batch example
     assert p.stats.first_n_steps == 12 and p.judge.first_window == (9, 20)
+    # and its step-resolved stretch (cpu-demo: 8 steps after an 8-step warm-up)
+    short = load_profile("cpu-demo", {"train.max_steps": 6, "warmup.steps": 2})
+    assert short.attribution.steps == 6 < load_profile("cpu-demo").attribution.steps
+    refused("cpu-demo", r"attribution.steps: 9 steps of step-resolved scoring go past the run",
+            {"train.max_steps": 6, "warmup.steps": 2, "attribution.steps": 9})
     assert load_profile("cpu-demo").stats.first_n_steps == 16
     refused("cpu-demo", r"stats.first_n_steps: a judging window of 13 steps",
             {"train.max_steps": 12, "stats.first_n_steps": 13})

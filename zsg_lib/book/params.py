@@ -51,7 +51,7 @@ def _clip_to_run(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> Mappi
     """What a shorter run keeps. The judging window ``stats.first_n_steps`` left at its
     default is cut to ``train.max_steps``. A profile shortened by an override (``--set
     train.max_steps=12``) also keeps the file's ``train.generate_at`` steps inside the run
-    and cuts the file's judging window to it. A value past the run written in the overrides,
+    and cuts the file's judging window and step-resolved stretch (``attribution.steps``) to it. A value past the run written in the overrides,
     or in a file the overrides do not shorten, is an error (:func:`_validate`)."""
     out = dict(data)
     train = out.get("train") if isinstance(out.get("train"), Mapping) else {}
@@ -70,6 +70,12 @@ def _clip_to_run(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> Mappi
     if ((shortened and not from_overrides) or "first_n_steps" not in stats) and (
             isinstance(window, int) and window > steps):
         out["stats"] = {**stats, "first_n_steps": steps}
+    attribution = out.get("attribution") if isinstance(out.get("attribution"), Mapping) else {}
+    over_att = overrides.get("attribution")
+    resolved = attribution.get("steps")
+    if (shortened and not (isinstance(over_att, Mapping) and "steps" in over_att)
+            and isinstance(resolved, int) and resolved > steps):  # the step-resolved stretch
+        out["attribution"] = {**attribution, "steps": steps}
     return out
 
 
