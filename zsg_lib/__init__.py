@@ -1,7 +1,9 @@
 """zsg_lib — the thin library behind the zsg book.
 
-Data flows ``data`` → ``embed`` → ``similarity`` → ``arrange`` → ``train`` → ``results`` →
-``plots``; each stage takes plain inputs (tables, arrays, id lists) and returns plain outputs.
+Data flows ``data`` → ``embed`` → ``similarity`` → ``arrange`` → ``train`` → ``analysis``,
+and ``book`` drives the chain for a profile; each stage takes plain inputs (tables, arrays, id
+lists) and returns plain outputs. The stages, their modules and each module's job are listed
+once, in ``ARCHITECTURE.md`` at the repository root.
 """
 
 from .errors import ArrangementError, DataError, ParamsError, TrainError, ZsgError

@@ -1,25 +1,6 @@
 """Training: one config, the ordered loop, per-instance scoring, run records.
 
-===================  =========================================================================
-module               job
-===================  =========================================================================
-``config``           :class:`TrainConfig`, the one training configuration (no torch)
-``models``           load the base model and tokenizer (embedded GGUF, HF id/path, tiny)
-``prompts``          encode a conversation: prompt tokens masked, response labelled
-``batching``         padded batches, packed rows (a shared prefix held once), length-sorted ids
-``forward``          response-token cross-entropy, attention and precision of every pass
-``inference``        how scoring and generation run the model; LoRA adapters folded for them
-``scoring``          batched per-instance response loss
-``generation``       greedy generation from each prompt
-``rewards``          reward-model scores of generated responses
-``metrics``          Exact-Match, ROUGE-1/L of a generation
-``gradients``        LESS-style gradient features: per-instance LoRA gradients, CountSketched
-``gradient_cache``   :func:`features_for`: a run's gradient features, cached on disk
-``loop``             the ordered optimizer loop of one run, checkpoints, resume
-``run``              :func:`train_run`: check inputs, identify the run, reuse or train it
-``records``          the run-record format: written and read here only (:func:`load_runs`)
-``distributed``      several processes: each its slice of every global batch
-===================  =========================================================================
+Each module's job is listed once, in ``ARCHITECTURE.md`` at the repository root (*Training*).
 
 The names below are imported on first use, so ``from zsg_lib.train.config import
 TrainConfig`` (a profile, the book's glue) and reading run records do not import torch.
