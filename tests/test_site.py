@@ -112,10 +112,15 @@ def test_environment_yml_mirrors_the_install() -> None:
     repo = Path(__file__).resolve().parents[1]
     env = yaml.safe_load((repo / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert "-e .[book,test]" in pip
+    makefile = (repo / "Makefile").read_text()
+    # every extra the Makefile installs (`-e '.[book,test]'`, `-e '.[qlora]'`), in one -e line
+    made = {x for group in re.findall(r"-e '\.\[([\w,]+)\]'", makefile)
+            for x in group.split(",")}
+    (editable,) = [line for line in pip if line.startswith("-e .[")]
+    assert made >= {"book", "test", "qlora"}
+    assert set(editable[len("-e .["):-1].split(",")) == made, (editable, made)
     torch_pin = (repo / "constraints-cpu.txt").read_text().split()[0]
     assert torch_pin in pip
-    makefile = (repo / "Makefile").read_text()
     env_text = (repo / "environment.yml").read_text()
     for pkg in re.findall(r"--no-deps ((?:\S+==\S+ ?)+)", makefile)[0].split():
         assert pkg in env_text, f"{pkg} (Makefile) missing from environment.yml"
