@@ -47,7 +47,7 @@ from ..errors import ParamsError
 from ..paths import REPO_ROOT, zsg_home
 from . import progress as events
 from .chapters import CHAPTERS
-from .params import check_chapter, check_runnable, load_profile
+from .params import check_chapter, check_runnable, default_profile, load_profile
 from .progress import CHAPTER_ENV
 from .sweeps import load_sweep
 from .workers import make_executor, pinned, plan_slots
@@ -97,7 +97,7 @@ def check_run(chapter: str | os.PathLike, profile: str | None,
     A book chapter is checked against the profile (e.g. a chapter that needs task labels);
     another notebook only gets its profile and overrides validated.
     """
-    prof = load_profile(profile or os.environ.get("ZSG_PROFILE", "cpu-demo"), dict(overrides or {}))
+    prof = load_profile(profile or default_profile(), dict(overrides or {}))
     if Path(chapter).stem in CHAPTERS:
         check_runnable(prof)
         check_chapter(prof, Path(chapter).stem)
@@ -188,11 +188,6 @@ def planned_work(specs: Sequence[Mapping[str, Any]]) -> tuple[int | None, int | 
     except Exception:  # noqa: BLE001 - the counts only feed the ETA
         return None, None
     return (runs, steps) if runs else (None, None)
-
-
-def default_profile() -> str:
-    """The profile a chapter runs with when none is given (its ``parameters`` cell's)."""
-    return os.environ.get("ZSG_PROFILE", "cpu-demo")
 
 
 @contextlib.contextmanager

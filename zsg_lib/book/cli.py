@@ -19,7 +19,6 @@ before any work; a chapter that fails is exit code 1.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -74,9 +73,9 @@ def book_root() -> Path:
 def cmd_book(args: argparse.Namespace) -> int:
     from .build import build_site
     from .chapters import CHAPTERS
-    from .params import check_chapter, check_runnable, load_profile
+    from .params import check_chapter, check_runnable, default_profile, load_profile
 
-    profile = args.profile or os.environ.get("ZSG_PROFILE", "cpu-demo")
+    profile = args.profile or default_profile()
     loaded = load_profile(profile)  # a bad profile fails here, not in the middle of the build
     check_runnable(loaded)
     for chapter in CHAPTERS:
@@ -90,6 +89,7 @@ def cmd_book(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from . import batch
+    from .params import default_profile
 
     target = Path(args.target)
     overrides = parse_set(args.set or [])
@@ -117,7 +117,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or "runs/batch")
     spec = {"chapter": path.stem, "profile": args.profile, "overrides": overrides}
     print(f"zsg batch: {path.stem} with profile "
-          f"{args.profile or batch.default_profile()!r}", flush=True)
+          f"{args.profile or default_profile()!r}", flush=True)
     start = time.monotonic()
     with batch.reporting([spec], out_dir, lambda text: print(text, flush=True)):
         # the per-run lines say what the chapter is doing; papermill's cell counter would not
@@ -137,9 +137,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .params import default_profile
     from .plan_report import run_plan
 
-    print(run_plan(args.profile or os.environ.get("ZSG_PROFILE", "cpu-demo"),
+    print(run_plan(args.profile or default_profile(),
                    parse_set(args.set or []), without_data=args.without_data,
                    tokens_per_instance=args.tokens_per_instance, model_config=args.model_config,
                    params=args.params, measure=not args.no_measure, mfu=args.mfu))

@@ -96,6 +96,12 @@ def _build(data: Mapping[str, Any], where: str) -> Profile:
 # --------------------------------------------------------------------------- loading
 
 
+def default_profile() -> str:
+    """The profile used when none is named: ``$ZSG_PROFILE``, else ``cpu-demo`` (what a
+    chapter's ``parameters`` cell, ``zsg book``, ``zsg batch`` and ``zsg plan`` take)."""
+    return os.environ.get("ZSG_PROFILE", "cpu-demo")
+
+
 def resolve_profile_path(name_or_path: str | os.PathLike) -> Path:
     """A profile name (``cpu-demo``) → ``params/cpu-demo.yaml``; a path stays a path."""
     text = str(name_or_path)
