@@ -90,8 +90,9 @@ def test_unknown_chapter_fails_before_any_run(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / batch.STATUS_FILE).exists()
 
 
-def test_the_tiny_sweep_runs_and_resumes(tmp_path: Path) -> None:
+def test_the_tiny_sweep_runs_and_resumes(tmp_path: Path, monkeypatch) -> None:
     """The repository's test sweep (a real chapter, two seeds) through the same runner."""
+    monkeypatch.setenv("ZSG_HOME", str(tmp_path / "home"))  # its runs train here, not cached
     sweep = Path(__file__).resolve().parents[1] / "params" / "sweeps" / "tiny-smoke.yaml"
     lines: list[str] = []
     table = batch.run_sweep(sweep, tmp_path, log=lines.append)
