@@ -3,7 +3,8 @@
 Trains (or reads back) the runs of a short profile, one chapter-1 run per seed (from step 0,
 scoring and generating), then prints per phase (training steps, scoring passes, generation)
 the seconds the records hold, the seconds the plan estimates from the GEMM rates measured here
-at :data:`zsg_lib.book.plan_report.CPU_SHARE`, and the share that would have matched.
+at :data:`zsg_lib.book.plan_report.CPU_SHARE`, and the share of each rate (training, scoring,
+decoding) that would have matched.
 
     .venv/bin/python bench/plan_check.py [--profile cpu-demo] [--steps 8] [--seeds 0]
 """
@@ -54,15 +55,20 @@ def main() -> None:
     # here's rates hold CPU_SHARE already: est is the plan's own estimate
     est = {"train": f["train"] / here.train, "score": f["score"] / here.score,
            "generate": f["prefill"] / here.score + f["decode"] / here.decode}
+    # the share of each raw rate that would have matched: generation's prefill is charged at
+    # scoring's rate, so decode's share is what is left of generation's seconds after it
+    fit = {k: pr.CPU_SHARE[k] * est[k] / seconds[k] for k in ("train", "score")}
+    prefill_s = f["prefill"] / (here.score / pr.CPU_SHARE["score"] * fit["score"])
+    decode_raw = here.decode / pr.CPU_SHARE["decode"]
+    fit["generate"] = f["decode"] / decode_raw / max(seconds["generate"] - prefill_s, 1e-9)
     print(here.note)
     for phase in seconds:
-        fit = pr.CPU_SHARE * est[phase] / seconds[phase] if seconds[phase] else float("nan")
         print(f"{phase:>9}: measured {seconds[phase]:7.1f} s, plan {est[phase]:7.1f} s "
-              f"({est[phase] / seconds[phase] - 1:+.0%}); share that fits {fit:.2f}")
+              f"({est[phase] / seconds[phase] - 1:+.0%}); share that fits "
+              f"{fit[phase]:.2f} ({'decode' if phase == 'generate' else phase})")
     total_m, total_e = sum(seconds.values()), sum(est.values())
     print(f"all: measured {cost.human_seconds(total_m)}, plan {cost.human_seconds(total_e)} "
           f"({total_e / total_m - 1:+.0%})")
-
 
 if __name__ == "__main__":
     main()
