@@ -146,3 +146,46 @@ def test_jupytext_pairs_book_chapters_only(tmp_path: Path) -> None:
     assert not (tmp_path / "other" / "ch.ipynb").exists()
     assert (tmp_path / "book" / "ch.py").read_text().startswith('# %% tags=["parameters"]')
     assert "n * 3" in (tmp_path / "book" / "ch.py").read_text()
+
+
+@pytest.mark.slow
+def test_a_chapter_the_profile_cannot_run_is_a_page_that_says_why(tmp_path, make_stub,
+                                                                  capsys) -> None:
+    """A profile that leaves a chapter nothing to compare still builds the whole site: the
+    chapter's page is its introduction and the reason, and none of its code runs."""
+    import yaml
+
+    from zsg_lib.book import cli
+
+    root = make_stub(tmp_path / "book")
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "book" / "02_permutations.py", root / "book" / "02_permutations.py")
+    toc = root / "_toc.yml"
+    toc.write_text(toc.read_text() + "  - file: book/02_permutations\n")
+    data = yaml.safe_load((repo / "params" / "tiny.yaml").read_text())
+    data["name"] = "no-permutations"
+    data.setdefault("chapters", {})["permutations"] = []
+    profile = tmp_path / "no-permutations.yaml"
+    profile.write_text(yaml.safe_dump(data))
+
+    html = build.build_site(root, profile=str(profile), cache_root=tmp_path / "cache",
+                            quiet=True)
+    page = (html / "book" / "02_permutations.html").read_text()
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert "Permutations: when does a test task generalize?" in text
+    assert "Not run with profile" in text and "chapters.permutations" in text
+    assert "lists no arrangement" in text
+    assert "enable_book_display" not in page  # no code cell of the chapter is on the page
+    assert _chart_ids(html / "book" / "01_chart.html")  # the other chapter still executed
+
+    # `zsg book` says so on the terminal before the build, instead of refusing the profile
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(build, "build_site", lambda *a, **k: html)
+    monkey.setattr(cli, "book_root", lambda: root)
+    try:
+        assert cli.main(["book", "--profile", str(profile)]) == 0
+    finally:
+        monkey.undo()
+    out = capsys.readouterr().out
+    assert "02_permutations does not run with this profile" in out
+    assert "03_similarity does not run" not in out

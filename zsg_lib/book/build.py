@@ -9,6 +9,7 @@ and error (:func:`failure_lines`).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -19,7 +20,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..errors import ParamsError
 from . import progress
+from .params import is_profile_path, resolve_profile_path
 from .render import SITE_ENV, write_vega_bundle
 
 
@@ -35,22 +38,45 @@ def _digest(root: Path, paths: Iterable[Path], extra: str = "") -> str:
     return h.hexdigest()[:12]
 
 
+def profile_label(profile: str) -> str:
+    """``profile`` as part of a file name: a name as it is; a YAML path as its stem and a short
+    hash of where it lives (two ``mine.yaml`` in different folders keep apart caches).
+
+    >>> profile_label("cpu-demo")
+    'cpu-demo'
+    >>> profile_label("/home/me/mine.yaml").startswith("mine.")
+    True
+    """
+    if not is_profile_path(profile):  # a name from params/
+        return str(profile)
+    path = Path(profile).expanduser().resolve()
+    return f"{path.stem}.{hashlib.sha256(str(path).encode()).hexdigest()[:6]}"
+
+
 def cache_key(root: str | Path, profile: str) -> str:
     """Name of the execution cache for ``profile``: changes with the library or parameters.
 
     Jupyter Book's cache only looks at a notebook's code; the chapters' results also depend on
-    ``zsg_lib`` and ``params/``, so they are part of the key.
+    ``zsg_lib``, ``params/`` and the profile's own file wherever it lives, so they are part of
+    the key.
 
     >>> import tempfile; d = Path(tempfile.mkdtemp())
     >>> a = cache_key(d, "tiny"); (d / "params").mkdir()
     >>> _ = (d / "params" / "t.yaml").write_text("x: 1")
     >>> a != cache_key(d, "tiny") and cache_key(d, "tiny").startswith("tiny-")
     True
+    >>> mine = d / "mine.yaml"; _ = mine.write_text("x: 1"); b = cache_key(d, str(mine))
+    >>> _ = mine.write_text("x: 2"); b != cache_key(d, str(mine))
+    True
     """
     root = Path(root)
     files = [p for d in ("zsg_lib", "params") for p in (root / d).rglob("*") if p.is_file()
              and p.suffix in {".py", ".yaml", ".yml"} and "__pycache__" not in p.parts]
-    return f"{profile}-{_digest(root, files, profile)}"
+    try:
+        own = resolve_profile_path(profile).read_bytes().hex()
+    except ParamsError:  # a stub book's profile name: no file
+        own = ""
+    return f"{profile_label(profile)}-{_digest(root, files, profile + own)}"
 
 
 def build_command(root: Path, config: Path, output: Path) -> list[str]:
@@ -96,16 +122,17 @@ def build_site(
     extensions = sphinx_cfg.setdefault("extra_extensions", []) or []
     if "zsg_lib.book.site" not in extensions:
         sphinx_cfg["extra_extensions"] = [*extensions, "zsg_lib.book.site"]
-    derived = output / "_build" / f".config-{profile}.yml"
+    label = profile_label(profile)
+    derived = output / "_build" / f".config-{label}.yml"
     atomic_write_text(derived, yaml.safe_dump(config, sort_keys=False))
 
     # PYTHONUNBUFFERED: jupyter-book's own lines reach the terminal as they happen
     env = {**os.environ, "ZSG_PROFILE": profile, SITE_ENV: "1", "TQDM_DISABLE": "1",
            "PYTHONUNBUFFERED": "1"}
     env.setdefault("ZSG_HOME", str(root / ".cache" / "zsg"))
-    _prune_caches(cache_root, profile, keep=key)
+    _prune_caches(cache_root, label, keep=key)
     # One events file for every kernel of this build, emptied first (see progress.py).
-    events = output / "_build" / f".progress-{profile}.jsonl"
+    events = output / "_build" / f".progress-{label}.jsonl"
     atomic_write_text(events, "")
     env[progress.PROGRESS_ENV] = str(events)
     env.pop(progress.CHAPTER_ENV, None)  # the site extension names each chapter as it reads it
@@ -238,11 +265,11 @@ def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str],
     return proc.returncode, "".join(lines)
 
 
-def _prune_caches(cache_root: Path, profile: str, keep: str) -> None:
-    """Delete execution caches of ``profile`` made for older library versions."""
+def _prune_caches(cache_root: Path, label: str, keep: str) -> None:
+    """Delete execution caches of the profile ``label`` made for older library versions."""
     import shutil
 
-    stale = re.compile(rf"{re.escape(profile)}-[0-9a-f]{{12}}")
-    for d in cache_root.glob(f"{profile}-*"):
+    stale = re.compile(rf"{re.escape(label)}-[0-9a-f]{{12}}")
+    for d in cache_root.glob(f"{glob.escape(label)}-*"):
         if d.is_dir() and d.name != keep and stale.fullmatch(d.name):
             shutil.rmtree(d, ignore_errors=True)

@@ -102,10 +102,16 @@ def default_profile() -> str:
     return os.environ.get("ZSG_PROFILE", "cpu-demo")
 
 
+def is_profile_path(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``name_or_path`` names a YAML file rather than a profile of ``params/``."""
+    text = str(name_or_path)
+    return text.endswith((".yaml", ".yml")) or os.sep in text
+
+
 def resolve_profile_path(name_or_path: str | os.PathLike) -> Path:
     """A profile name (``cpu-demo``) → ``params/cpu-demo.yaml``; a path stays a path."""
     text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or os.sep in text:
+    if is_profile_path(text):
         path = Path(text).expanduser()
         if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
             path = REPO_ROOT / path

@@ -2,16 +2,22 @@
 
 :func:`setup` (``sphinx.extra_extensions: [zsg_lib.book.site]``) writes the Vega bundle into
 the static folder and sets site mode for the kernels, so a plain ``jupyter-book build .``
-gets offline charts too; :func:`toc_pages` reads ``_toc.yml``. The build driver is
+gets offline charts too; :func:`toc_pages` reads ``_toc.yml``. A chapter the profile cannot
+run (:func:`~zsg_lib.book.params.check_chapter`) is built as its introduction and a note
+saying why (:func:`not_run_source`), so every profile gets the whole site. The build driver is
 :mod:`zsg_lib.book.build`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import ParamsError, ZsgError
+from .chapters import CHAPTERS
+from .params import check_chapter, default_profile, load_profile
 from .progress import CHAPTER_ENV
 from .render import SITE_ENV, write_vega_bundle
 
@@ -37,12 +43,70 @@ def setup(app: Any) -> dict[str, Any]:
     def _on_source_read(app: Any, docname: str, source: list[str]) -> None:
         # Sphinx reads one document at a time and myst-nb starts the notebook's kernel while
         # reading it, so the kernel inherits the name of its own chapter for its progress events.
-        os.environ[CHAPTER_ENV] = Path(docname).name
+        chapter = Path(docname).name
+        os.environ[CHAPTER_ENV] = chapter
+        reason = not_run_reason(default_profile(), chapter)
+        if reason:  # the page without its code: nothing of it executes
+            source[0] = not_run_source(source[0], default_profile(), reason)
 
     app.connect("config-inited", _on_config)
     app.connect("source-read", _on_source_read)
     app.connect("html-page-context", _drop_thebe)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+@functools.lru_cache(maxsize=64)
+def not_run_reason(profile: str, chapter: str) -> str | None:
+    """Why ``chapter`` cannot run on ``profile`` (its profile error), or ``None`` when it can
+    (or is not a chapter, or the profile does not load: the kernel then says so itself).
+
+    >>> not_run_reason("cpu-demo", "02_permutations") is None
+    True
+    >>> print(not_run_reason("params/niv2-sample.yaml", "02_permutations"))
+    params/niv2-sample.yaml: chapters.permutations: lists no arrangement, ...
+    """
+    if chapter not in CHAPTERS:
+        return None
+    try:
+        loaded = load_profile(profile)
+    except ZsgError:
+        return None
+    try:
+        check_chapter(loaded, chapter)
+    except ParamsError as exc:
+        return str(exc)
+    return None
+
+
+def not_run_source(text: str, profile: str, reason: str) -> str:
+    r"""A chapter's jupytext (percent) source as the page of a chapter that does not run: its
+    header and first cell (the title and the claim it tests), then a note with the reason.
+
+    >>> src = "# ---\n# jupyter: {}\n# ---\n\n# %% [markdown]\n# # 2. Order\n\n# %%\nx = 1\n"
+    >>> print(not_run_source(src, "mine", "chapters.permutations: lists no arrangement"))
+    # ---
+    # jupyter: {}
+    # ---
+    <BLANKLINE>
+    # %% [markdown]
+    # # 2. Order
+    <BLANKLINE>
+    # %% [markdown]
+    # ```{note}
+    # **Not run with profile `mine`.** chapters.permutations: lists no arrangement. The summary
+    # page marks this chapter's findings *not measured*.
+    # ```
+    <BLANKLINE>
+    """
+    cells = text.split("\n# %%")
+    kept = cells[0] + ("\n# %%" + cells[1] if len(cells) > 1 else "")
+    note = (f"**Not run with profile `{profile}`.** {reason.rstrip('.')}. The summary page "
+            "marks this chapter's findings *not measured*.")
+    import textwrap
+
+    lines = textwrap.wrap(note, 92, break_on_hyphens=False, break_long_words=False)
+    return (kept.rstrip("\n") + "\n\n# %% [markdown]\n# ```{note}\n"
+            + "".join(f"# {line}\n" for line in lines) + "# ```\n")
 
 
 def toc_pages(root: str | Path = ".") -> list[str]:
