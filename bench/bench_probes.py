@@ -61,6 +61,41 @@ def projected_width(values: np.ndarray, within: float, observed_replicates: int,
     return 2 * Z * math.sqrt((between + within / replicates) / clusters)
 
 
+def time_restores(cfg, prep, warm, n: int) -> None:
+    """Seconds of each of ``n`` restores of the warm-up state on the real model (the part of
+    a probe a plain step does not have), beside the warm-up's own step and scoring seconds."""
+    import torch
+
+    from zsg_lib.train import probes
+    from zsg_lib.train.loop import Branch, Loop
+    from zsg_lib.train.models import load_model
+    from zsg_lib.train.prompts import encode_many
+
+    cfg = probes.probe_config(resolve(cfg), 1)
+    base, tok = load_model(cfg.model, cfg.resolved_precision, cfg.device)
+    ids = prep.test.column("id").to_pylist()[:4]
+    enc, _ = encode_many(tok, ids, prep.test.column("messages").to_pylist()[:4],
+                         max_source_len=cfg.max_source_len, max_target_len=cfg.max_target_len,
+                         template=cfg.template, system_prompt=cfg.system_prompt)
+    by_id = {i: (None, None) for i in ids}
+    start = probes._start(cfg, warm)
+    loop = Loop(cfg, base, tok, torch.device("cpu"), OUT, ids, enc, enc, by_id, False, None,
+                Branch(start.step, start.state, None, warm.path))
+    with probes.Prober(loop, start.state, warm.path) as prober:
+        seconds = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            prober.restore()
+            seconds.append(time.perf_counter() - t0)
+    n_values = sum(t.numel() for t in start.state["trainable"].values())
+    print(f"restore: median {np.median(seconds):.3f} s over {n} ({n_values:,} trainable values "
+          f"+ AdamW moments)")
+    log = warm.log
+    print(f"warm-up: step seconds median {log['seconds'].median():.2f} (after the first "
+          f"{log['seconds'].iloc[1:].median():.2f}); scoring passes "
+          f"{warm.summary['scoring_seconds_this_process']:.1f} s over 2 (step 0 compiles)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu-demo")
@@ -73,6 +108,8 @@ def main() -> None:
     ap.add_argument("--main", default="nearest-gradient")
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--probes-root", type=Path, default=OUT / "probes")
+    ap.add_argument("--restore-only", type=int, default=0, metavar="N",
+                    help="time N restores of the warm-up state alone (no steps, no scoring)")
     args = ap.parse_args()
 
     profile = load_profile(args.profile)
@@ -84,6 +121,9 @@ def main() -> None:
     if warm is None:
         raise SystemExit(f"{profile.name}: no warm-up (warmup.steps: 0) to probe from")
     cfg = profile.run_config(seed, start="branch")
+    if args.restore_only:
+        time_restores(cfg, prep, warm, args.restore_only)
+        return
     split = ex.load_split(profile)
     relatives = (relatives_of(split.families, "helpful") if split.families is not None
                  else None)
