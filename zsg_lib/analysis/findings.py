@@ -152,6 +152,9 @@ CLAIMS = {
     "instance": "Zero-shot generalization is similarity-based at the instance level: the "
                 "nearer a training batch is to a test instance (sentence embeddings), the "
                 "more that instance's loss falls.",
+    "probes": "The same claim by experiment: from one saved state, a step on a batch similar "
+              "to a test task lowers that task's loss more than a random batch does "
+              "(nearest by gradient − random, on the target).",
     "gradient order": "(not the paper's; LESS) Ordering by gradient similarity beats ordering "
                       "by sentence embeddings (grad-nft < nft).",
 }

@@ -19,7 +19,7 @@ _EXPORTS = {
     "TrainConfig": "config", "ConfigError": "config",
     "RunRecord": "records", "RunTables": "records", "load_runs": "records",
     "lr_factor": "loop", "step_chunks": "loop",
-    "train_run": "run",
+    "train_run": "run", "run_probes": "probes",
     "features_for": "gradient_cache", "gradient_features": "gradients",
 }
 

@@ -10,11 +10,12 @@ the order, scores the test set at the scored steps, and checkpoints so a killed 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,14 @@ class Loop:
 
     # --- the loop
     def run(self) -> dict[str, Any]:
+        with self.trainable() as (model, on):
+            return {**self._run(model), "compiled_layers": on}
+
+    @contextlib.contextmanager
+    def trainable(self) -> Iterator[tuple[Any, bool]]:
+        """The run's trainable model as its steps and scoring see it (adapters on the cached
+        base, attention, LoRA under autocast, compiled layers), and whether the layers
+        compiled; the base model is given back its own layers after (probes run here too)."""
         cfg = self.cfg
         model = _wrap(self.base, cfg)
         longest = max(len(e.input_ids) for e in (*self.train_enc.values(),
@@ -290,17 +299,24 @@ class Loop:
             with (fast_attention(model, self.device, longest),
                   lora_under_autocast(model, cfg.bf16_autocast, self.device),
                   compiled.compiled_layers(model, compiled.wanted(cfg, self.device)) as on):
-                return {**self._run(model), "compiled_layers": on}
+                yield model, on
         finally:
             _unwrap(model, cfg)
 
-    def _run(self, model: Any) -> dict[str, Any]:
+    def optimizer(self, model: Any) -> tuple[torch.optim.Optimizer, Any]:
+        """The run's AdamW over the trainable weights and its lr schedule (over
+        ``schedule_steps``, else this run's last step)."""
         cfg = self.cfg
         trainable = [p for p in model.parameters() if p.requires_grad]
         opt = adamw(trainable, cfg.learning_rate, cfg.weight_decay)
         horizon = cfg.schedule_steps or self.end
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: lr_factor(s, horizon, cfg.schedule))
+        return opt, sched
+
+    def _run(self, model: Any) -> dict[str, Any]:
+        cfg = self.cfg
+        opt, sched = self.optimizer(model)
         t_start = time.perf_counter()
         start, last_test = self.first, math.nan
         state = records.load_checkpoint(self.run_dir)
