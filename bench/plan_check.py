@@ -1,12 +1,13 @@
 """``zsg plan``'s time against real runs: each phase's measured seconds beside the plan's.
 
-Trains (or reads back) the runs of a short profile, one chapter-1 run per seed (from step 0,
-scoring and generating), then prints per phase (training steps, scoring passes, generation)
+Trains the runs of a profile, one chapter-1 run per seed (from step 0, scoring and
+generating, at the profile's own length unless ``--steps`` shortens it: a short run is mostly
+start-up and overstates each phase), then prints per phase (training steps, scoring passes, generation)
 the seconds the records hold, the seconds the plan estimates from the GEMM rates measured here
 at :data:`zsg_lib.book.plan_report.CPU_SHARE`, and the share of each rate (training, scoring,
 decoding) that would have matched.
 
-    .venv/bin/python bench/plan_check.py [--profile cpu-demo] [--steps 8] [--seeds 0]
+    ZSG_HOME=$(mktemp -d) .venv/bin/python bench/plan_check.py [--profile cpu-demo] [--steps N] [--seeds 0]
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ from zsg_lib.train import cost, shapes  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="cpu-demo")
-    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=None, help="default: the profile's own")
     ap.add_argument("--seeds", default="0")
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
-    profile = load_profile(a.profile, {"seeds": seeds, "warmup.steps": 0,
-                                       "train.max_steps": a.steps,
-                                       "train.generate_at": [0, a.steps]})
+    short = {"train.max_steps": a.steps, "train.generate_at": [0, a.steps]} if a.steps else {}
+    profile = load_profile(a.profile, {"seeds": seeds, "warmup.steps": 0, **short})
     config, src = shapes.model_config(profile.model)
     shape = shapes.shape_of(config, profile.train.target_modules, src)
     costs = DataCosts(profile, shapes.load_tokenizer(profile.model))
