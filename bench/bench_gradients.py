@@ -105,8 +105,8 @@ def main() -> None:
     import pyarrow as pa
     import torch
 
-    from zsg_lib.book.params import load_profile
     from zsg_lib.data import load
+    from zsg_lib.profiles.params import load_profile
     from zsg_lib.train.gradient_cache import features_for
     from zsg_lib.train.hardware import resolve
     from zsg_lib.train.models import load_model

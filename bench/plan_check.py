@@ -3,7 +3,7 @@
 Trains (or reads back) the runs of a short profile, one chapter-1 run per seed (from step 0,
 scoring and generating), then prints per phase (training steps, scoring passes, generation)
 the seconds the records hold, the seconds the plan estimates from the GEMM rates measured here
-at :data:`zsg_lib.book.plan_report.CPU_SHARE`, and the share of each rate (training, scoring,
+at :data:`zsg_lib.study.plan_report.CPU_SHARE`, and the share of each rate (training, scoring,
 decoding) that would have matched.
 
     .venv/bin/python bench/plan_check.py [--profile cpu-demo] [--steps 8] [--seeds 0]
@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zsg_lib.book import experiment as ex, plan_report as pr  # noqa: E402
-from zsg_lib.book.params import load_profile  # noqa: E402
-from zsg_lib.book.plan import DataCosts, Job, Plan, Tally  # noqa: E402
+from zsg_lib.profiles.params import load_profile  # noqa: E402
+from zsg_lib.study import experiment as ex, plan_report as pr  # noqa: E402
+from zsg_lib.study.plan import DataCosts, Job, Plan, Tally  # noqa: E402
 from zsg_lib.train import cost, shapes  # noqa: E402
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from zsg_lib.analysis import findings
-from zsg_lib.book import analyses as an, experiment as ex
 from zsg_lib.errors import ParamsError
+from zsg_lib.study import chapter_data, experiment as ex
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_relatives_fed_counts_what_each_order_feeds(tmp_path) -> None:
         "split.test_tasks": ["month_names_en_fr", "number_words_fr", "string_remove_vowels"]})
     fam = ex.load_split(prof).families.set_index("task")
     steps = prof.train.max_steps
-    fed = an.relatives_fed(prof, ["nft", "fft"], steps=steps, seeds=[0, 1])
+    fed = chapter_data.relatives_fed(prof, ["nft", "fft"], steps=steps, seeds=[0, 1])
     test_tasks = set(ex.prepare(prof, 0).test.column("task").to_pylist())
     assert set(fed["task"]) == test_tasks and len(fed) == 2 * 2 * len(test_tasks)
     n = steps * prof.train.instances_per_step
@@ -164,7 +164,7 @@ def test_windows_and_drops(tiny) -> None:
     w = ex.run_windows(tiny, seeds=[0], progress=False)
     assert set(w["window_start"]) == set(tiny.tma.window_starts)
     scores = ex.run_many(tiny, ["cluster"], seeds=[0], progress=False)
-    drops = an.sudden_drops(tiny, scores, "cluster", seeds=[0])
+    drops = chapter_data.sudden_drops(tiny, scores, "cluster", seeds=[0])
     assert set(drops["kind"]) <= {"sudden drop", "steady fall", "rise", "flat"}
     assert drops["task"].nunique() == len(set(ex.prepare(tiny, 0).test.column("task").to_pylist()))
 
@@ -188,7 +188,7 @@ def test_turn_windows_past_the_rounds_fail_when_the_chapter_starts(tmp_path) -> 
 
 def test_no_notebook_bar_in_the_site_build(tiny, monkeypatch) -> None:
     """In the site build the runs' bar is off (its widget would load a CDN script)."""
-    from zsg_lib.book import experiment
+    from zsg_lib.study import experiment
 
     made = []
     monkeypatch.setattr(experiment, "tqdm", lambda it, **kw: made.append(kw) or it)

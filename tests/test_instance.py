@@ -8,9 +8,9 @@ import pytest
 
 from zsg_lib.analysis import findings
 from zsg_lib.analysis.predictor_stats import predictor_test
-from zsg_lib.book import analyses as an, experiment as ex, instance
-from zsg_lib.book.params import load_profile
 from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.params import load_profile
+from zsg_lib.study import chapter_data, experiment as ex, instance
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_predictor_frame_holds_every_kind_for_each_step(tiny) -> None:
     found = findings.instance_level(table)
     assert found.status in (*findings.compare.STATUSES, "not measured")
 
-    kinds = an.relatives_kinds(tiny)
+    kinds = chapter_data.relatives_kinds(tiny)
     by_task = instance.per_task_table(frame, kinds)
     assert len(by_task) == 2 * frame["task"].nunique()
     for (task, name), row in by_task.set_index(["task", "predictor"]).iterrows():

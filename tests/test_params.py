@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.book.params import (
+from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.params import (
     PARAMS_DIR,
     Profile,
     check_chapter,
     load_profile,
     to_dict,
 )
-from zsg_lib.book.sweeps import load_sweep
-from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.sweeps import load_sweep
 
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
@@ -144,7 +144,7 @@ def test_every_shipped_sweep_is_valid(monkeypatch) -> None:
 def test_niv2_sample_profile_runs_on_the_shared_sample() -> None:
     """params/niv2-sample.yaml (issue 9) loads, checks its chapters and splits the real
     sample into its own 30 train / 8 test tasks; a warm-up precedes its comparisons."""
-    from zsg_lib.book import experiment as ex
+    from zsg_lib.study import experiment as ex
 
     p = ex.setup("niv2-sample", "03_similarity")
     for chapter in ("01_early_generalization", "04_granularity", "05_tma"):
@@ -158,7 +158,7 @@ def test_every_judged_chapter_names_a_findings_function_a_claim_and_a_section() 
     import pandas as pd
 
     from zsg_lib.analysis import findings
-    from zsg_lib.book.chapters import CHAPTERS
+    from zsg_lib.profiles.chapters import CHAPTERS
 
     judged = {c: s for c, s in CHAPTERS.items() if s.judge}
     assert judged, "no chapter is judged by the summary"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from zsg_lib.book import experiment as ex
-from zsg_lib.book.chapters import CHAPTERS
-from zsg_lib.book.cli import main
-from zsg_lib.book.params import load_profile
-from zsg_lib.book.plan import DataCosts, chapter_jobs, plan
+from zsg_lib.cli.main import main
+from zsg_lib.profiles.chapters import CHAPTERS
+from zsg_lib.profiles.params import load_profile
+from zsg_lib.study import experiment as ex
+from zsg_lib.study.plan import DataCosts, chapter_jobs, plan
 from zsg_lib.train.shapes import load_tokenizer, shape_from_params
 
 

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from zsg_lib.book import build, progress
+from zsg_lib.site import build
+from zsg_lib.study import progress
 
 
 def _started(label: str, steps: int = 4, **kw) -> dict:
@@ -69,8 +70,8 @@ def test_eta_per_step_holds_steady_as_warm_ups_and_comparisons_alternate() -> No
 
 
 def test_planned_steps_count_each_run_once() -> None:
-    from zsg_lib.book import experiment as ex
-    from zsg_lib.book.params import load_profile
+    from zsg_lib.profiles.params import load_profile
+    from zsg_lib.study import experiment as ex
 
     p = load_profile("cpu-demo")
     n, seeds = ex.planned_runs(p), len(p.seeds)
@@ -144,7 +145,7 @@ def test_outside_a_build_events_do_nothing(tmp_path, monkeypatch) -> None:
 
 
 def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
-    from zsg_lib.book import experiment as ex
+    from zsg_lib.study import experiment as ex
     from zsg_lib.train import run as run_module
 
     events = tmp_path / "events.jsonl"
@@ -169,7 +170,7 @@ def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
 def test_gradient_features_get_lines_when_computed_not_when_cached(tmp_path, monkeypatch):
     import numpy as np
 
-    from zsg_lib.book import experiment as ex
+    from zsg_lib.study import experiment as ex
     from zsg_lib.train import gradient_cache
 
     events = tmp_path / "events.jsonl"
@@ -221,7 +222,7 @@ STUB_TRAINING = '''\
 # # A chapter that reports two runs
 
 # %%
-from zsg_lib.book import progress
+from zsg_lib.study import progress
 progress.run_started("nft-seed0", 3, profile="stub")
 progress.run_finished("nft-seed0", 3, reused=False, run_id="r0", profile="stub")
 progress.run_started("fft-seed0", 3, profile="stub")

@@ -3,7 +3,7 @@
 A chapter is a percent-format ``.py`` notebook (``book/03_similarity.py``); papermill cannot
 read that format, so it receives ``jupytext.read(path)`` and writes an executed ``.ipynb``
 that keeps the ``parameters`` tag and the injected values. A chapter receives ``profile`` and
-``overrides`` (see :func:`zsg_lib.book.sweeps.load_sweep`) in its ``parameters`` cell.
+``overrides`` (see :func:`zsg_lib.profiles.sweeps.load_sweep`) in its ``parameters`` cell.
 
 A sweep records every run in ``status.json`` in its output folder, rewritten atomically after
 each run, so an interrupted or failing sweep never loses the other runs' records:
@@ -13,7 +13,7 @@ each run, so an interrupted or failing sweep never loses the other runs' records
 * a rerun skips every run whose notebook ``<name>.ipynb`` is marked complete (metadata
   ``zsg.complete``) for the same chapter, profile and overrides (status ``skipped``).
 
-While a batch runs, its kernels' run events (:mod:`zsg_lib.book.progress`) come back as the
+While a batch runs, its kernels' run events (:mod:`zsg_lib.study.progress`) come back as the
 same terminal lines ``zsg book`` prints: one a run as it starts and ends, with the batch's ETA
 (:func:`reporting`), and a sweep says which member starts and how it ended.
 
@@ -45,11 +45,11 @@ import pandas as pd
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import ParamsError
 from ..paths import REPO_ROOT, zsg_home
-from . import progress as events
-from .chapters import CHAPTERS
-from .params import check_chapter, check_runnable, default_profile, load_profile
-from .progress import CHAPTER_ENV
-from .sweeps import load_sweep
+from ..profiles.chapters import CHAPTERS
+from ..profiles.params import check_chapter, check_runnable, default_profile, load_profile
+from ..profiles.sweeps import load_sweep
+from ..study import progress as events
+from ..study.progress import CHAPTER_ENV
 from .workers import make_executor, pinned, plan_slots
 
 STATUS_FILE = "status.json"
@@ -174,9 +174,9 @@ def run_chapter(
 
 def planned_work(specs: Sequence[Mapping[str, Any]]) -> tuple[int | None, int | None]:
     """The runs and training steps the chapters of ``specs`` ask for, summed over members
-    (:func:`zsg_lib.book.plan.chapters_work`; a run two members share counts twice: the ETA
+    (:func:`zsg_lib.study.plan.chapters_work`; a run two members share counts twice: the ETA
     errs long); ``(None, None)`` when a profile cannot be read here (the lines go on)."""
-    from .plan import chapters_work
+    from ..study.plan import chapters_work
 
     runs = steps = 0
     try:
@@ -406,7 +406,7 @@ def run_sweep(
     devices: Sequence[str] | None = None,
     scheduler: str = "local",
 ) -> pd.DataFrame:
-    """Expand a sweep file (:func:`zsg_lib.book.sweeps.load_sweep`) and run it, resuming.
+    """Expand a sweep file (:func:`zsg_lib.profiles.sweeps.load_sweep`) and run it, resuming.
 
     ``out_dir`` defaults to ``runs/sweeps/<sweep file stem>``; ``jobs``, ``devices``,
     ``scheduler``: see :func:`run_specs`.

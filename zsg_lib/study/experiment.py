@@ -3,7 +3,7 @@
 Chapters never compute anything themselves; they ask this module for a prepared experiment,
 an arrangement or a table of scores (read from the run records by
 :func:`zsg_lib.train.records.load_runs`), and hand tables to :mod:`zsg_lib.analysis` (through
-:mod:`zsg_lib.book.analyses`) and :mod:`zsg_lib.book.plots`.
+:mod:`zsg_lib.study.chapter_data`) and :mod:`zsg_lib.pages.plots`.
 
 * **Seeds** vary the sampled data (which training and test instances per task), the
   arrangement's own randomness and the LoRA initialisation; the task split is fixed by
@@ -48,13 +48,18 @@ from ..arrange import ARRANGEMENTS, Arrangement, arrange
 from ..data import relatives
 from ..errors import DataError, ParamsError
 from ..paths import cache_dir
+from ..profiles.chapters import CHAPTERS, COMPARISONS
+from ..profiles.params import (
+    Profile,
+    check_chapter,
+    check_runnable,
+    check_split_tasks,
+    load_profile,
+)
 from ..train import records
 from ..train.config import TrainConfig
 from ..train.records import RunRecord
 from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
-from .chapters import CHAPTERS, COMPARISONS
-from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
-from .render import site_mode
 
 # --------------------------------------------------------------------------- profile
 
@@ -525,10 +530,10 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
     records, one copy per label (two labels can name one shared run). Without ``resolved``
     the rows of step-resolved scoring are left out, so every arm has the same steps."""
     labels = []
-    # Not in the site build: the terminal gets one line a run (book.progress), and a widget
+    # Not in the site build: the terminal gets one line a run (study.progress), and a widget
     # bar would make the page load Jupyter's widget manager from a CDN. (An explicit
     # disable=False would override the TQDM_DISABLE the build sets for other bars.)
-    for label, job in tqdm(jobs, desc=desc, disable=not progress or site_mode()):
+    for label, job in tqdm(jobs, desc=desc, disable=not progress or events.site_mode()):
         record = job()
         labels.append({**label, "run_id": record.run_id, "path": record.path})
     runs = pd.DataFrame(labels)

@@ -1,7 +1,7 @@
 """What the book will cost with a profile, before any run: ``zsg plan --profile P``.
 
 For every chapter (in reading order) the runs it asks for — the same calls the chapters
-make through :mod:`zsg_lib.book.experiment` — and for each run its training steps, training
+make through :mod:`zsg_lib.study.experiment` — and for each run its training steps, training
 tokens (the tokens of every batch it trains on, as the run's log counts them), scoring passes
 and tokens, and generations; then FLOPs (:mod:`zsg_lib.train.cost`), the peak memory of one
 run and the time, on this machine from GEMM rates measured here, on an H100 from its bf16
@@ -35,11 +35,11 @@ from typing import Any
 
 from ..arrange import ARRANGEMENTS
 from ..errors import ParamsError
+from ..profiles.chapters import CHAPTERS
+from ..profiles.params import Profile, load_profile
 from ..train import cost
 from ..train.config import TrainConfig
-from .chapters import CHAPTERS
 from .experiment import planned_runs, planned_steps  # noqa: F401 (doctest, the totals' check)
-from .params import Profile, load_profile
 
 # --------------------------------------------------------------------------- what runs
 
@@ -64,7 +64,7 @@ def chapter_jobs(profile: Profile, chapter: str) -> list[Job]:
     >>> [j.name for j in chapter_jobs(load_profile("tiny", {"seeds": [0]}), "05_tma")][-3:]
     ['tma-min-max', 'tma-window', 'tma-window']
     """
-    from .params import check_chapter
+    from ..profiles.params import check_chapter
 
     try:
         check_chapter(profile, chapter)
@@ -396,7 +396,7 @@ def plan(profile: Profile, tokenizer: Any = None, shape: cost.ModelShape | None 
          without_data: bool = False, tokens_per_instance: int | None = None) -> Plan:
     """Cost every chapter's runs with ``profile`` (see the module docstring). ``tokenizer``
     and ``shape`` default to the profile model's (:mod:`zsg_lib.train.shapes`). No timing
-    here: :mod:`zsg_lib.book.plan_report` turns the counts into FLOPs, memory and time."""
+    here: :mod:`zsg_lib.study.plan_report` turns the counts into FLOPs, memory and time."""
     from ..train import shapes
 
     if shape is None:
@@ -407,7 +407,7 @@ def plan(profile: Profile, tokenizer: Any = None, shape: cost.ModelShape | None 
     else:
         costs = DataCosts(profile, tokenizer if tokenizer is not None
                           else shapes.load_tokenizer(profile.model))
-    from .params import check_chapter
+    from ..profiles.params import check_chapter
 
     runs: dict[str, RunCost] = {}
     chapters: dict[str, Tally] = {}
@@ -440,7 +440,7 @@ def load(profile_name: str, overrides: dict[str, Any] | None = None,
          without_data: bool = False) -> Profile:
     """The profile, checked as ``zsg book`` checks it (data path included unless
     ``without_data``)."""
-    from .params import check_runnable
+    from ..profiles.params import check_runnable
 
     profile = load_profile(profile_name, overrides, check_paths=not without_data)
     check_runnable(profile)

@@ -1,9 +1,9 @@
 """The Sphinx side of the site: the extension ``_config.yml`` loads, and the table of contents.
 
-:func:`setup` (``sphinx.extra_extensions: [zsg_lib.book.site]``) writes the Vega bundle into
+:func:`setup` (``sphinx.extra_extensions: [zsg_lib.site.extension]``) writes the Vega bundle into
 the static folder and sets site mode for the kernels, so a plain ``jupyter-book build .``
 gets offline charts too; :func:`toc_pages` reads ``_toc.yml``. The build driver is
-:mod:`zsg_lib.book.build`.
+:mod:`zsg_lib.site.build`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .progress import CHAPTER_ENV
-from .render import SITE_ENV, write_vega_bundle
+from ..pages.render import write_vega_bundle
+from ..study.progress import CHAPTER_ENV, SITE_ENV
 
 
 def setup(app: Any) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def setup(app: Any) -> dict[str, Any]:
         if static:
             write_vega_bundle(static[0])
         os.environ[SITE_ENV] = "1"
-        # No progress bar in the pages: the terminal gets one line a run (book.progress), and
+        # No progress bar in the pages: the terminal gets one line a run (study.progress), and
         # a widget bar would make the page load Jupyter's widget manager from a CDN.
         os.environ["TQDM_DISABLE"] = "1"
         os.environ.setdefault("ZSG_HOME", str(Path(app.confdir) / ".cache" / "zsg"))

@@ -1,6 +1,6 @@
 """Sweep files: a grid of profile overrides × chapters, expanded to one validated run each.
 
-The batch runner (:mod:`zsg_lib.book.batch`) consumes the expansion.
+The batch runner (:mod:`zsg_lib.cli.batch`) consumes the expansion.
 """
 
 from __future__ import annotations
