@@ -56,7 +56,7 @@ from ..profiles.params import (
     check_split_tasks,
     load_profile,
 )
-from ..train import records
+from ..train import records, states
 from ..train.config import TrainConfig
 from ..train.records import RunRecord
 from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
@@ -375,7 +375,7 @@ def gradient_features(profile: Profile, seed: int, part: str) -> np.ndarray:
     prep = prepare(profile, seed)
     table = {"train": prep.train, "test": prep.test}[part]
     warm = branch_point(profile, seed)
-    state = records.load_final_state(warm.path)["trainable"] if warm is not None else None
+    state = states.load_final_state(warm.path)["trainable"] if warm is not None else None
     label, computed = f"gradient features ({part}) seed {seed}", []
 
     def announce(n: int) -> None:  # a cache miss: minutes of work the build should name
