@@ -16,7 +16,7 @@ import time
 import pandas as pd
 
 from zsg_lib.analysis import findings
-from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study import chapter_data, checks, experiment as ex
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="train.max_steps override")
     args = ap.parse_args()
     overrides = {"train.max_steps": args.steps} if args.steps else None
-    P = ex.setup("niv2-sample", "03_similarity", overrides, args.seeds)
+    P = checks.setup("niv2-sample", "03_similarity", overrides, args.seeds)
     print(ex.describe(P).to_string(index=False))
     t0 = time.perf_counter()
     scores = ex.run_many(P, P.arrangements("similarity"), progress=True)

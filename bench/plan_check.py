@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zsg_lib.profiles.params import load_profile  # noqa: E402
 from zsg_lib.study import experiment as ex, plan_report as pr  # noqa: E402
-from zsg_lib.study.plan import DataCosts, Job, Plan, Tally  # noqa: E402
+from zsg_lib.study.chapter_runs import Job  # noqa: E402
+from zsg_lib.study.plan import DataCosts, Plan, Tally  # noqa: E402
 from zsg_lib.train import cost, shapes  # noqa: E402
 
 

@@ -41,8 +41,9 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 from zsg_lib.analysis import findings, stats
 from zsg_lib.pages import plots
 from zsg_lib.study import experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "01_early_generalization", overrides, seeds)
+P = setup(profile, "01_early_generalization", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]

@@ -47,8 +47,9 @@ import pandas as pd
 from zsg_lib.analysis import findings, stats, transitions
 from zsg_lib.pages import plots, sections
 from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "02_permutations", overrides, seeds)
+P = setup(profile, "02_permutations", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]

@@ -49,8 +49,9 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 from zsg_lib.analysis import findings, stats
 from zsg_lib.pages import plots, sections
 from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "03_similarity", overrides, seeds)
+P = setup(profile, "03_similarity", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]

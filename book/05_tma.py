@@ -45,8 +45,9 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 from zsg_lib.analysis import findings, stats
 from zsg_lib.pages import plots, sections
 from zsg_lib.study import experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "05_tma", overrides, seeds)
+P = setup(profile, "05_tma", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]

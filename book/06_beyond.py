@@ -40,8 +40,9 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 from zsg_lib.analysis import beyond, stats
 from zsg_lib.pages import plots, sections
 from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "06_beyond", overrides, seeds)
+P = setup(profile, "06_beyond", overrides, seeds)
 seed = P.seeds[0]
 consumed = chapter_data.consumed(P)
 

@@ -49,8 +49,9 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 from zsg_lib.analysis import findings, stats
 from zsg_lib.pages import plots
 from zsg_lib.study import chapter_data, experiment as ex, instance
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "07_instance_level", overrides, seeds)
+P = setup(profile, "07_instance_level", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]

@@ -60,8 +60,9 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 from zsg_lib.study import experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile)
+P = setup(profile)
 ex.describe(P).style.hide(axis="index")
 
 # %% [markdown]

@@ -37,8 +37,9 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 from zsg_lib.analysis import findings, stats
 from zsg_lib.pages import overview, plots
 from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "summary", overrides, seeds)
+P = setup(profile, "summary", overrides, seeds)
 found, scores = chapter_data.collect_findings(P)
 plots.forest(overview.contrasts(found))
 

@@ -144,9 +144,9 @@ def test_every_shipped_sweep_is_valid(monkeypatch) -> None:
 def test_niv2_sample_profile_runs_on_the_shared_sample() -> None:
     """params/niv2-sample.yaml (issue 9) loads, checks its chapters and splits the real
     sample into its own 30 train / 8 test tasks; a warm-up precedes its comparisons."""
-    from zsg_lib.study import experiment as ex
+    from zsg_lib.study import checks, experiment as ex
 
-    p = ex.setup("niv2-sample", "03_similarity")
+    p = checks.setup("niv2-sample", "03_similarity")
     for chapter in ("01_early_generalization", "04_granularity", "05_tma"):
         check_chapter(p, chapter)
     split = ex.load_split(p)

@@ -136,7 +136,7 @@ def planned_work_of(profile: str) -> tuple[int | None, int | None]:
     (``None, None`` if it is no profile of ``params/``, e.g. a test's stub book)."""
     try:
         from ..profiles.params import load_profile
-        from ..study.experiment import planned_runs, planned_steps
+        from ..study.chapter_runs import planned_runs, planned_steps
 
         loaded = load_profile(profile)
         return planned_runs(loaded), planned_steps(loaded)

@@ -5,8 +5,8 @@ Jupyter Book swallows what the kernels print, so the kernels write *events* inst
 line each, appended to the file named by ``$ZSG_PROGRESS_FILE``; :func:`zsg_lib.site.build.build_site`
 sets it for the kernels it starts (one file for the whole book) and a :class:`Tailer` thread
 turns new events into terminal lines through a :class:`Board`, which knows how many runs and
-steps the book plans (:func:`zsg_lib.study.experiment.planned_runs`,
-:func:`~zsg_lib.study.experiment.planned_steps`) and how long trained runs took.
+steps the book plans (:func:`zsg_lib.study.chapter_runs.planned_runs`,
+:func:`~zsg_lib.study.chapter_runs.planned_steps`) and how long trained runs took.
 
 Outside a build (JupyterLab, papermill) the variable is unset and the events do nothing: there
 ``run_many`` draws its own live bar.
