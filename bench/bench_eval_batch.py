@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_scoring import encode_table, test_set, with_adapters  # noqa: E402
 
-from zsg_lib.book.params import load_profile  # noqa: E402
+from zsg_lib.profiles.params import load_profile  # noqa: E402
 from zsg_lib.train.generation import generate_greedy  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
 from zsg_lib.train.scoring import score_examples  # noqa: E402

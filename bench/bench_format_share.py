@@ -40,10 +40,10 @@ def old_plain_parts(tokenizer, msgs):
 
 def shares(profile: str, seeds: list[int]):
     from zsg_lib.analysis import stats
-    from zsg_lib.book import experiment as ex
+    from zsg_lib.study import checks, experiment as ex
 
     # The old boundary is the plain template's (cpu-demo's own: its runs are the book's).
-    prof = ex.setup(profile, "01_early_generalization", {"train.template": "plain"}, seeds)
+    prof = checks.setup(profile, "01_early_generalization", {"train.template": "plain"}, seeds)
     scores = ex.run_many(prof, prof.arrangements("early"), branch=False, progress=False)
     parts = stats.loss_parts(scores)
     wide = parts.pivot_table(index=["seed", "step"], columns="part", values="value")
@@ -69,7 +69,7 @@ def main() -> None:
     old_home = args.old_home or os.path.join(tempfile.gettempdir(), "zsg-old-boundary")
     os.environ["ZSG_HOME"] = old_home  # read on every use (zsg_lib.paths)
     prompts._plain_parts = old_plain_parts  # the one place the plain boundary is drawn
-    from zsg_lib.book import experiment as ex
+    from zsg_lib.study import experiment as ex
 
     for fn in vars(ex).values():  # drop in-process caches built with today's encoding
         if hasattr(fn, "cache_clear"):

@@ -45,7 +45,7 @@ def cosines(x: np.ndarray) -> np.ndarray:
 
 def warm_up(cfg, train, test) -> dict:
     """A short shared warm-up (the profile's length) and its final adapter weights."""
-    from zsg_lib.train import records, train_run
+    from zsg_lib.train import states, train_run
 
     steps = 8
     wcfg = dataclasses.replace(cfg, max_steps=steps, keep_final_state=True, generate_at=(),
@@ -53,7 +53,7 @@ def warm_up(cfg, train, test) -> dict:
     order = train.column("id").to_pylist()[: steps * cfg.instances_per_step]
     rec = train_run(wcfg, train, test.slice(0, 4), order, runs_root=tempfile.mkdtemp(),
                     progress=False)
-    return records.load_final_state(rec.path)["trainable"]
+    return states.load_final_state(rec.path)["trainable"]
 
 
 def fidelity(cfg, state, table, feats: np.ndarray, dim: int, seed: int) -> dict:
@@ -105,8 +105,8 @@ def main() -> None:
     import pyarrow as pa
     import torch
 
-    from zsg_lib.book.params import load_profile
     from zsg_lib.data import load
+    from zsg_lib.profiles.params import load_profile
     from zsg_lib.train.gradient_cache import features_for
     from zsg_lib.train.hardware import resolve
     from zsg_lib.train.models import load_model

@@ -16,7 +16,7 @@ import time
 import pandas as pd
 
 from zsg_lib.analysis import findings
-from zsg_lib.book import analyses as an, experiment as ex
+from zsg_lib.study import chapter_data, checks, experiment as ex
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="train.max_steps override")
     args = ap.parse_args()
     overrides = {"train.max_steps": args.steps} if args.steps else None
-    P = ex.setup("niv2-sample", "03_similarity", overrides, args.seeds)
+    P = checks.setup("niv2-sample", "03_similarity", overrides, args.seeds)
     print(ex.describe(P).to_string(index=False))
     t0 = time.perf_counter()
     scores = ex.run_many(P, P.arrangements("similarity"), progress=True)
@@ -35,7 +35,7 @@ def main() -> None:
         print(found.details.to_string(index=False))
         for c in found.comparisons:
             print(f"\nper test task, {c.a} − {c.b}:")
-            print(an.task_differences(P, c).round(3).to_string(index=False))
+            print(chapter_data.task_differences(P, c).round(3).to_string(index=False))
     print(f"\n{time.perf_counter() - t0:.0f} s (runs already on disk are read back)")
 
 

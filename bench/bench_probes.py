@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zsg_lib.analysis import probes as an  # noqa: E402
 from zsg_lib.arrange.probe_designs import DESIGNS, design_batches  # noqa: E402
-from zsg_lib.book import experiment as ex  # noqa: E402
-from zsg_lib.book.params import load_profile  # noqa: E402
 from zsg_lib.data.demo import relatives_of  # noqa: E402
+from zsg_lib.profiles.params import load_profile  # noqa: E402
+from zsg_lib.study import experiment as ex  # noqa: E402
 from zsg_lib.train.hardware import resolve  # noqa: E402
 from zsg_lib.train.probes import run_probes  # noqa: E402
 

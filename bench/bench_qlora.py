@@ -56,8 +56,8 @@ def run_one(which: str, steps: int, eval_every: int, root: str, repeat: bool) ->
 
     import torch
 
-    from zsg_lib.book.experiment import draw_test_set, load_split
-    from zsg_lib.book.params import load_profile
+    from zsg_lib.profiles.params import load_profile
+    from zsg_lib.study.experiment import draw_test_set, load_split
     from zsg_lib.train import hardware, train_run
     from zsg_lib.train.loop import _unwrap, _wrap
     from zsg_lib.train.models import load_model

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_train import demo_like  # noqa: E402
 
-from zsg_lib.book.params import load_profile  # noqa: E402
+from zsg_lib.profiles.params import load_profile  # noqa: E402
 from zsg_lib.train.batching import collate  # noqa: E402
 from zsg_lib.train.models import load_model  # noqa: E402
 from zsg_lib.train.prefixes import held_once, prefix_groups, scoring_groups  # noqa: E402
@@ -106,7 +106,7 @@ def test_set(profile, data: str, n: int):
     """The profile's test instances as the book samples them (seed 0), or the inline ones."""
     if data == "bench":
         return demo_like(n, seed=5, prefix="x")
-    from zsg_lib.book.experiment import draw_test_set, load_split
+    from zsg_lib.study.experiment import draw_test_set, load_split
 
     return draw_test_set(profile, load_split(profile), seed=0)
 

@@ -241,7 +241,7 @@ def book_run() -> None:
     instances, plain template, 40 steps, scored every 8 steps on 90 test instances)."""
     import torch
 
-    from zsg_lib.book.params import load_profile
+    from zsg_lib.profiles.params import load_profile
     from zsg_lib.train import train_run
     from zsg_lib.train.hardware import resolve
     from zsg_lib.train.models import load_model

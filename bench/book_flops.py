@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_scoring import encode_table  # noqa: E402
 
-from zsg_lib.book import experiment as ex  # noqa: E402
-from zsg_lib.book.params import load_profile  # noqa: E402
+from zsg_lib.profiles.params import load_profile  # noqa: E402
+from zsg_lib.study import experiment as ex  # noqa: E402
 from zsg_lib.train import cost, shapes  # noqa: E402
 from zsg_lib.train.gemm_rate import square_gflops  # noqa: E402
 

@@ -4,7 +4,7 @@ Trains the runs of a profile, one chapter-1 run per seed (from step 0, scoring a
 generating, at the profile's own length unless ``--steps`` shortens it: a short run is mostly
 start-up and overstates each phase), then prints per phase (training steps, scoring passes, generation)
 the seconds the records hold, the seconds the plan estimates from the GEMM rates measured here
-at :data:`zsg_lib.book.plan_report.CPU_SHARE`, and the share of each rate (training, scoring,
+at :data:`zsg_lib.study.plan_report.CPU_SHARE`, and the share of each rate (training, scoring,
 decoding) that would have matched.
 
     ZSG_HOME=$(mktemp -d) .venv/bin/python bench/plan_check.py [--profile cpu-demo] [--steps N] [--seeds 0]
@@ -18,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zsg_lib.book import experiment as ex, plan_report as pr  # noqa: E402
-from zsg_lib.book.params import load_profile  # noqa: E402
-from zsg_lib.book.plan import DataCosts, Job, Plan, Tally  # noqa: E402
+from zsg_lib.profiles.params import load_profile  # noqa: E402
+from zsg_lib.study import experiment as ex, plan_report as pr  # noqa: E402
+from zsg_lib.study.chapter_runs import Job  # noqa: E402
+from zsg_lib.study.plan import DataCosts, Plan, Tally  # noqa: E402
 from zsg_lib.train import cost, shapes  # noqa: E402
 
 

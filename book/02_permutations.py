@@ -30,7 +30,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
-from zsg_lib.book.display import enable_book_display
+from zsg_lib.pages.display import enable_book_display
 
 enable_book_display()
 
@@ -45,9 +45,11 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 import pandas as pd
 
 from zsg_lib.analysis import findings, stats, transitions
-from zsg_lib.book import analyses as an, experiment as ex, plots, sections
+from zsg_lib.pages import plots, sections
+from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "02_permutations", overrides, seeds)
+P = setup(profile, "02_permutations", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]
@@ -72,12 +74,12 @@ plots.loss_curves(stats.mean_ci(scores), title="Test loss by permutation (mean o
 
 # %%
 seed = P.seeds[0]
-drops = an.sudden_drops(P, scores, "cluster")
+drops = chapter_data.sudden_drops(P, scores, "cluster")
 cluster_one = scores[(scores["arrangement"] == "cluster") & (scores["seed"] == seed)]
 plots.task_curves(
     transitions.task_curves(cluster_one),
     drops[drops["seed"] == seed],
-    an.examples(ex.prepare(P, seed).test),
+    chapter_data.examples(ex.prepare(P, seed).test),
     title=f"Cluster, seed {seed}: test loss per test task",
 )
 
@@ -102,7 +104,7 @@ related[["seed", "task", "drop_step", "relative_arrived", "arrivals"]]
 # Counts of test-task curves (over all seeds) by shape, from the first evaluation on.
 
 # %%
-shapes = transitions.classify_tasks(scores, from_step=an.drop_from_step(P))
+shapes = transitions.classify_tasks(scores, from_step=chapter_data.drop_from_step(P))
 pd.crosstab(shapes["arrangement"], shapes["kind"])
 
 # %%

@@ -34,7 +34,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
-from zsg_lib.book.display import enable_book_display
+from zsg_lib.pages.display import enable_book_display
 
 enable_book_display()
 
@@ -47,9 +47,11 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import analyses as an, experiment as ex, plots, sections
+from zsg_lib.pages import plots, sections
+from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "03_similarity", overrides, seeds)
+P = setup(profile, "03_similarity", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]
@@ -100,7 +102,7 @@ sections.relatives_fed(P, found)
 
 # %%
 seed = P.seeds[0]
-dist = an.distances(P, seed)
+dist = chapter_data.distances(P, seed)
 plots.distance_histograms(dist, title=f"Distances of training instances to the test set (seed {seed})")
 
 # %% [markdown]
@@ -121,7 +123,7 @@ by_task.tail(5).round(3)
 # crosses; hover a cross for its nearest training instances.
 
 # %%
-plots.embedding_map(an.embedding_map(P, "nft", seed), color_title="position in NFT order",
+plots.embedding_map(chapter_data.embedding_map(P, "nft", seed), color_title="position in NFT order",
                     title=f"Train and test instances (seed {seed})")
 
 # %%

@@ -28,7 +28,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
-from zsg_lib.book.display import enable_book_display
+from zsg_lib.pages.display import enable_book_display
 
 enable_book_display()
 
@@ -43,9 +43,11 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 import pandas as pd
 
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import analyses as an, experiment as ex, plots, sections
+from zsg_lib.pages import plots, sections
+from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "04_granularity", overrides, seeds)
+P = setup(profile, "04_granularity", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]
@@ -76,7 +78,7 @@ plots.interval_points(stats.window_summary(scores, late_w),
 
 # %%
 seed = P.seeds[0]
-consumed = an.consumed(P)
+consumed = chapter_data.consumed(P)
 coarse = ex.arrangement(P, "coarse-nft", seed).table.head(consumed)
 coarse.groupby("task", sort=False).agg(first_position=("position", "min"), instances=("id", "size"),
                                         wsd=("score", "mean")).round(3)

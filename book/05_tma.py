@@ -30,7 +30,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
-from zsg_lib.book.display import enable_book_display
+from zsg_lib.pages.display import enable_book_display
 
 enable_book_display()
 
@@ -43,9 +43,11 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import experiment as ex, plots, sections
+from zsg_lib.pages import plots, sections
+from zsg_lib.study import experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "05_tma", overrides, seeds)
+P = setup(profile, "05_tma", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]

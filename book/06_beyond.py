@@ -25,7 +25,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
-from zsg_lib.book.display import enable_book_display
+from zsg_lib.pages.display import enable_book_display
 
 enable_book_display()
 
@@ -38,11 +38,13 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 from zsg_lib.analysis import beyond, stats
-from zsg_lib.book import analyses as an, experiment as ex, plots, sections
+from zsg_lib.pages import plots, sections
+from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "06_beyond", overrides, seeds)
+P = setup(profile, "06_beyond", overrides, seeds)
 seed = P.seeds[0]
-consumed = an.consumed(P)
+consumed = chapter_data.consumed(P)
 
 # %% [markdown]
 # ## 1. Optimal transport vs WSD
@@ -52,7 +54,7 @@ consumed = an.consumed(P)
 # instances first.
 
 # %%
-dist = an.ot_vs_wsd(P, seed)
+dist = chapter_data.ot_vs_wsd(P, seed)
 agreement = beyond.rank_agreement(dist, consumed)
 print(f"Spearman ρ(WSD, OT) = {agreement['spearman_rho']:+.2f} (p = {agreement['p']:.2g}); "
       f"of the {agreement['prefix']} nearest instances by WSD, "
@@ -81,7 +83,7 @@ sections.nearest_relatives(P, seed)
 
 # %%
 scores = ex.run_many(P, ["random"])
-gain = an.similarity_vs_gain(P, scores)
+gain = chapter_data.similarity_vs_gain(P, scores)
 rho, p = stats.trend_test(gain["min_distance_seen"], gain["loss_fall"])
 print(f"Spearman ρ(min distance to seen data, loss fall) = {rho:+.2f} (p = {p:.2g}, "
       f"{len(gain)} test instances × seeds; instances within a run are not independent, so "

@@ -34,7 +34,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
-from zsg_lib.book.display import enable_book_display
+from zsg_lib.pages.display import enable_book_display
 
 enable_book_display()
 
@@ -47,9 +47,11 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import analyses as an, experiment as ex, instance, plots
+from zsg_lib.pages import plots
+from zsg_lib.study import chapter_data, experiment as ex, instance
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "07_instance_level", overrides, seeds)
+P = setup(profile, "07_instance_level", overrides, seeds)
 ex.describe(P)
 
 # %% [markdown]
@@ -90,7 +92,7 @@ table.round(4)
 # gradient cosine, coloured by the kind of relatives the task has among the training tasks.
 
 # %%
-by_task = instance.per_task_table(frame, an.relatives_kinds(P))
+by_task = instance.per_task_table(frame, chapter_data.relatives_kinds(P))
 print(instance.per_task_sentence(by_task))
 plots.task_slopes(by_task, title="Slope of the loss change per SD of similarity, per test task")
 

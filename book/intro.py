@@ -47,7 +47,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
-from zsg_lib.book.display import enable_book_display
+from zsg_lib.pages.display import enable_book_display
 
 enable_book_display()
 
@@ -59,9 +59,10 @@ seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
-from zsg_lib.book import experiment as ex
+from zsg_lib.study import experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile)
+P = setup(profile)
 ex.describe(P).style.hide(axis="index")
 
 # %% [markdown]

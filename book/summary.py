@@ -22,7 +22,7 @@
 
 # %% tags=["remove-cell"]
 # Charts render offline (Vega is served by the site or inlined, never a CDN); tables read plainly.
-from zsg_lib.book.display import enable_book_display
+from zsg_lib.pages.display import enable_book_display
 
 enable_book_display()
 
@@ -35,10 +35,12 @@ overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %% tags=["hide-input"]
 from zsg_lib.analysis import findings, stats
-from zsg_lib.book import analyses as an, experiment as ex, overview, plots
+from zsg_lib.pages import overview, plots
+from zsg_lib.study import chapter_data, experiment as ex
+from zsg_lib.study.checks import setup
 
-P = ex.setup(profile, "summary", overrides, seeds)
-found, scores = an.collect_findings(P)
+P = setup(profile, "summary", overrides, seeds)
+found, scores = chapter_data.collect_findings(P)
 plots.forest(overview.contrasts(found))
 
 # %% [markdown]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.book.build import build_site
-from zsg_lib.book.render import BUNDLE_NAME
-from zsg_lib.book.site import toc_pages
+from zsg_lib.pages.render import BUNDLE_NAME
+from zsg_lib.site.build import build_site
+from zsg_lib.site.extension import toc_pages
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PROFILE = os.environ.get("ZSG_TEST_PROFILE", "tiny")
@@ -46,7 +46,7 @@ n = 5
 import altair as alt
 import pandas as pd
 
-from zsg_lib.book.render import enable_offline_altair
+from zsg_lib.pages.render import enable_offline_altair
 
 enable_offline_altair()
 df = pd.DataFrame({"x": range(n), "y": [i * i for i in range(n)]})

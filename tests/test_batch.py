@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from zsg_lib.book import batch
+from zsg_lib.cli import batch
 
 pytestmark = pytest.mark.slow  # each run starts a kernel (~3 s)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.book import batch, cli, workers
+from zsg_lib.cli import batch, main as cli, workers
 from zsg_lib.errors import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]

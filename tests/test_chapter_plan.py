@@ -1,7 +1,7 @@
 """Nothing fails after training that could have failed before it (issue #26, item 2).
 
 For every dataset kind a user's data comes in × every chapter, the chapter's first cell
-(:func:`zsg_lib.book.experiment.setup`, which runs :func:`~zsg_lib.book.experiment.check_data`)
+(:func:`zsg_lib.study.checks.setup`, which runs :func:`~zsg_lib.study.checks.check_data`)
 either refuses the profile with a :class:`ParamsError` naming the profile key, or passes; a
 run that started during the check would raise here. The chapters that pass are the ones
 ``test_chapters_kinds.py`` executes end to end; together they show that a chapter that cannot
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from user_data import KINDS, TASKLESS, overrides, write_kind
 
-from zsg_lib.book import experiment as ex
-from zsg_lib.book.chapters import CHAPTERS
 from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.chapters import CHAPTERS
+from zsg_lib.study import checks
 from zsg_lib.train import run as train_run_module
 
 pytestmark = pytest.mark.slow  # loads each kind and embeds its samples (~1 min in all)
@@ -60,7 +60,7 @@ def test_every_chapter_is_decided_before_any_run(kind: str, home: Path, no_train
     refused = {}
     for chapter in CHAPTERS:
         try:
-            ex.setup("tiny", chapter, ov)
+            checks.setup("tiny", chapter, ov)
         except ParamsError as exc:
             refused[chapter] = str(exc)
     if kind in TASKLESS:
@@ -88,14 +88,14 @@ def test_a_chapter_that_would_fail_late_stops_in_the_check(kind, more, chapters,
     ov = _overrides(kind, home, **more)
     for chapter in chapters:
         with pytest.raises(ParamsError, match=rf"^params/tiny.yaml \(overrides\): {key}"):
-            ex.setup("tiny", chapter, ov)
+            checks.setup("tiny", chapter, ov)
 
 
 def test_the_issue_s_profile_passes_the_check_of_chapter_3(home: Path, no_training) -> None:
     """The report in issue #26: chapter 3 on NIV2 failed after 41 minutes in its relatives
     cell. The check passes now, and the section says why it has nothing to count."""
-    from zsg_lib.book import analyses
+    from zsg_lib.study import chapter_data, checks
 
-    P = ex.setup("tiny", "03_similarity", _overrides("niv2", home))
-    gap = analyses.relatives_gap(P)
+    P = checks.setup("tiny", "03_similarity", _overrides("niv2", home))
+    gap = chapter_data.relatives_gap(P)
     assert gap is not None and "training tasks of its category" in gap

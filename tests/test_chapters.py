@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.book.chapters import CHAPTERS as CATALOG
+from zsg_lib.profiles.chapters import CHAPTERS as CATALOG
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
@@ -34,7 +34,7 @@ def zsg_home(tmp_path_factory) -> Path:
 
 def test_every_toc_page_is_a_chapter_here() -> None:
     """The catalog, the table of contents and the files in book/ name the same chapters."""
-    from zsg_lib.book.site import toc_pages
+    from zsg_lib.site.extension import toc_pages
 
     assert [p.split("/")[-1] for p in toc_pages(REPO)] == CHAPTERS
     assert sorted(p.stem for p in BOOK.glob("*.py")) == sorted(CHAPTERS)

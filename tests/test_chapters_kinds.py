@@ -3,7 +3,7 @@
 A user's data in each kind's real format (:mod:`user_data`: the NIV2 sample beside the
 repository, Flan-mini, P3, ShareGPT and NoRobots files the test writes), the tiny profile
 pointed at it, each chapter executed through papermill as ``zsg batch`` runs it
-(:func:`zsg_lib.book.batch.run_chapter`), in ``_toc.yml`` order in one ``ZSG_HOME`` per kind
+(:func:`zsg_lib.cli.batch.run_chapter`), in ``_toc.yml`` order in one ``ZSG_HOME`` per kind
 so later chapters read back the runs earlier ones trained. A chapter that does not apply to
 a kind (it needs tasks) is refused before any work with the profile key, exit code 2.
 
@@ -27,8 +27,8 @@ import nbformat
 import pytest
 from user_data import REPO, TASKLESS, overrides, write_kind
 
-from zsg_lib.book import batch
-from zsg_lib.book.chapters import CHAPTERS
+from zsg_lib.cli import batch
+from zsg_lib.profiles.chapters import CHAPTERS
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def test_a_task_chapter_on_conversations_is_refused_before_any_work(tmp_path: Pa
     sets = [f"--set={k}={'null' if v is None else v}"
             for k, v in overrides("sharegpt", path).items()]
     env = {**os.environ, "ZSG_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, "-m", "zsg_lib.book.cli", "batch", "02_permutations",
+    proc = subprocess.run([sys.executable, "-m", "zsg_lib.cli.main", "batch", "02_permutations",
                            "--profile", "tiny", *sets, "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr

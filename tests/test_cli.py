@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.book import cli
+from zsg_lib.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,8 +48,8 @@ def test_unknown_chapter(capsys) -> None:
 
 
 def test_console_script_exit_code(tmp_path: Path) -> None:
-    """The installed entry point (``python -m zsg_lib.book.cli``) returns 2 to the shell."""
-    proc = subprocess.run([sys.executable, "-m", "zsg_lib.book.cli", "batch", str(tmp_path / "x.yaml")],
+    """The installed entry point (``python -m zsg_lib.cli.main``) returns 2 to the shell."""
+    proc = subprocess.run([sys.executable, "-m", "zsg_lib.cli.main", "batch", str(tmp_path / "x.yaml")],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.startswith("zsg: error: ") and "x.yaml" in proc.stderr

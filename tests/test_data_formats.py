@@ -170,8 +170,8 @@ def test_every_catalog_entry_names_functions_that_take_its_options():
     import dataclasses
     import inspect
 
-    from zsg_lib.book.profile import DatasetParams
     from zsg_lib.data import DATASETS, _function
+    from zsg_lib.profiles.profile import DatasetParams
 
     profile_keys = {f.name for f in dataclasses.fields(DatasetParams)}
     for kind, spec in DATASETS.items():

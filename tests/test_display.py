@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from zsg_lib.analysis.findings import Contrast, Finding
-from zsg_lib.book import display, overview
-from zsg_lib.book.chapters import CHAPTERS
+from zsg_lib.pages import display, overview
+from zsg_lib.profiles.chapters import CHAPTERS
 
 
 def test_tables_hide_a_bare_index_and_keep_a_named_one():

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from zsg_lib.analysis import findings
-from zsg_lib.book import analyses as an, experiment as ex
 from zsg_lib.errors import ParamsError
+from zsg_lib.study import chapter_data, chapter_runs, checks, experiment as ex
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def tiny(tmp_path_factory):
     """The tiny profile without a warm-up: runs start at step 0 (the warm-up has its own
     tests below)."""
     root = tmp_path_factory.mktemp("runs")
-    return ex.setup("tiny", "03_similarity", {"runs_root": str(root), "seeds": [0, 1, 2],
+    return checks.setup("tiny", "03_similarity", {"runs_root": str(root), "seeds": [0, 1, 2],
                                               "warmup.steps": 0})
 
 
@@ -23,7 +23,7 @@ def tiny(tmp_path_factory):
 def warm(tmp_path_factory):
     """The tiny profile as shipped: comparisons branch from a 2-step shared warm-up."""
     root = tmp_path_factory.mktemp("warm-runs")
-    return ex.setup("tiny", "03_similarity", {"runs_root": str(root), "seeds": [0, 1]})
+    return checks.setup("tiny", "03_similarity", {"runs_root": str(root), "seeds": [0, 1]})
 
 
 def test_warm_up_instances_are_drawn_once_and_never_seen_again(warm) -> None:
@@ -58,15 +58,15 @@ def test_comparisons_branch_from_one_shared_warm_up(warm, monkeypatch) -> None:
     ex.run_many(warm, ["nft", "fft"], seeds=[0], progress=False)
     assert calls == []  # warm-up and arms read back
     # per seed: the warm-up, and chapter 1's run from step 0 no longer shared with chapter 2
-    assert ex.planned_runs(warm) == ex.planned_runs(
-        ex.setup("tiny", overrides={"warmup.steps": 0, "seeds": [0, 1]})) + 2 * (1 + 1)
+    assert chapter_runs.planned_runs(warm) == chapter_runs.planned_runs(
+        checks.setup("tiny", overrides={"warmup.steps": 0, "seeds": [0, 1]})) + 2 * (1 + 1)
 
 
 def test_warm_up_bad_input_is_refused_before_work() -> None:
     with pytest.raises(ParamsError, match="warmup.steps: 9 is longer than"):
-        ex.setup("tiny", overrides={"warmup.steps": 9})
+        checks.setup("tiny", overrides={"warmup.steps": 9})
     with pytest.raises(ParamsError, match="warmup.steps: .* the training pool holds"):
-        ex.prepare(ex.setup("tiny", overrides={"warmup.steps": 6, "train.batch_size": 64,
+        ex.prepare(checks.setup("tiny", overrides={"warmup.steps": 6, "train.batch_size": 64,
                                                "split.n_train_tasks": 1}), 0)
 
 
@@ -91,12 +91,12 @@ def test_arrangements_cover_the_right_tables(tiny) -> None:
 
 def test_relatives_fed_counts_what_each_order_feeds(tmp_path) -> None:
     # test tasks with helpful and mirror relatives among all the demo's training tasks
-    prof = ex.setup("tiny", "03_similarity", {
+    prof = checks.setup("tiny", "03_similarity", {
         "runs_root": str(tmp_path), "split.n_train_tasks": None,
         "split.test_tasks": ["month_names_en_fr", "number_words_fr", "string_remove_vowels"]})
     fam = ex.load_split(prof).families.set_index("task")
     steps = prof.train.max_steps
-    fed = an.relatives_fed(prof, ["nft", "fft"], steps=steps, seeds=[0, 1])
+    fed = chapter_data.relatives_fed(prof, ["nft", "fft"], steps=steps, seeds=[0, 1])
     test_tasks = set(ex.prepare(prof, 0).test.column("task").to_pylist())
     assert set(fed["task"]) == test_tasks and len(fed) == 2 * 2 * len(test_tasks)
     n = steps * prof.train.instances_per_step
@@ -164,14 +164,14 @@ def test_windows_and_drops(tiny) -> None:
     w = ex.run_windows(tiny, seeds=[0], progress=False)
     assert set(w["window_start"]) == set(tiny.tma.window_starts)
     scores = ex.run_many(tiny, ["cluster"], seeds=[0], progress=False)
-    drops = an.sudden_drops(tiny, scores, "cluster", seeds=[0])
+    drops = chapter_data.sudden_drops(tiny, scores, "cluster", seeds=[0])
     assert set(drops["kind"]) <= {"sudden drop", "steady fall", "rise", "flat"}
     assert drops["task"].nunique() == len(set(ex.prepare(tiny, 0).test.column("task").to_pylist()))
 
 
 def test_setup_rejects_bad_overrides_before_work() -> None:
     with pytest.raises(ParamsError, match=r"tiny.yaml \(overrides\): train.max_steps: expected int"):
-        ex.setup("tiny", "03_similarity", {"train.max_steps": "x"})
+        checks.setup("tiny", "03_similarity", {"train.max_steps": "x"})
 
 
 def test_describe_is_a_table(tiny) -> None:
@@ -182,13 +182,13 @@ def test_describe_is_a_table(tiny) -> None:
 def test_turn_windows_past_the_rounds_fail_when_the_chapter_starts(tmp_path) -> None:
     overrides = {"runs_root": str(tmp_path), "seeds": [0], "tma.window_starts": [0, 10_000]}
     with pytest.raises(ParamsError, match=r"tma.window_starts\[1\]: round 10000 does not exist"):
-        ex.setup("tiny", "05_tma", overrides)
+        checks.setup("tiny", "05_tma", overrides)
     assert not list(tmp_path.iterdir())  # nothing trained
 
 
 def test_no_notebook_bar_in_the_site_build(tiny, monkeypatch) -> None:
     """In the site build the runs' bar is off (its widget would load a CDN script)."""
-    from zsg_lib.book import experiment
+    from zsg_lib.study import experiment
 
     made = []
     monkeypatch.setattr(experiment, "tqdm", lambda it, **kw: made.append(kw) or it)

@@ -8,15 +8,15 @@ import pytest
 
 from zsg_lib.analysis import findings
 from zsg_lib.analysis.predictor_stats import predictor_test
-from zsg_lib.book import analyses as an, experiment as ex, instance
-from zsg_lib.book.params import load_profile
 from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.params import load_profile
+from zsg_lib.study import chapter_data, chapter_runs, checks, experiment as ex, instance
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("instance-runs")
-    return ex.setup("tiny", "07_instance_level", {"runs_root": str(root), "seeds": [0, 1]})
+    return checks.setup("tiny", "07_instance_level", {"runs_root": str(root), "seeds": [0, 1]})
 
 
 def test_step_resolved_rows_stay_out_of_comparisons(tiny) -> None:
@@ -49,7 +49,7 @@ def test_predictor_frame_holds_every_kind_for_each_step(tiny) -> None:
     found = findings.instance_level(table)
     assert found.status in (*findings.compare.STATUSES, "not measured")
 
-    kinds = an.relatives_kinds(tiny)
+    kinds = chapter_data.relatives_kinds(tiny)
     by_task = instance.per_task_table(frame, kinds)
     assert len(by_task) == 2 * frame["task"].nunique()
     for (task, name), row in by_task.set_index(["task", "predictor"]).iterrows():
@@ -96,7 +96,7 @@ def test_seen_distance_follows_the_run(tiny) -> None:
 def test_bad_attribution_settings_fail_before_any_run(overrides, key, tmp_path) -> None:
     with pytest.raises(ParamsError, match=r"params/tiny.yaml|\(overrides\)"):
         try:
-            ex.setup("tiny", "07_instance_level", {"runs_root": str(tmp_path), **overrides})
+            checks.setup("tiny", "07_instance_level", {"runs_root": str(tmp_path), **overrides})
         except ParamsError as exc:
             assert key.replace("\\", "") in str(exc)
             raise
@@ -104,6 +104,6 @@ def test_bad_attribution_settings_fail_before_any_run(overrides, key, tmp_path) 
 
 
 def test_planned_runs_count_the_gradient_arm() -> None:
-    base = ex.planned_runs(load_profile("tiny"))
-    without = ex.planned_runs(load_profile("tiny", {"chapters.instance": ["nft"]}))
+    base = chapter_runs.planned_runs(load_profile("tiny"))
+    without = chapter_runs.planned_runs(load_profile("tiny", {"chapters.instance": ["nft"]}))
     assert base - without == len(load_profile("tiny").seeds)

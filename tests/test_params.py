@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from zsg_lib.book.chapters import CHAPTERS
-from zsg_lib.book.params import (
+from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.chapters import CHAPTERS
+from zsg_lib.profiles.params import (
     PARAMS_DIR,
     Profile,
     check_chapter,
     load_profile,
     to_dict,
 )
-from zsg_lib.book.sweeps import load_sweep
-from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.sweeps import load_sweep
 
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
@@ -145,9 +145,9 @@ def test_every_shipped_sweep_is_valid(monkeypatch) -> None:
 def test_niv2_sample_profile_runs_on_the_shared_sample() -> None:
     """params/niv2-sample.yaml (issue 9) loads, checks its chapters and splits the real
     sample into its own 30 train / 8 test tasks; a warm-up precedes its comparisons."""
-    from zsg_lib.book import experiment as ex
+    from zsg_lib.study import checks, experiment as ex
 
-    p = ex.setup("niv2-sample", "03_similarity")
+    p = checks.setup("niv2-sample", "03_similarity")
     for chapter in CHAPTERS:  # every chapter of the book runs on it
         check_chapter(p, chapter)
     split = ex.load_split(p)

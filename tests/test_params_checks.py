@@ -11,9 +11,9 @@ from typing import Annotated
 
 import pytest
 
-from zsg_lib.book.params import check_dataset_path, check_split_tasks, load_profile
-from zsg_lib.book.sweeps import load_sweep
 from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.params import check_dataset_path, check_split_tasks, load_profile
+from zsg_lib.profiles.sweeps import load_sweep
 from zsg_lib.train.config import ConfigError, TrainConfig
 from zsg_lib.typed import NON_FINITE, FieldError, build, coerce
 
@@ -267,7 +267,7 @@ def test_niv2_track_that_is_not_there_names_the_track_and_the_tracks_there(tmp_p
 
 
 def test_more_held_out_conversations_than_the_file_holds_names_the_key(tmp_path):
-    from zsg_lib.book import experiment
+    from zsg_lib.study import experiment
 
     records = [{"id": f"c{i}", "conversations": [{"from": "human", "value": f"q{i}"},
                                                   {"from": "gpt", "value": f"a{i}"}]}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from zsg_lib.book import experiment as ex
-from zsg_lib.book.chapters import CHAPTERS
-from zsg_lib.book.cli import main
-from zsg_lib.book.params import load_profile
-from zsg_lib.book.plan import DataCosts, chapter_jobs, plan
+from zsg_lib.cli.main import main
+from zsg_lib.profiles.chapters import CHAPTERS
+from zsg_lib.profiles.params import load_profile
+from zsg_lib.study import chapter_runs, experiment as ex
+from zsg_lib.study.chapter_runs import chapter_jobs
+from zsg_lib.study.plan import DataCosts, plan
 from zsg_lib.train.shapes import load_tokenizer, shape_from_params
 
 
@@ -57,7 +58,7 @@ def test_plan_is_what_the_tiny_book_trains(tmp_path) -> None:
     assert all(len(ids) == 1 for ids in run_of_key.values())
     assert len({i for ids in run_of_key.values() for i in ids}) == len(run_of_key)
     p = plan(profile, costs.count.tok, shape_from_params(1))
-    assert p.total.runs == len(run_of_key) == ex.planned_runs(profile)
+    assert p.total.runs == len(run_of_key) == chapter_runs.planned_runs(profile)
     assert 0 < estimated < len(jobs)  # grad-nft is estimated, the rest exact
 
 
@@ -68,15 +69,15 @@ def test_plan_is_what_the_tiny_book_trains(tmp_path) -> None:
 def test_plan_without_data_counts_the_runs_planned_runs_counts(name, overrides) -> None:
     profile = load_profile(name, overrides, check_paths=False)
     p = plan(profile, shape=shape_from_params(1), without_data=True)
-    assert p.total.runs == ex.planned_runs(profile)
-    assert p.total.steps == ex.planned_steps(profile)
+    assert p.total.runs == chapter_runs.planned_runs(profile)
+    assert p.total.steps == chapter_runs.planned_steps(profile)
     assert sum(t.runs for t in p.chapters.values()) == p.total.runs
 
 
 def test_plan_counts_tiny_runs_as_the_book_does() -> None:
     profile = load_profile("tiny")
     p = plan(profile, shape=shape_from_params(1))
-    assert p.total.runs == ex.planned_runs(profile)
+    assert p.total.runs == chapter_runs.planned_runs(profile)
     assert p.chapters["summary"].runs == 0 and p.chapters["summary"].used == p.total.runs
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from zsg_lib.arrange import ARRANGEMENTS
-from zsg_lib.book import plots
+from zsg_lib.pages import plots
 
 
 def spec(chart) -> dict:
@@ -138,8 +138,8 @@ def test_arms_compared_side_by_side_are_told_apart_at_a_glance():
     from dataclasses import asdict
     from itertools import combinations
 
-    from zsg_lib.book.chapters import CHAPTERS
-    from zsg_lib.book.params import load_profile
+    from zsg_lib.profiles.chapters import CHAPTERS
+    from zsg_lib.profiles.params import load_profile
 
     groups = {spec.default for spec in CHAPTERS.values() if spec.default}
     for name in ("tiny", "cpu-demo"):

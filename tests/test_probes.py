@@ -176,6 +176,6 @@ def test_bad_input_fails_before_any_work(warm, tmp_path, monkeypatch):
     with pytest.raises(TrainError, match="precision: None there, 'fp32' here"):
         run(cfg=dataclasses.replace(arm_config(), precision="fp32"))
     # a state handed over in memory: its own precision is checked
-    state = {**probes.records.load_final_state(warm.path), "precision": "bf16"}
+    state = {**probes.states.load_final_state(warm.path), "precision": "bf16"}
     with pytest.raises(TrainError, match="state: the Branch was trained on bf16 base weights"):
         run(state=probes.Branch(3, state))

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from zsg_lib.book import build, progress
+from zsg_lib.site import build
+from zsg_lib.study import chapter_runs, checks, progress
 
 
 def _started(label: str, steps: int = 4, **kw) -> dict:
@@ -69,15 +70,14 @@ def test_eta_per_step_holds_steady_as_warm_ups_and_comparisons_alternate() -> No
 
 
 def test_planned_steps_count_each_run_once() -> None:
-    from zsg_lib.book import experiment as ex
-    from zsg_lib.book.params import load_profile
+    from zsg_lib.profiles.params import load_profile
 
     p = load_profile("cpu-demo")
-    n, seeds = ex.planned_runs(p), len(p.seeds)
-    assert ex.planned_steps(p) == (n - seeds) * p.train.max_steps + seeds * p.warmup.steps
+    n, seeds = chapter_runs.planned_runs(p), len(p.seeds)
+    assert chapter_runs.planned_steps(p) == (n - seeds) * p.train.max_steps + seeds * p.warmup.steps
     cold = load_profile("cpu-demo", {"warmup.steps": 0})
-    assert ex.planned_steps(cold) == ex.planned_runs(cold) * cold.train.max_steps
-    assert build.planned_work_of("cpu-demo") == (n, ex.planned_steps(p))
+    assert chapter_runs.planned_steps(cold) == chapter_runs.planned_runs(cold) * cold.train.max_steps
+    assert build.planned_work_of("cpu-demo") == (n, chapter_runs.planned_steps(p))
     assert build.planned_work_of("no-such-profile") == (None, None)
 
 
@@ -144,7 +144,7 @@ def test_outside_a_build_events_do_nothing(tmp_path, monkeypatch) -> None:
 
 
 def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
-    from zsg_lib.book import experiment as ex
+    from zsg_lib.study import experiment as ex
     from zsg_lib.train import run as run_module
 
     events = tmp_path / "events.jsonl"
@@ -156,7 +156,7 @@ def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
         return record
 
     monkeypatch.setattr(run_module, "train_run", fake_train_run)
-    P = ex.setup("tiny")
+    P = checks.setup("tiny")
     arr = SimpleNamespace(name="nft", ids=[f"i{k}" for k in range(1000)])
     assert ex._train(P, arr, None, None, 0, "nft-seed0", False, branch=False) is record
     start, end = (json.loads(x) for x in events.read_text().splitlines())
@@ -169,7 +169,7 @@ def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
 def test_gradient_features_get_lines_when_computed_not_when_cached(tmp_path, monkeypatch):
     import numpy as np
 
-    from zsg_lib.book import experiment as ex
+    from zsg_lib.study import experiment as ex
     from zsg_lib.train import gradient_cache
 
     events = tmp_path / "events.jsonl"
@@ -185,7 +185,7 @@ def test_gradient_features_get_lines_when_computed_not_when_cached(tmp_path, mon
 
     monkeypatch.setattr(gradient_cache, "features_for", fake_features_for)
     monkeypatch.setattr(ex, "branch_point", lambda profile, seed: None)
-    P = ex.setup("tiny")
+    P = checks.setup("tiny")
     n = len(ex.prepare(P, 0).train)
     for _ in range(2):
         assert ex.gradient_features(P, 0, "train").shape[0] == n
@@ -221,7 +221,7 @@ STUB_TRAINING = '''\
 # # A chapter that reports two runs
 
 # %%
-from zsg_lib.book import progress
+from zsg_lib.study import chapter_runs, checks, progress
 progress.run_started("nft-seed0", 3, profile="stub")
 progress.run_finished("nft-seed0", 3, reused=False, run_id="r0", profile="stub")
 progress.run_started("fft-seed0", 3, profile="stub")

@@ -95,7 +95,7 @@ def test_bad_model_folders_are_named(folder, tmp_path):
 def test_full_fine_tuning_of_4bit_weights_is_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="precision: 4-bit weights cannot be trained"):
         TrainConfig(method="full", precision="4bit")
-    from zsg_lib.book.params import load_profile
+    from zsg_lib.profiles.params import load_profile
 
     with pytest.raises(ParamsError, match=r"paper-gpu\.yaml \(overrides\): precision: 4-bit"):
         load_profile("paper-gpu", {"train.method": "full"}, check_paths=False)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from factories import save_tiny_model
 
-from zsg_lib.book import cli
-from zsg_lib.book.params import load_profile
+from zsg_lib.cli import main as cli
+from zsg_lib.profiles.params import load_profile
 from zsg_lib.train import records as runs
 
 pytestmark = pytest.mark.slow  # a papermill kernel runs the chapter (~1 min)

@@ -54,7 +54,7 @@ def test_own_data_from_a_blank_folder(kind: str, chapter: str, tmp_path: Path) -
     sets = [f"--set={k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
             .replace("\n...", "") for k, v in sizes.items()]
     env = {**os.environ, "ZSG_HOME": str(tmp_path / "home"), "ZSG_COMPILE": "0"}
-    proc = subprocess.run([sys.executable, "-m", "zsg_lib.book.cli", "batch", chapter,
+    proc = subprocess.run([sys.executable, "-m", "zsg_lib.cli.main", "batch", chapter,
                            "--profile", str(profile), *sets, "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -21,7 +21,7 @@ from factories import conv
 
 from zsg_lib.errors import TrainError
 from zsg_lib.schema import instances_from_records
-from zsg_lib.train import TrainConfig, records as runs, train_run
+from zsg_lib.train import TrainConfig, records as runs, states, train_run
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = instances_from_records([{"id": f"t{i}", "task": f"k{i % 2}",
@@ -88,7 +88,7 @@ def test_states_zsg_writes_are_plain_data(tmp_path):
     tests show it resumes bit-identically)."""
     warm = train_run(TrainConfig(**BASE, max_steps=2, keep_final_state=True), TRAIN, TEST,
                      IDS[:4], runs_root=tmp_path, progress=False)
-    state = runs.load_final_state(warm.path)
+    state = states.load_final_state(warm.path)
     assert set(state) >= {"step", "trainable", "optimizer", "scheduler", "rng"}
     unsafe = torch.load(warm.path / runs.FINAL, weights_only=False)
     assert state["step"] == unsafe["step"] == 2
@@ -127,14 +127,14 @@ FILE_SIZE_LIMIT = textwrap.dedent('''
     from pathlib import Path
     import torch
     from zsg_lib.errors import TrainError
-    from zsg_lib.train import records
+    from zsg_lib.train import states
 
     run_dir = Path(sys.argv[1])
-    records.save_checkpoint(run_dir, {"step": 1, "x": torch.zeros(10)})  # a good one first
+    states.save_checkpoint(run_dir, {"step": 1, "x": torch.zeros(10)})  # a good one first
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
     try:
-        records.save_checkpoint(run_dir, {"step": 2, "x": torch.zeros(100_000)})
+        states.save_checkpoint(run_dir, {"step": 2, "x": torch.zeros(100_000)})
     except TrainError as exc:
         print(exc)
 ''')
@@ -149,5 +149,5 @@ def test_a_file_size_limit_while_checkpointing_names_the_folder(tmp_path):
                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
     assert f"{run_dir}: could not write checkpoint.pt" in out.stdout, out.stderr[-2000:]
     assert "free space or fix the folder" in out.stdout
-    assert runs.load_checkpoint(run_dir)["step"] == 1  # the previous checkpoint is intact
+    assert states.load_checkpoint(run_dir)["step"] == 1  # the previous checkpoint is intact
     assert [p.name for p in run_dir.iterdir()] == [runs.CHECKPOINT]  # no temp file left

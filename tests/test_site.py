@@ -10,7 +10,9 @@ from pathlib import Path
 import altair as alt
 import pytest
 
-from zsg_lib.book import build, render
+from zsg_lib.pages import render
+from zsg_lib.site import build
+from zsg_lib.study import progress
 
 # Tests that build a book start Sphinx and a kernel (~10 s each): marked slow.
 
@@ -56,10 +58,10 @@ def test_inline_mode_is_self_contained() -> None:
 
 
 def test_mode_follows_the_build_env(monkeypatch) -> None:
-    monkeypatch.setenv(render.SITE_ENV, "1")
+    monkeypatch.setenv(progress.SITE_ENV, "1")
     try:
         assert render.enable_offline_altair() == "site"
-        monkeypatch.delenv(render.SITE_ENV)
+        monkeypatch.delenv(progress.SITE_ENV)
         assert render.enable_offline_altair() == "inline"
     finally:
         alt.renderers.enable("default")
@@ -155,7 +157,7 @@ def test_a_chapter_the_profile_cannot_run_is_a_page_that_says_why(tmp_path, make
     chapter's page is its introduction and the reason, and none of its code runs."""
     import yaml
 
-    from zsg_lib.book import cli
+    from zsg_lib.cli import main as cli
 
     root = make_stub(tmp_path / "book")
     repo = Path(__file__).resolve().parents[1]

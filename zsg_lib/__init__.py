@@ -1,7 +1,8 @@
 """zsg_lib — the thin library behind the zsg book.
 
-Data flows ``data`` → ``embed`` → ``similarity`` → ``arrange`` → ``train`` → ``analysis``,
-and ``book`` drives the chain for a profile; each stage takes plain inputs (tables, arrays, id
+Data flows ``data`` → ``embed`` → ``similarity`` → ``arrange`` → ``train`` → ``analysis``;
+``study`` drives the chain for a profile (``profiles``), ``pages`` shows a chapter's results,
+``site`` builds the book and ``cli`` holds the ``zsg`` commands; each stage takes plain inputs (tables, arrays, id
 lists) and returns plain outputs. The stages, their modules and each module's job are listed
 once, in ``ARCHITECTURE.md`` at the repository root.
 """

@@ -1,7 +1,7 @@
 """Analyses beyond the paper, cheap enough for a CPU: no extra training runs.
 
 Each takes plain inputs (embeddings, ids, tasks, score tables); the book's
-:mod:`zsg_lib.book.analyses` hands them a profile's data.
+:mod:`zsg_lib.study.chapter_data` hands them a profile's data.
 
 - :func:`ot_vs_wsd`: does the paper's alternative measure (optimal transport) order the
   training data like WSD does?

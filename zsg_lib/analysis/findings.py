@@ -2,10 +2,10 @@
 
 One function per finding takes a :class:`Judge` (the run length and the statistics' settings,
 ``Profile.judge`` in the book) and the score table of its runs (from
-:func:`zsg_lib.book.experiment.run_many`) and returns a :class:`Finding`: the paper's claim,
+:func:`zsg_lib.study.experiment.run_many`) and returns a :class:`Finding`: the paper's claim,
 what was measured (a sentence built from the numbers), and the agreement status. Chapters show
 their own finding; the summary chapter collects them all
-(:func:`zsg_lib.book.analyses.collect_findings`). Nothing here is a hard-coded verdict.
+(:func:`zsg_lib.study.chapter_data.collect_findings`). Nothing here is a hard-coded verdict.
 
 Statuses (the same words everywhere, :data:`zsg_lib.analysis.compare.STATUSES`): ``agrees``
 (as claimed, and the 95% intervals exclude no effect), ``agrees in direction only``,

@@ -2,7 +2,7 @@
 
 :func:`embedding_map_frame` returns one row per instance with map coordinates, the instance
 text, its task, its position in a training order (training instances a run reaches) and, for
-test instances, their nearest training instances: the table :func:`zsg_lib.book.plots.embedding_map`
+test instances, their nearest training instances: the table :func:`zsg_lib.pages.plots.embedding_map`
 draws. UMAP is seeded, so the same inputs give the same map; its first fit in a process
 compiles for ~15 s.
 

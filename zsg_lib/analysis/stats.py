@@ -1,7 +1,7 @@
 """Statistics over seeds: means with 95% t-intervals and paired tests (arm comparisons with
 their verdicts are :mod:`zsg_lib.analysis.compare`).
 
-Input is the tidy score table the book works with (:func:`zsg_lib.book.experiment.run_many`): one
+Input is the tidy score table the book works with (:func:`zsg_lib.study.experiment.run_many`): one
 row per run × step × test instance with at least ``arrangement``, ``seed``, ``step`` and the
 value (``loss`` by default).
 

@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from .cache import convert_cached
-from .records import conversation_rows
+from .source_records import conversation_rows
 
 SOURCE = "flan-mini"
 

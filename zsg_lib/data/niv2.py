@@ -39,7 +39,7 @@ import pyarrow as pa
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
 from .jsonfiles import as_path
-from .records import IdSet, blank, record_id, require
+from .source_records import IdSet, blank, record_id, require
 from .split import TaskList, check_count, check_task_names, read_task_list
 
 SOURCE = "niv2"

@@ -35,7 +35,7 @@ import pyarrow as pa
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
 from .jsonfiles import as_path
-from .records import IdSet, data_files, iter_any, record_id, require_text
+from .source_records import IdSet, data_files, iter_any, record_id, require_text
 
 SOURCE = "p3"
 SPLIT_NAMES = {"train", "validation", "test", "dev", "data"}

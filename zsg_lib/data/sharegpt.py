@@ -30,7 +30,7 @@ import pyarrow as pa
 from ..errors import DataError, where
 from ..schema import INSTANCE_SCHEMA, validate_instances
 from .cache import convert_cached
-from .records import IdSet, conversation_rows, iter_any, record_id, require, to_messages
+from .source_records import IdSet, conversation_rows, iter_any, record_id, require, to_messages
 
 
 def sharegpt_rows(path: str | Path) -> Iterator[dict[str, Any]]:

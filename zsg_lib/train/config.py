@@ -1,7 +1,7 @@
 """The one training configuration, from a profile's ``train:`` section to the loop.
 
 :class:`TrainConfig` is everything that defines a run (hashed, it is part of the run's id). It
-is built the same way from Python keywords and from a YAML profile (:mod:`zsg_lib.book.params`
+is built the same way from Python keywords and from a YAML profile (:mod:`zsg_lib.profiles.params`
 holds one directly), checked by one checker (:meth:`TrainConfig.__post_init__`), with one set
 of defaults, and imports no torch. An invalid value raises :class:`ConfigError`, a
 :class:`~zsg_lib.errors.TrainError` that also carries the field and the reason, so a profile

@@ -78,7 +78,7 @@ def features_for(cfg: TrainConfig, table: pa.Table,
 
     ``cfg``: the run's config (model, precision, LoRA settings, template, lengths, system
     prompt, autocast); ``table``: columns ``id`` and ``messages`` (rows in that order);
-    ``state``: trainable weights, e.g. ``records.load_final_state(run_dir)["trainable"]`` of a
+    ``state``: trainable weights, e.g. ``states.load_final_state(run_dir)["trainable"]`` of a
     warm-up, or ``None`` for the fresh adapter of ``cfg.seed``. Features are computed under the
     run's precision (``cfg.resolved_precision``, ``cfg.bf16_autocast``). The cache file under
     ``cache_dir("gradients")`` is keyed by the model's identity, the adapter's tensors (bytes),

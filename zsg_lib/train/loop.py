@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..errors import TrainError
-from . import compiled, distributed, records
+from . import compiled, distributed, records, states
 from .batching import collate, pack
 from .config import TrainConfig
 from .forward import (
@@ -319,7 +319,7 @@ class Loop:
         opt, sched = self.optimizer(model)
         t_start = time.perf_counter()
         start, last_test = self.first, math.nan
-        state = records.load_checkpoint(self.run_dir)
+        state = states.load_checkpoint(self.run_dir)
         if state is not None:
             self._restore(model, opt, sched, state, self.run_dir)
             start, last_test = state["step"], state["last_test"]
@@ -355,7 +355,7 @@ class Loop:
             if step < self.end and self._checkpoint_due(step):
                 state = self._state(model, opt, sched, step)  # on every rank (RNG gather)
                 if self.dist.is_main:
-                    records.save_checkpoint(self.run_dir, {
+                    states.save_checkpoint(self.run_dir, {
                         **state, "last_test": last_test,
                         "log": self.log_rows, "scores": self.score_rows,
                     })
@@ -370,7 +370,7 @@ class Loop:
         if self.dist.is_main:
             self._write_tables()
             if final is not None:  # other runs branch from here
-                records.save_final_state(self.run_dir, final)
+                states.save_final_state(self.run_dir, final)
         return {
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "steps": self.end,
             "resumed_from": start, "wall_seconds_this_process": time.perf_counter() - t_start,

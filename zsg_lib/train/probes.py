@@ -57,7 +57,7 @@ import torch
 from ..atomic import atomic_write_text, clean_stale_temps
 from ..errors import TrainError
 from ..paths import cache_dir
-from . import hardware, records
+from . import hardware, records, states
 from .config import TrainConfig
 from .loop import Branch, Loop, _finite, step_chunks
 from .models import load_model, model_identity
@@ -265,7 +265,7 @@ def _start(cfg: TrainConfig, state: RunRecord | Branch | str | Path) -> _Start:
             shown = ", ".join(f"{f}: {theirs.get(f)!r} there, {mine[f]!r} here"
                               for f in differ)
             raise TrainError(f"state: {folder} is a run of another configuration ({shown})")
-        loaded = records.load_final_state(folder)
+        loaded = states.load_final_state(folder)
         start = _Start(loaded, int(loaded["step"]), folder)
     saved = start.state.get("precision")
     if saved is not None and saved != cfg.resolved_precision:

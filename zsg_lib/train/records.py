@@ -1,6 +1,8 @@
-"""Run records: the one module that writes and reads them (ids, layout, tables, checkpoints).
+"""Run records: the one module that writes and reads them (ids, layout, tables; the states it
+names are :mod:`zsg_lib.train.states`).
 
-A run lives in ``<runs_root>/<run_id>/``::
+A run lives in ``<runs_root>/<run_id>/`` (the resume and branch states, ``checkpoint.pt`` and
+``final-state.pt``, are written and read by :mod:`zsg_lib.train.states`)::
 
     params.json       config, data identity, model identity, library versions, run id
     order.parquet     the arrangement: position, id, task
@@ -41,7 +43,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -64,14 +65,14 @@ PARAMS, ORDER, LOG, SCORES, CHECKPOINT, FINAL, DONE = (
     "final-state.pt", "DONE",
 )
 LOCK = ".lock"  # held by the process training the run (see run_lock)
-_RETRAIN = "delete the folder to retrain the run"
+RETRAIN = "delete the folder to retrain the run"
 
 
 # --------------------------------------------------------------------------- faults
 
 
 @contextlib.contextmanager
-def _writing(run_dir: Path, name: str) -> Iterator[None]:
+def writing(run_dir: Path, name: str) -> Iterator[None]:
     """An OSError while writing ``name`` (disk full, permissions) as a TrainError naming the
     run folder; the atomic write leaves the previous file, or none, under the real name."""
     try:
@@ -79,26 +80,26 @@ def _writing(run_dir: Path, name: str) -> Iterator[None]:
     except OSError as exc:
         raise TrainError(f"{run_dir}: could not write {name} ({exc}); free space or fix the "
                          "folder, then run again (an unfinished run resumes from its last "
-                         f"checkpoint), or {_RETRAIN}") from exc
+                         f"checkpoint), or {RETRAIN}") from exc
 
 
-def _unreadable(run_dir: Path, name: str, exc: BaseException) -> TrainError:
+def unreadable(run_dir: Path, name: str, exc: BaseException) -> TrainError:
     return TrainError(f"{run_dir}: {name} is unreadable ({type(exc).__name__}: {exc}); the "
-                      f"record is damaged (truncated?): {_RETRAIN}")
+                      f"record is damaged (truncated?): {RETRAIN}")
 
 
 def _read_json(run_dir: Path, name: str) -> Any:
     try:
         return json.loads((run_dir / name).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _unreadable(run_dir, name, exc) from exc
+        raise unreadable(run_dir, name, exc) from exc
 
 
 def _read_parquet(run_dir: Path, name: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(run_dir / name)
     except (OSError, pa.ArrowException) as exc:
-        raise _unreadable(run_dir, name, exc) from exc
+        raise unreadable(run_dir, name, exc) from exc
 
 
 def check_tables(run_dir: Path) -> None:
@@ -108,7 +109,7 @@ def check_tables(run_dir: Path) -> None:
         try:
             pq.read_metadata(run_dir / name)
         except (OSError, pa.ArrowException) as exc:
-            raise _unreadable(run_dir, name, exc) from exc
+            raise unreadable(run_dir, name, exc) from exc
 
 
 @contextlib.contextmanager
@@ -192,7 +193,7 @@ def check_compatible(run_dir: Path, run_id: str) -> dict[str, Any] | None:
 
 def write_params(run_dir: Path, params: Mapping[str, Any]) -> None:
     """params.json, pretty-printed."""
-    with _writing(run_dir, PARAMS):
+    with writing(run_dir, PARAMS):
         atomic_write_text(run_dir / PARAMS,
                           json.dumps(params, indent=2, sort_keys=True, default=str))
 
@@ -201,81 +202,8 @@ def write_table(path: Path, rows: Sequence[Mapping[str, Any]] | pa.Table,
                 schema: pa.Schema | None = None) -> None:
     """A Parquet file from rows (or a table), atomically."""
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows), schema=schema)
-    with _writing(path.parent, path.name), atomic_path(path) as tmp:
+    with writing(path.parent, path.name), atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-
-
-def _save_state(run_dir: Path, name: str, state: Mapping[str, Any]) -> None:
-    """``torch.save`` atomically (a kill mid-write leaves the previous file). Its writer
-    reports a full disk or a file-size limit as a RuntimeError ("enforce fail …", "file write
-    failed"): that is a write fault like any OSError, named with the run folder."""
-    import torch  # lazy: reading records needs no torch
-
-    with _writing(run_dir, name), atomic_path(run_dir / name) as tmp:
-        try:
-            torch.save(dict(state), tmp)
-        except RuntimeError as exc:
-            raise OSError(f"the writer stopped: {exc}") from exc
-
-
-def save_checkpoint(run_dir: Path, state: Mapping[str, Any]) -> None:
-    """The resume state, atomically (a kill mid-write leaves the previous one)."""
-    _save_state(run_dir, CHECKPOINT, state)
-
-
-def _load_state(run_dir: Path, name: str) -> dict[str, Any]:
-    """A saved state read as data only: PyTorch's ``weights_only`` unpickler builds tensors,
-    dicts, lists, tuples and plain scalars and refuses anything else, so a crafted file runs
-    no code. A refused or damaged file is a TrainError naming the run folder."""
-    import pickle
-
-    import torch
-
-    try:
-        with warnings.catch_warnings():  # a foreign file's pickle protocol, said below
-            warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(run_dir / name, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        refused = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
-        if refused is None:  # not a refused object: a damaged or foreign stream
-            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
-            raise TrainError(
-                f"{run_dir}: {name} is not a training state zsg can read "
-                f"({detail.group(1).strip() if detail else 'not a PyTorch state file'}); it is "
-                f"damaged or was not written by zsg, and none of it was run: {_RETRAIN}"
-            ) from None
-        raise TrainError(
-            f"{run_dir}: {name} asks to build {refused.group(1)}, not tensors and plain "
-            "data, so zsg refused it without running any of it (a run folder is data; this "
-            f"one was not written by zsg, or was altered): {_RETRAIN}") from None
-    except (OSError, EOFError, RuntimeError) as exc:
-        raise _unreadable(run_dir, name, exc) from exc
-    if not isinstance(state, dict) or "step" not in state:
-        raise TrainError(f"{run_dir}: {name} is not a zsg training state (no step): {_RETRAIN}")
-    return state
-
-
-def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    """The last saved resume state, or ``None``; TrainError naming the run folder when the
-    file is damaged (a truncated ``checkpoint.pt`` is never half-resumed) or holds anything
-    but tensors and plain data (see :func:`_load_state`)."""
-    if not (run_dir / CHECKPOINT).exists():
-        return None
-    return _load_state(run_dir, CHECKPOINT)
-
-
-def save_final_state(run_dir: Path, state: Mapping[str, Any]) -> None:
-    """The state at the run's last step, atomically, for runs that branch from it."""
-    _save_state(run_dir, FINAL, state)
-
-
-def load_final_state(run_dir: Path) -> dict[str, Any]:
-    """The final state a finished run kept, read as data only; TrainError naming the folder
-    if it kept none or the file is damaged or holds anything but tensors and plain data."""
-    if not (run_dir / FINAL).exists():
-        raise TrainError(f"{run_dir}: the run kept no final state to branch from (train it "
-                         "with keep_final_state=True)")
-    return _load_state(run_dir, FINAL)
 
 
 def save_adapter(run_dir: Path, model: Any, step: int) -> Path:
@@ -284,7 +212,7 @@ def save_adapter(run_dir: Path, model: Any, step: int) -> Path:
     if final.exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    with _writing(run_dir, f"adapters/{final.name}"):
+    with writing(run_dir, f"adapters/{final.name}"):
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=temp_prefix(final)))
         model.save_pretrained(tmp)
         os.replace(tmp, final)
@@ -293,7 +221,7 @@ def save_adapter(run_dir: Path, model: Any, step: int) -> Path:
 
 def mark_done(run_dir: Path, summary: Mapping[str, Any]) -> None:
     """Write DONE (last) and drop the resume checkpoint, which a finished run never needs."""
-    with _writing(run_dir, DONE):
+    with writing(run_dir, DONE):
         atomic_write_text(run_dir / DONE, json.dumps(dict(summary), indent=2, default=str))
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
 

@@ -53,7 +53,7 @@ import pyarrow as pa
 
 from ..errors import TrainError
 from ..paths import cache_dir
-from . import distributed, hardware, quantized, records
+from . import distributed, hardware, quantized, records, states
 from .config import TrainConfig
 from .loop import Branch, Loop
 from .models import load_model, model_identity
@@ -131,7 +131,7 @@ def _check_branch(cfg: TrainConfig, start_from: RunRecord | None) -> int:
 def _branch(start_from: RunRecord, test_digest: str) -> Branch:
     """The branch point: the start run's final state, and its scores there when it scored
     the same test set (the arms need not score it again)."""
-    state = records.load_final_state(start_from.path)
+    state = states.load_final_state(start_from.path)
     step = int(state["step"])
     scores = None
     if start_from.params["data"]["test"] == test_digest:

@@ -1,7 +1,7 @@
 """Typed parameter profiles: ``params/<name>.yaml`` → a frozen :class:`Profile`.
 
 A profile says which model, which data, how it is split and sampled, how training runs and
-which arrangements each chapter compares (its sections: :mod:`zsg_lib.book.profile`). Loading
+which arrangements each chapter compares (its sections: :mod:`zsg_lib.profiles.profile`). Loading
 checks every key and type against those dataclasses, and every value against the rules here
 (one set of checks for the whole book), so a typo fails *before* any work, with the file and
 the dotted key in the message::
@@ -19,7 +19,7 @@ Traceback (most recent call last):
 zsg_lib.errors.ParamsError: params/tiny.yaml (overrides): train.lr: unknown key; known keys: ...
 
 Sweep files (``params/sweeps/*.yaml``) expand to one parameter dict per run, validated the same
-way (:mod:`zsg_lib.book.sweeps`).
+way (:mod:`zsg_lib.profiles.sweeps`).
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def _check_split_keys(profile: Profile) -> None:
 
 def _check_windows(profile: Profile) -> None:
     """Turn windows start at round 0 or later. (Whether a round exists depends on the data:
-    :func:`zsg_lib.book.experiment.run_window` checks that before any window trains.)"""
+    :func:`zsg_lib.study.experiment.run_window` checks that before any window trains.)"""
     for i, start in enumerate(profile.tma.window_starts):
         if start < 0:
             raise ParamsError(f"{profile.source}: tma.window_starts[{i}]: rounds count from 0, "

@@ -1,5 +1,5 @@
 """The summary's view of the findings: every judged contrast as one table for the forest plot
-(:func:`contrasts`, drawn by :func:`zsg_lib.book.plots.forest`), one short row per finding
+(:func:`contrasts`, drawn by :func:`zsg_lib.pages.plots.forest`), one short row per finding
 with its verdict badge and a link to the chapter (:func:`finding_rows`), and the card a
 chapter shows for a finding (:func:`card`, the anchor those links point at).
 
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..analysis.findings import Contrast, Finding
-from .chapters import CHAPTERS
+from ..profiles.chapters import CHAPTERS
 from .plots import VERDICT_COLOURS
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from ..analysis import findings
 from ..analysis.findings import Finding
-from . import analyses, experiment as ex, plots
-from .profile import Profile
+from ..profiles.profile import Profile
+from ..study import chapter_data, experiment as ex
+from . import plots
 
 #: Why the pairs are read in three views (shown above the table of pairs).
 VIEWS = """\
@@ -58,7 +59,7 @@ def paired_comparison(profile: Profile, found: Finding) -> None:
         return
     display(Markdown(PER_TASK))
     display(plots.stack([
-        plots.task_differences(analyses.task_differences(profile, c), color="relatives",
+        plots.task_differences(chapter_data.task_differences(profile, c), color="relatives",
                                title=f"{c.a} − {c.b}, per test task")
         for c in found.comparisons]))
     display(Markdown(HEAVIEST))
@@ -67,7 +68,7 @@ def paired_comparison(profile: Profile, found: Finding) -> None:
 
 def relatives_basis(profile: Profile) -> str:
     """What a relative is on this profile's data, as a sentence (or why there are none)."""
-    gap = analyses.relatives_gap(profile)
+    gap = chapter_data.relatives_gap(profile)
     if gap is not None:
         return gap
     return f"Relatives here are {ex.load_split(profile).relatives_basis}."
@@ -79,21 +80,21 @@ def relatives_fed(profile: Profile, found: Finding) -> None:
     ``found``'s pairs; on data without relatives to count, the sentence that says why."""
     from IPython.display import Markdown, display
 
-    gap = analyses.relatives_gap(profile)
+    gap = chapter_data.relatives_gap(profile)
     if gap is not None:
         display(Markdown(f"{gap} There is nothing to count, so this section is skipped."))
         return
     display(Markdown(relatives_basis(profile)))
     window = profile.judge.first_window
-    fed = analyses.relatives_fed(profile, profile.arrangements("similarity"), window[1] - profile.judge.branch_step)
+    fed = chapter_data.relatives_fed(profile, profile.arrangements("similarity"), window[1] - profile.judge.branch_step)
     display(plots.relatives_fed(fed, title=f"Helpful-relative instances fed by step "
                                            f"{window[1]} (mean over seeds, of "
                                            f"{fed['of'].iloc[0]} fed)"))
     display(Markdown("Set against the per-task differences above: does an arm that fed a "
                      "test task more of its helpful relatives than the other arm lower that "
                      "task's loss more?"))
-    table, sentence = analyses.fed_against_differences(
-        fed, [analyses.task_differences(profile, c) for c in found.comparisons])
+    table, sentence = chapter_data.fed_against_differences(
+        fed, [chapter_data.task_differences(profile, c) for c in found.comparisons])
     print(sentence)
     if not table.empty:
         display(plots.scatter(table, x="helpful_more", y="difference", color="pair",
@@ -116,7 +117,7 @@ def nearest_relatives(profile: Profile, seed: int, k: int = 5) -> None:
                          "no task boundaries to cross; this section does not apply to it."))
         return
     display(Markdown(relatives_basis(profile)))
-    near = analyses.nearest_relatives(profile, seed, k)
+    near = chapter_data.nearest_relatives(profile, seed, k)
     cols = [c for c in ("has_relative", "share_relative", "share_same_family") if c in near]
     if cols:
         display(near.groupby("task")[cols].mean().round(2))

@@ -7,7 +7,7 @@ similar a step's batch is to a test instance is not chosen by any arrangement: a
 whether that similarity, by sentence embedding, by LoRA gradient or by task label, predicts
 the instance's loss change at that step.
 
->>> from zsg_lib.book.params import load_profile
+>>> from zsg_lib.profiles.params import load_profile
 >>> PREDICTORS["label"]
 'label'
 """
@@ -22,10 +22,10 @@ import pyarrow as pa
 from ..analysis import predictor_stats, predictors as pr
 from ..analysis.seen import consumed_order, seen_prefix
 from ..data.relatives import category_of
+from ..profiles.params import Profile, check_step_resolved
 from ..schema import text_view
 from ..train import records
 from . import experiment as ex
-from .params import Profile, check_step_resolved
 
 #: Predictor columns of the test, by kind (see :func:`zsg_lib.analysis.predictors.batch_predictors`).
 PREDICTORS = {"emb_max": "embedding", "emb_mean": "embedding", "grad_max": "gradient",

@@ -333,7 +333,7 @@ def task_differences(table: pd.DataFrame, color: str = "relative", title: str = 
 
 
 def relatives_fed(table: pd.DataFrame, title: str = "") -> alt.LayerChart:
-    """Per test task × arrangement (an ``analyses.relatives_fed`` table): the mean over seeds
+    """Per test task × arrangement (an ``chapter_data.relatives_fed`` table): the mean over seeds
     of the instances from the task's helpful relatives among those fed, as cells with their
     count; the tooltip adds the mirror relatives."""
     data = (table.groupby(["task", "relatives", "arrangement"], as_index=False, sort=False)
@@ -415,7 +415,7 @@ def stack(charts: Sequence[alt.TopLevelMixin]) -> alt.VConcatChart:
 
 
 def forest(contrasts: pd.DataFrame, title: str = "") -> alt.VConcatChart:
-    """Every judged claim's contrast in one forest plot (a ``zsg_lib.book.overview.contrasts``
+    """Every judged claim's contrast in one forest plot (a ``zsg_lib.pages.overview.contrasts``
     table: ``row, measure, estimate, lo, hi, detectable, claimed, reference, status, shown,
     detectable_shown``). One panel per ``measure`` (contrasts on one scale), one line per
     contrast: the estimate and its 95% interval coloured by verdict, a rule at the reference

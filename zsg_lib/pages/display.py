@@ -119,7 +119,7 @@ def table_html(table: pd.DataFrame) -> str:
 
 
 def enable_book_display() -> Mode:
-    """Charts offline (:func:`~zsg_lib.book.render.enable_offline_altair`), and tables and
+    """Charts offline (:func:`~zsg_lib.pages.render.enable_offline_altair`), and tables and
     findings shown as this module describes, in the running IPython kernel (nothing else
     changes outside one). Returns the chart mode."""
     mode = enable_offline_altair()

@@ -1,7 +1,7 @@
 """The profile's shape: typed, frozen sections from ``params/<name>.yaml`` (loaded and checked
-by :mod:`zsg_lib.book.params`), and what a profile derives from its values.
+by :mod:`zsg_lib.profiles.params`), and what a profile derives from its values.
 
->>> from zsg_lib.book.params import load_profile
+>>> from zsg_lib.profiles.params import load_profile
 >>> p = load_profile("tiny")
 >>> p.train.instances_per_step, p.judge.branch_step == p.warmup.steps
 (2, True)
@@ -181,7 +181,7 @@ class Profile:
         kept); ``"branch"``, a comparison continuing from it. The warm-up and its branches
         share one lr schedule over ``warmup.steps + train.max_steps``.
 
-        >>> from zsg_lib.book.params import load_profile
+        >>> from zsg_lib.profiles.params import load_profile
         >>> load_profile("tiny").run_config(seed=2, steps=4).max_steps
         4
         >>> w = load_profile("tiny").run_config(seed=2, start="warmup")

@@ -1,4 +1,4 @@
-"""A :class:`~zsg_lib.book.plan.Plan` in FLOPs, memory and time, and as ``zsg plan`` prints it.
+"""A :class:`~zsg_lib.study.plan.Plan` in FLOPs, memory and time, and as ``zsg plan`` prints it.
 
 Time comes two ways, each labelled:
 
@@ -10,8 +10,8 @@ Time comes two ways, each labelled:
   :data:`GPU_MFU` for training and scoring, and decode steps at least as long as reading the
   weights at :data:`GPU_BANDWIDTH_SHARE` of its memory bandwidth.
 
->>> from zsg_lib.book.plan import plan
->>> from zsg_lib.book.params import load_profile
+>>> from zsg_lib.study.plan import plan
+>>> from zsg_lib.profiles.params import load_profile
 >>> p = plan(load_profile("tiny", {"seeds": [0]}))
 >>> flops(p, p.total)["train"] > 0
 True

@@ -71,10 +71,10 @@ def book_root() -> Path:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    from .build import build_site
-    from .chapters import CHAPTERS
-    from .params import check_runnable, default_profile, load_profile
-    from .site import not_run_reason
+    from ..profiles.chapters import CHAPTERS
+    from ..profiles.params import check_runnable, default_profile, load_profile
+    from ..site.build import build_site
+    from ..site.extension import not_run_reason
 
     profile = args.profile or default_profile()
     loaded = load_profile(profile)  # a bad profile fails here, not in the middle of the build
@@ -92,8 +92,8 @@ def cmd_book(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    from ..profiles.params import default_profile
     from . import batch
-    from .params import default_profile
 
     target = Path(args.target)
     overrides = parse_set(args.set or [])
@@ -141,8 +141,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .params import default_profile
-    from .plan_report import run_plan
+    from ..profiles.params import default_profile
+    from ..study.plan_report import run_plan
 
     print(run_plan(args.profile or default_profile(),
                    parse_set(args.set or []), without_data=args.without_data,
@@ -213,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zsg`` console script."""
+    from ..site.build import SiteBuildError
     from .batch import RunFailed
-    from .build import SiteBuildError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,10 +1,10 @@
 """A profile's data handed to the analyses: what the chapters call after their runs.
 
 The analyses themselves (:mod:`zsg_lib.analysis`) take plain arrays and tables; each function
-here fetches a seed's prepared data or arrangement from :mod:`zsg_lib.book.experiment` and
+here fetches a seed's prepared data or arrangement from :mod:`zsg_lib.study.experiment` and
 passes it on. :func:`collect_findings` gathers every finding of the paper for the summary.
 
->>> from zsg_lib.book.params import load_profile
+>>> from zsg_lib.profiles.params import load_profile
 >>> drop_from_step(load_profile("tiny"))  # the first evaluation after the 2-step warm-up
 4
 """
@@ -23,11 +23,11 @@ from ..analysis.maps import embedding_map_frame
 from ..analysis.transitions import arrivals, classify_tasks
 from ..data.demo import relatives_of
 from ..errors import ParamsError
+from ..profiles.chapters import CHAPTERS
+from ..profiles.params import Profile, check_chapter, check_step_resolved
 from ..schema import text_view
 from ..similarity import distance_stats
 from . import experiment as ex
-from .chapters import CHAPTERS
-from .params import Profile, check_chapter, check_step_resolved
 
 
 def drop_from_step(profile: Profile) -> int:
@@ -49,7 +49,7 @@ def relatives_gap(profile: Profile) -> str | None:
     Relatives are the demo's families, or the training tasks of a test task's category on
     data that names categories (:attr:`DataSplit.relatives_basis`).
 
-    >>> from zsg_lib.book.params import load_profile
+    >>> from zsg_lib.profiles.params import load_profile
     >>> relatives_gap(load_profile("tiny")) is None  # the demo knows its relatives
     True
     """

@@ -1,11 +1,11 @@
 """The Sphinx side of the site: the extension ``_config.yml`` loads, and the table of contents.
 
-:func:`setup` (``sphinx.extra_extensions: [zsg_lib.book.site]``) writes the Vega bundle into
+:func:`setup` (``sphinx.extra_extensions: [zsg_lib.site.extension]``) writes the Vega bundle into
 the static folder and sets site mode for the kernels, so a plain ``jupyter-book build .``
 gets offline charts too; :func:`toc_pages` reads ``_toc.yml``. A chapter the profile cannot
-run (:func:`~zsg_lib.book.params.check_chapter`) is built as its introduction and a note
+run (:func:`~zsg_lib.profiles.params.check_chapter`) is built as its introduction and a note
 saying why (:func:`not_run_source`), so every profile gets the whole site. The build driver is
-:mod:`zsg_lib.book.build`.
+:mod:`zsg_lib.site.build`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParamsError, ZsgError
-from .chapters import CHAPTERS
-from .params import check_chapter, default_profile, load_profile
-from .progress import CHAPTER_ENV
-from .render import SITE_ENV, write_vega_bundle
+from ..pages.render import write_vega_bundle
+from ..profiles.chapters import CHAPTERS
+from ..profiles.params import check_chapter, default_profile, load_profile
+from ..study.progress import CHAPTER_ENV, SITE_ENV
 
 
 def setup(app: Any) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def setup(app: Any) -> dict[str, Any]:
         if static:
             write_vega_bundle(static[0])
         os.environ[SITE_ENV] = "1"
-        # No progress bar in the pages: the terminal gets one line a run (book.progress), and
+        # No progress bar in the pages: the terminal gets one line a run (study.progress), and
         # a widget bar would make the page load Jupyter's widget manager from a CDN.
         os.environ["TQDM_DISABLE"] = "1"
         os.environ.setdefault("ZSG_HOME", str(Path(app.confdir) / ".cache" / "zsg"))

@@ -61,7 +61,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
     >>> yaml.load("a: 1\\nb: {c: 2, c: 3}\\n", UniqueKeyLoader)
     Traceback (most recent call last):
     ...
-    zsg_lib.book.yamlfiles.DuplicateKeyError: b.c: key given twice (lines 2 and 2); keep one of them
+    zsg_lib.profiles.yamlfiles.DuplicateKeyError: b.c: key given twice (lines 2 and 2); keep one of them
     """
 
     def construct_document(self, node: yaml.Node) -> Any:

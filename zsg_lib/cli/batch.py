@@ -3,7 +3,7 @@
 A chapter is a percent-format ``.py`` notebook (``book/03_similarity.py``); papermill cannot
 read that format, so it receives ``jupytext.read(path)`` and writes an executed ``.ipynb``
 that keeps the ``parameters`` tag and the injected values. A chapter receives ``profile`` and
-``overrides`` (see :func:`zsg_lib.book.sweeps.load_sweep`) in its ``parameters`` cell.
+``overrides`` (see :func:`zsg_lib.profiles.sweeps.load_sweep`) in its ``parameters`` cell.
 
 A sweep records every run in ``status.json`` in its output folder, rewritten atomically after
 each run, so an interrupted or failing sweep never loses the other runs' records:
@@ -13,7 +13,7 @@ each run, so an interrupted or failing sweep never loses the other runs' records
 * a rerun skips every run whose notebook ``<name>.ipynb`` is marked complete (metadata
   ``zsg.complete``) for the same chapter, profile and overrides (status ``skipped``).
 
-While a batch runs, its kernels' run events (:mod:`zsg_lib.book.progress`) come back as the
+While a batch runs, its kernels' run events (:mod:`zsg_lib.study.progress`) come back as the
 same terminal lines ``zsg book`` prints: one a run as it starts and ends, with the batch's ETA
 (:func:`reporting`), and a sweep says which member starts and how it ended.
 
@@ -45,11 +45,17 @@ import pandas as pd
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import ParamsError
 from ..paths import REPO_ROOT, zsg_home
-from . import progress as events
-from .chapters import CHAPTERS
-from .params import check_chapter, check_runnable, default_profile, load_profile
-from .progress import CHAPTER_ENV
-from .sweeps import load_sweep
+from ..profiles.chapters import CHAPTERS
+from ..profiles.params import (
+    Profile,
+    check_chapter,
+    check_runnable,
+    default_profile,
+    load_profile,
+)
+from ..profiles.sweeps import sweep_members
+from ..study import progress as events
+from ..study.progress import CHAPTER_ENV
 from .workers import make_executor, pinned, plan_slots
 
 STATUS_FILE = "status.json"
@@ -172,17 +178,21 @@ def run_chapter(
     return final
 
 
-def planned_work(specs: Sequence[Mapping[str, Any]]) -> tuple[int | None, int | None]:
+def planned_work(specs: Sequence[Mapping[str, Any]],
+                 profiles: Mapping[str, Profile] | None = None) -> tuple[int | None, int | None]:
     """The runs and training steps the chapters of ``specs`` ask for, summed over members
-    (:func:`zsg_lib.book.plan.chapters_work`; a run two members share counts twice: the ETA
-    errs long); ``(None, None)`` when a profile cannot be read here (the lines go on)."""
-    from .plan import chapters_work
+    (:func:`zsg_lib.study.chapter_runs.chapters_work`; a run two members share counts twice:
+    the ETA errs long); ``(None, None)`` when a profile cannot be read here (the lines go on).
+    ``profiles``: the members' profiles by name, as the sweep loaded them (the others are
+    loaded here)."""
+    from ..study.chapter_runs import chapters_work
 
     runs = steps = 0
     try:
         for spec in specs:
-            profile = load_profile(spec.get("profile") or default_profile(),
-                                   spec.get("overrides") or {}, check_paths=False)
+            profile = (profiles or {}).get(spec.get("name")) or load_profile(
+                spec.get("profile") or default_profile(), spec.get("overrides") or {},
+                check_paths=False)
             r, n = chapters_work(profile, [Path(str(spec["chapter"])).stem])
             runs, steps = runs + r, steps + n
     except Exception:  # noqa: BLE001 - the counts only feed the ETA
@@ -192,11 +202,12 @@ def planned_work(specs: Sequence[Mapping[str, Any]]) -> tuple[int | None, int | 
 
 @contextlib.contextmanager
 def reporting(specs: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike,
-              log: Callable[[str], None] = print) -> Iterator[None]:
+              log: Callable[[str], None] = print,
+              profiles: Mapping[str, Profile] | None = None) -> Iterator[None]:
     """The kernels of the members run inside the block report each run as ``zsg book``
     does (one line as it starts and ends, the batch's ETA) through ``log``; the events go
     through a file in ``out_dir``, so workers in other processes report too."""
-    board = events.Board(*planned_work(specs), scope="batch")
+    board = events.Board(*planned_work(specs, profiles), scope="batch")
     with events.reporting(Path(out_dir) / f".progress-{os.getpid()}.jsonl", board, log):
         yield
 
@@ -342,8 +353,10 @@ def run_specs(
     jobs: int = 1,
     devices: Sequence[str] | None = None,
     scheduler: str = "local",
+    profiles: Mapping[str, Profile] | None = None,
 ) -> pd.DataFrame:
     """Run each spec ``{name, chapter, profile, overrides}``; return one status row per spec.
+    ``profiles``: the specs' loaded profiles by name, where the caller has them (a sweep).
 
     Every chapter, ``jobs``, ``devices`` and ``scheduler`` are checked before the first run,
     so bad input fails before any work. ``jobs=1`` with the local scheduler runs members here,
@@ -377,7 +390,7 @@ def run_specs(
         log(f"[{i}/{n}] {spec['name']}: running ({spec['chapter']}"
             f"{'' if device is None else ', device ' + str(device)})")
 
-    with reporting([spec for _, spec, _ in todo], out_dir, log):
+    with reporting([spec for _, spec, _ in todo], out_dir, log, profiles):
         if inline:
             for i, spec, path in todo:
                 started(i, spec, None)
@@ -406,15 +419,17 @@ def run_sweep(
     devices: Sequence[str] | None = None,
     scheduler: str = "local",
 ) -> pd.DataFrame:
-    """Expand a sweep file (:func:`zsg_lib.book.sweeps.load_sweep`) and run it, resuming.
+    """Expand a sweep file (:func:`zsg_lib.profiles.sweeps.sweep_members`) and run it, resuming.
 
     ``out_dir`` defaults to ``runs/sweeps/<sweep file stem>``; ``jobs``, ``devices``,
     ``scheduler``: see :func:`run_specs`.
     """
     plan_slots(jobs, devices)  # bad flags fail before the sweep is even expanded
-    specs = load_sweep(sweep_path)  # validates every run before any work
+    members = sweep_members(sweep_path)  # validates every run before any work
+    specs = [spec for spec, _ in members]
     return run_specs(specs, Path(out_dir) if out_dir else default_sweep_dir(sweep_path),
-                     log=log, jobs=jobs, devices=devices, scheduler=scheduler)
+                     log=log, jobs=jobs, devices=devices, scheduler=scheduler,
+                     profiles={spec["name"]: prof for spec, prof in members})
 
 
 def default_sweep_dir(sweep_path: str | os.PathLike) -> Path:

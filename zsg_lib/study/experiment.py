@@ -3,7 +3,7 @@
 Chapters never compute anything themselves; they ask this module for a prepared experiment,
 an arrangement or a table of scores (read from the run records by
 :func:`zsg_lib.train.records.load_runs`), and hand tables to :mod:`zsg_lib.analysis` (through
-:mod:`zsg_lib.book.analyses`) and :mod:`zsg_lib.book.plots`.
+:mod:`zsg_lib.study.chapter_data`) and :mod:`zsg_lib.pages.plots`.
 
 * **Seeds** vary the sampled data (which training and test instances per task), the
   arrangement's own randomness and the LoRA initialisation; the task split is fixed by
@@ -18,13 +18,14 @@ an arrangement or a table of scores (read from the run records by
 
 A chapter's calls, in order (training runs are in the tests and chapters, not here)::
 
-    P = setup("cpu-demo", "03_similarity")        # profile checked before any work
+    P = checks.setup("cpu-demo", "03_similarity")  # profile and data checked before any work
     scores = run_many(P, P.arrangements("similarity"))  # arrangement × seed runs, shared
     stats.mean_ci(scores)                          # → plots.loss_curves(...)
 
->>> P = setup("tiny", "03_similarity")
->>> P.arrangements("similarity"), planned_runs(P)
-(('nft', 'fft', 'rt'), 48)
+>>> from zsg_lib.profiles.params import load_profile
+>>> P = load_profile("tiny")
+>>> [len(prepare(P, 0).test), len(arrangement(P, "nft", 0).ids)]
+[9, 48]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,110 +49,14 @@ from ..arrange import ARRANGEMENTS, Arrangement, arrange
 from ..data import relatives
 from ..errors import DataError, ParamsError
 from ..paths import cache_dir
-from ..train import records
+from ..profiles.params import Profile, check_split_tasks
+from ..train import records, states
 from ..train.config import TrainConfig
 from ..train.records import RunRecord
 from . import progress as events  # the build's per-run lines (no-op outside `zsg book`)
-from .chapters import CHAPTERS, COMPARISONS
-from .params import Profile, check_chapter, check_runnable, check_split_tasks, load_profile
-from .render import site_mode
+from .chapter_runs import planned_runs
 
 # --------------------------------------------------------------------------- profile
-
-
-def setup(
-    profile: str | Profile = "cpu-demo",
-    chapter: str | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    seeds: Sequence[int] | None = None,
-) -> Profile:
-    """What a chapter's first cell calls: load and check the profile before any work.
-
-    ``seeds`` (from the chapter's ``parameters`` cell) replaces ``profile.seeds``. Raises
-    :class:`~zsg_lib.errors.ParamsError` naming file and key on any problem, including a
-    dataset path that does not exist or a chapter that needs tasks on data without them.
-
-    >>> setup("tiny", "03_similarity", seeds=[0, 1]).seeds
-    (0, 1)
-    """
-    merged = dict(overrides or {})
-    if seeds is not None:
-        merged["seeds"] = list(seeds)
-    if isinstance(profile, Profile):
-        if merged:
-            raise ParamsError(f"{profile.source}: overrides apply when loading; pass the "
-                              "profile's name or path instead of a loaded Profile")
-        prof = profile
-    else:
-        prof = load_profile(profile, merged)
-    check_runnable(prof)
-    if chapter is not None:
-        check_data(prof, chapter)
-    return prof
-
-
-def trains(profile: Profile, chapter: str) -> tuple[dict[str, str], bool]:
-    """What ``chapter`` trains on this profile: each arrangement with the profile key that
-    names it (``chapters.similarity[0]``), and whether it trains TMA turn windows. The
-    summary trains what every chapter that can run here trains (the others it reports *not
-    measured*); chapter 6 reads chapter 2's random-order runs.
-
-    >>> names, windows = trains(load_profile("tiny"), "03_similarity")
-    >>> names, windows
-    ({'nft': 'chapters.similarity[0]', 'fft': 'chapters.similarity[1]', 'rt': 'chapters.similarity[2]'}, False)
-    """
-    if chapter == "summary":
-        names: dict[str, str] = {}
-        windows = bool(profile.tma.window_starts)
-        for other, spec in CHAPTERS.items():
-            if other == "summary" or not applies(profile, other):
-                continue
-            names = {**trains(profile, other)[0], **names}
-        return names, windows
-    if chapter == "06_beyond":
-        return {"random": "chapter 06_beyond (its random-order runs)"}, False
-    spec = CHAPTERS[chapter]
-    names = {n: f"chapters.{spec.key}[{i}]" for i, n in enumerate(profile.arrangements(chapter))}
-    return names, spec.turn_windows
-
-
-def applies(profile: Profile, chapter: str) -> bool:
-    """Whether ``chapter`` can run on this profile (:func:`check_chapter` passes)."""
-    try:
-        check_chapter(profile, chapter)
-    except ParamsError:
-        return False
-    return True
-
-
-def check_data(profile: Profile, chapter: str) -> None:
-    """Everything ``chapter`` needs from the data, decided from the profile and the loaded
-    split before any run starts, so nothing that could fail before training fails after it.
-
-    The profile alone (:func:`check_chapter`: tasks, step-resolved scoring, a comparison to
-    make), then the data: the split (:func:`load_split`), each seed's warm-up draw and
-    samples (:func:`prepare`), every arrangement the chapter trains selecting instances
-    (:func:`trains`; orders by gradient features are taken from the warm-up, so only their
-    inputs are checked) and the TMA rounds its turn windows start at. A problem is a
-    :class:`ParamsError` naming the profile key. Sections that need something the data
-    lacks (relatives, tasks) say so on the page instead.
-    """
-    check_chapter(profile, chapter)
-    if chapter == "intro":
-        return
-    names, windows = trains(profile, chapter)
-    load_split(profile)
-    for seed in profile.seeds:
-        prepare(profile, seed)
-        for name, key in names.items():
-            if ARRANGEMENTS[name].features == "gradient":
-                continue  # features from the warm-up run: its inputs are the sample, checked
-            if not arrangement(profile, name, seed).ids:
-                raise ParamsError(f"{profile.source}: {key}: arrangement {name!r} selects no "
-                                  f"instances from seed {seed}'s data (check tma.budget, "
-                                  "train_per_task and the split)")
-        if windows:  # windows need rounds the data has
-            check_windows(profile, seed)
 
 
 def describe(profile: Profile) -> pd.DataFrame:
@@ -186,48 +91,6 @@ def _precision(profile: Profile) -> str:
     cfg = resolve(profile.run_config(profile.seeds[0]))
     autocast = "bf16 autocast" if cfg.bf16_autocast else "no autocast"
     return f"{cfg.resolved_precision} base weights, {autocast} ({default_device(cfg.device)})"
-
-
-def planned_runs(profile: Profile) -> int:
-    """How many distinct runs the whole book trains with this profile.
-
-    Per seed: every arrangement the comparisons (chapters 2–5) use, once wherever it appears
-    (``rt`` at fine granularity is the same run as ``random``: the same seeded shuffle); the
-    turn windows; with a warm-up, the warm-up itself and chapter 1's runs from step 0 apart;
-    without one, chapter 1's runs are shared where their generation settings match.
-
-    >>> planned_runs(load_profile("cpu-demo"))  # 3 seeds x (warm-up + 10 + chapter 1 + 3 windows)
-    45
-    """
-    c, gen = profile.chapters, set(profile.generate_for)
-    compared = {n for key in COMPARISONS if key != "early" for n in getattr(c, key)}
-    early = set(c.early)
-    resolved = set(profile.attribution.arrangements) if profile.attribution.steps else set()
-
-    def distinct(names: set[str], generating: set[str]) -> int:
-        shared = ("random" in names and "rt" in names
-                  and ("rt" in generating) == ("random" in generating)
-                  and ("rt" in resolved) == ("random" in resolved))
-        return len(names) - shared
-
-    if profile.warmup.steps:
-        per_seed = 1 + distinct(compared, set()) + distinct(early, early)
-    else:  # an early arrangement not in generate_for runs twice where comparisons use it too
-        per_seed = distinct(compared | early, gen) + len((early - gen) & compared)
-    return (per_seed + len(profile.tma.window_starts)) * len(profile.seeds)
-
-
-def planned_steps(profile: Profile) -> int:
-    """The training steps of the book's :func:`planned_runs`: a warm-up's ``warmup.steps``
-    per seed, ``train.max_steps`` for every other run (at most: an arrangement that selects
-    fewer instances stops sooner).
-
-    >>> planned_steps(load_profile("cpu-demo"))  # 3 warm-ups of 8 steps, 42 runs of 40
-    1704
-    """
-    warmups = len(profile.seeds) if profile.warmup.steps else 0
-    return ((planned_runs(profile) - warmups) * profile.train.max_steps
-            + warmups * profile.warmup.steps)
 
 
 # --------------------------------------------------------------------------- data
@@ -370,7 +233,7 @@ def gradient_features(profile: Profile, seed: int, part: str) -> np.ndarray:
     prep = prepare(profile, seed)
     table = {"train": prep.train, "test": prep.test}[part]
     warm = branch_point(profile, seed)
-    state = records.load_final_state(warm.path)["trainable"] if warm is not None else None
+    state = states.load_final_state(warm.path)["trainable"] if warm is not None else None
     label, computed = f"gradient features ({part}) seed {seed}", []
 
     def announce(n: int) -> None:  # a cache miss: minutes of work the build should name
@@ -525,10 +388,10 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
     records, one copy per label (two labels can name one shared run). Without ``resolved``
     the rows of step-resolved scoring are left out, so every arm has the same steps."""
     labels = []
-    # Not in the site build: the terminal gets one line a run (book.progress), and a widget
+    # Not in the site build: the terminal gets one line a run (study.progress), and a widget
     # bar would make the page load Jupyter's widget manager from a CDN. (An explicit
     # disable=False would override the TQDM_DISABLE the build sets for other bars.)
-    for label, job in tqdm(jobs, desc=desc, disable=not progress or site_mode()):
+    for label, job in tqdm(jobs, desc=desc, disable=not progress or events.site_mode()):
         record = job()
         labels.append({**label, "run_id": record.run_id, "path": record.path})
     runs = pd.DataFrame(labels)

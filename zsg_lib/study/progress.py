@@ -2,17 +2,17 @@
 a line as other long work (gradient features) starts and ends.
 
 Jupyter Book swallows what the kernels print, so the kernels write *events* instead, one JSON
-line each, appended to the file named by ``$ZSG_PROGRESS_FILE``; :func:`zsg_lib.book.build.build_site`
+line each, appended to the file named by ``$ZSG_PROGRESS_FILE``; :func:`zsg_lib.site.build.build_site`
 sets it for the kernels it starts (one file for the whole book) and a :class:`Tailer` thread
 turns new events into terminal lines through a :class:`Board`, which knows how many runs and
-steps the book plans (:func:`zsg_lib.book.experiment.planned_runs`,
-:func:`~zsg_lib.book.experiment.planned_steps`) and how long trained runs took.
+steps the book plans (:func:`zsg_lib.study.chapter_runs.planned_runs`,
+:func:`~zsg_lib.study.chapter_runs.planned_steps`) and how long trained runs took.
 
 Outside a build (JupyterLab, papermill) the variable is unset and the events do nothing: there
 ``run_many`` draws its own live bar.
 
 Each event names its chapter from ``$ZSG_CHAPTER``: the site extension sets it as Sphinx reads
-each document, before myst-nb starts that notebook's kernel (:mod:`zsg_lib.book.site`); a
+each document, before myst-nb starts that notebook's kernel (:mod:`zsg_lib.site.extension`); a
 papermill batch sets it per notebook.
 
 >>> b = Board(planned=3, planned_steps=36, clock=lambda: 100.0)
@@ -44,6 +44,7 @@ from typing import Any
 
 PROGRESS_ENV = "ZSG_PROGRESS_FILE"
 CHAPTER_ENV = "ZSG_CHAPTER"  # set by whoever starts a chapter's kernel (site extension, batch)
+SITE_ENV = "ZSG_SITE_BUILD"  # "1" in the kernels the site build starts (site extension, build)
 ETA_RECENT_RUNS = 5  # the ETA takes the median pace of this many latest trained runs
 
 # --------------------------------------------------------------------------- kernel side
@@ -69,6 +70,11 @@ def _emit(event: dict[str, Any]) -> None:
             os.close(fd)
     except OSError:
         pass
+
+
+def site_mode() -> bool:
+    """True while the Jupyter Book build executes chapters (``ZSG_SITE_BUILD=1``)."""
+    return os.environ.get(SITE_ENV, "") == "1"
 
 
 def _elapsed(label: str) -> float | None:

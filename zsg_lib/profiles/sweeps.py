@@ -1,6 +1,6 @@
 """Sweep files: a grid of profile overrides × chapters, expanded to one validated run each.
 
-The batch runner (:mod:`zsg_lib.book.batch`) consumes the expansion.
+The batch runner (:mod:`zsg_lib.cli.batch`) consumes the expansion.
 """
 
 from __future__ import annotations
@@ -13,11 +13,22 @@ from typing import Any
 from ..errors import ParamsError
 from ..paths import REPO_ROOT
 from .chapters import CHAPTERS
-from .params import check_chapter, load_profile
+from .params import Profile, check_chapter, load_profile
 from .yamlfiles import read_yaml, relative
 
 
 def load_sweep(path: str | os.PathLike) -> list[dict]:
+    """The runs of a sweep file, one parameter dict each (:func:`sweep_members` without the
+    loaded profiles).
+
+    >>> runs = load_sweep(REPO_ROOT / "params" / "sweeps" / "similarity-seeds.yaml")
+    >>> len(runs), sorted(runs[0])
+    (9, ['chapter', 'name', 'overrides', 'profile'])
+    """
+    return [spec for spec, _ in sweep_members(path)]
+
+
+def sweep_members(path: str | os.PathLike) -> list[tuple[dict, Profile]]:
     """Expand a sweep file into one parameter dict per run, each validated like a profile.
 
     A sweep file::
@@ -33,9 +44,13 @@ def load_sweep(path: str | os.PathLike) -> list[dict]:
     filesystem-safe; the batch runner passes ``profile`` and ``overrides`` to the chapter's
     ``parameters`` cell. Errors name the sweep file and the key.
 
-    >>> runs = load_sweep(REPO_ROOT / "params" / "sweeps" / "similarity-seeds.yaml")
-    >>> len(runs), sorted(runs[0])
-    (9, ['chapter', 'name', 'overrides', 'profile'])
+    Each member pairs its entry with its profile, loaded once here (overrides applied), so the
+    batch's ETA counts its runs without loading it again.
+
+    >>> members = sweep_members(REPO_ROOT / "params" / "sweeps" / "similarity-seeds.yaml")
+    >>> spec, profile = members[0]
+    >>> profile.name == spec["profile"], list(profile.seeds) == spec["overrides"]["seeds"]
+    (True, True)
     """
     path = Path(path)
     if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
@@ -68,7 +83,7 @@ def load_sweep(path: str | os.PathLike) -> list[dict]:
         if not isinstance(values, list) or not values:
             raise ParamsError(f"{where}: grid.{key}: expected a non-empty list of values")
 
-    runs: list[dict] = []
+    runs: list[tuple[dict, Profile]] = []
     keys = list(grid)
     for combo in itertools.product(*(grid[k] for k in keys)):
         overrides = dict(common)
@@ -83,13 +98,13 @@ def load_sweep(path: str | os.PathLike) -> list[dict]:
                 check_chapter(prof, chapter)
             except ParamsError as exc:
                 raise ParamsError(f"{where}: {exc}") from None
-            runs.append({
+            runs.append(({
                 "name": f"{chapter}--{label}" if label else chapter,
                 "chapter": chapter,
                 "profile": profile,
                 "overrides": overrides,
-            })
-    names = [r["name"] for r in runs]
+            }, prof))
+    names = [r["name"] for r, _ in runs]
     if len(set(names)) != len(names):
         raise ParamsError(f"{where}: grid: two runs get the same name; vary different keys")
     return runs

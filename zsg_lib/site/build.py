@@ -2,7 +2,7 @@
 
 :func:`build_site` runs ``jupyter-book build`` with ``--all -W -n --keep-going`` so that a
 failing cell fails the build, with the execution cache keyed by profile and library version.
-While it runs, the kernels' training events (:mod:`zsg_lib.book.progress`) become one terminal
+While it runs, the kernels' training events (:mod:`zsg_lib.study.progress`) become one terminal
 line per run with the book's ETA; a failing chapter ends the output with its chapter, cell
 and error (:func:`failure_lines`).
 """
@@ -21,9 +21,10 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import ParamsError
-from . import progress
-from .params import is_profile_path, resolve_profile_path
-from .render import SITE_ENV, write_vega_bundle
+from ..pages.render import write_vega_bundle
+from ..profiles.params import is_profile_path, resolve_profile_path
+from ..study import progress
+from ..study.progress import SITE_ENV
 
 
 class SiteBuildError(RuntimeError):
@@ -120,8 +121,8 @@ def build_site(
     execute_cfg["cache"] = str((cache_root / key).resolve())
     sphinx_cfg = config.setdefault("sphinx", {})
     extensions = sphinx_cfg.setdefault("extra_extensions", []) or []
-    if "zsg_lib.book.site" not in extensions:
-        sphinx_cfg["extra_extensions"] = [*extensions, "zsg_lib.book.site"]
+    if "zsg_lib.site.extension" not in extensions:
+        sphinx_cfg["extra_extensions"] = [*extensions, "zsg_lib.site.extension"]
     label = profile_label(profile)
     derived = output / "_build" / f".config-{label}.yml"
     atomic_write_text(derived, yaml.safe_dump(config, sort_keys=False))
@@ -161,8 +162,8 @@ def planned_work_of(profile: str) -> tuple[int | None, int | None]:
     """The whole book's number of training runs and of their steps with ``profile``
     (``None, None`` if it is no profile of ``params/``, e.g. a test's stub book)."""
     try:
-        from .experiment import planned_runs, planned_steps
-        from .params import load_profile
+        from ..profiles.params import load_profile
+        from ..study.chapter_runs import planned_runs, planned_steps
 
         loaded = load_profile(profile)
         return planned_runs(loaded), planned_steps(loaded)

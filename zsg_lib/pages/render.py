@@ -11,7 +11,7 @@ itself instead:
   ``window.vegaEmbed``; Sphinx adds it to the ``<head>`` of every page with a path relative to
   that page (``html_js_files``), so the chart HTML never names a path.
 * :func:`enable_offline_altair`, called in each chapter's first cell, picks a renderer:
-  ``"site"`` while Jupyter Book builds the site (:mod:`zsg_lib.book.site`, loaded as a Sphinx
+  ``"site"`` while Jupyter Book builds the site (:mod:`zsg_lib.site.extension`, loaded as a Sphinx
   extension, sets ``ZSG_SITE_BUILD=1`` for the kernels it starts): a small ``<div>`` plus a
   script that calls the site's ``vegaEmbed``; ``"inline"`` elsewhere (JupyterLab, papermill
   batches): self-contained HTML with the bundle inside each chart (:func:`inline_chart_html`),
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -43,9 +42,9 @@ from typing import Any, Literal
 
 from ..atomic import atomic_write_text
 from ..errors import ZsgError
+from ..study.progress import site_mode
 
 BUNDLE_NAME = "zsg-vega.js"
-SITE_ENV = "ZSG_SITE_BUILD"
 RENDERER = "zsg-site"
 INLINE_RENDERER = "zsg-inline"
 Mode = Literal["site", "inline"]
@@ -187,11 +186,6 @@ def _site_renderer(spec: dict, **metadata: Any) -> dict[str, str]:
         "text/html": site_chart_html(spec, metadata.get("embed_options")),
         "text/plain": "<Altair chart>",
     }
-
-
-def site_mode() -> bool:
-    """True while the Jupyter Book build executes chapters (``ZSG_SITE_BUILD=1``)."""
-    return os.environ.get(SITE_ENV, "") == "1"
 
 
 def enable_offline_altair(mode: Mode | None = None) -> Mode:

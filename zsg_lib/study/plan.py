@@ -1,7 +1,8 @@
 """What the book will cost with a profile, before any run: ``zsg plan --profile P``.
 
-For every chapter (in reading order) the runs it asks for — the same calls the chapters
-make through :mod:`zsg_lib.book.experiment` — and for each run its training steps, training
+For every chapter (in reading order) the runs it asks for
+(:func:`zsg_lib.study.chapter_runs.chapter_jobs`, the calls the chapters make through
+:mod:`zsg_lib.study.experiment`) and for each run its training steps, training
 tokens (the tokens of every batch it trains on, as the run's log counts them), scoring passes
 and tokens, and generations; then FLOPs (:mod:`zsg_lib.train.cost`), the peak memory of one
 run and the time, on this machine from GEMM rates measured here, on an H100 from its bf16
@@ -35,81 +36,11 @@ from typing import Any
 
 from ..arrange import ARRANGEMENTS
 from ..errors import ParamsError
+from ..profiles.chapters import CHAPTERS
+from ..profiles.params import Profile, load_profile
 from ..train import cost
 from ..train.config import TrainConfig
-from .chapters import CHAPTERS
-from .experiment import planned_runs, planned_steps  # noqa: F401 (doctest, the totals' check)
-from .params import Profile, load_profile
-
-# --------------------------------------------------------------------------- what runs
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run a chapter asks for: an arrangement (``branch``: from the seed's warm-up;
-    ``generate``: chapter 1's generating runs), a TMA turn window, or a seed's warm-up."""
-
-    kind: str  # "warmup" | "arrangement" | "window"
-    name: str
-    seed: int
-    branch: bool = True
-    generate: bool = False
-    start: int = 0
-
-
-def chapter_jobs(profile: Profile, chapter: str) -> list[Job]:
-    """The runs ``chapter`` reads, as its code asks for them (warm-ups first where its runs
-    branch from one). Chapters whose data lacks tasks ask for none.
-
-    >>> [j.name for j in chapter_jobs(load_profile("tiny", {"seeds": [0]}), "05_tma")][-3:]
-    ['tma-min-max', 'tma-window', 'tma-window']
-    """
-    from .params import check_chapter
-
-    try:
-        check_chapter(profile, chapter)
-    except ParamsError:
-        return []
-    seeds = profile.seeds
-    if chapter == "01_early_generalization":
-        return [Job("arrangement", n, s, branch=False, generate=True)
-                for n in profile.arrangements(chapter) for s in seeds]
-    names = list(profile.arrangements(chapter))
-    if chapter == "06_beyond":  # closeness vs gain, on chapter 2's random-order runs
-        names = ["random"]
-    if chapter == "07_instance_level":  # the step-resolved runs come first
-        names = [profile.attribution.arrangements[0], *names]
-    jobs = [Job("arrangement", n, s) for n in dict.fromkeys(names) for s in seeds]
-    if chapter == "05_tma":
-        jobs += [Job("window", "tma-window", s, start=w)
-                 for w in profile.tma.window_starts for s in seeds]
-    if chapter == "summary":  # every finding again: the runs above, read back
-        jobs = [j for c in CHAPTERS if c != "summary" for j in chapter_jobs(profile, c)]
-    if jobs and profile.warmup.steps and any(j.branch for j in jobs):
-        jobs = [Job("warmup", "warm-up", s) for s in seeds] + jobs
-    return jobs
-
-
-def chapters_work(profile: Profile, chapters: Iterable[str]) -> tuple[int, int]:
-    """The distinct runs ``chapters`` ask for and their training steps, from the profile
-    alone (a run's full ``max_steps``: an upper bound where an arrangement selects fewer):
-    what a batch's progress lines count and time against. Cheap: no data, no model.
-
-    >>> p = load_profile("tiny", {"seeds": [0]})
-    >>> chapters_work(p, ["03_similarity"])  # the warm-up (2 steps), nft, fft, rt (6 each)
-    (4, 20)
-    >>> chapters_work(p, ["summary"]) == (planned_runs(p), planned_steps(p))
-    True
-    """
-    seen: dict[tuple, int] = {}
-    for chapter in chapters:
-        for job in chapter_jobs(profile, chapter):
-            name = "random" if job.name == "rt" else job.name  # one seeded shuffle
-            key = (job.kind, name, job.seed, job.start, job.branch, job.generate)
-            seen[key] = (profile.warmup.steps if job.kind == "warmup"
-                         else profile.train.max_steps)
-    return len(seen), sum(seen.values())
-
+from .chapter_runs import Job, chapter_jobs, planned_runs, planned_steps  # noqa: F401 (doctest)
 
 # --------------------------------------------------------------------------- one run's cost
 
@@ -396,7 +327,7 @@ def plan(profile: Profile, tokenizer: Any = None, shape: cost.ModelShape | None 
          without_data: bool = False, tokens_per_instance: int | None = None) -> Plan:
     """Cost every chapter's runs with ``profile`` (see the module docstring). ``tokenizer``
     and ``shape`` default to the profile model's (:mod:`zsg_lib.train.shapes`). No timing
-    here: :mod:`zsg_lib.book.plan_report` turns the counts into FLOPs, memory and time."""
+    here: :mod:`zsg_lib.study.plan_report` turns the counts into FLOPs, memory and time."""
     from ..train import shapes
 
     if shape is None:
@@ -407,7 +338,7 @@ def plan(profile: Profile, tokenizer: Any = None, shape: cost.ModelShape | None 
     else:
         costs = DataCosts(profile, tokenizer if tokenizer is not None
                           else shapes.load_tokenizer(profile.model))
-    from .params import check_chapter
+    from ..profiles.params import check_chapter
 
     runs: dict[str, RunCost] = {}
     chapters: dict[str, Tally] = {}
@@ -440,7 +371,7 @@ def load(profile_name: str, overrides: dict[str, Any] | None = None,
          without_data: bool = False) -> Profile:
     """The profile, checked as ``zsg book`` checks it (data path included unless
     ``without_data``)."""
-    from .params import check_runnable
+    from ..profiles.params import check_runnable
 
     profile = load_profile(profile_name, overrides, check_paths=not without_data)
     check_runnable(profile)
