@@ -62,8 +62,12 @@ def not_run_reason(profile: str, chapter: str) -> str | None:
 
     >>> not_run_reason("cpu-demo", "02_permutations") is None
     True
-    >>> print(not_run_reason("params/niv2-sample.yaml", "02_permutations"))
-    params/niv2-sample.yaml: chapters.permutations: lists no arrangement, ...
+    >>> import tempfile, yaml; from zsg_lib.profiles.params import resolve_profile_path
+    >>> mine = yaml.safe_load(resolve_profile_path("tiny").read_text())
+    >>> mine["chapters"] = {"permutations": []}
+    >>> path = Path(tempfile.mkdtemp()) / "mine.yaml"; _ = path.write_text(yaml.safe_dump(mine))
+    >>> print(not_run_reason(str(path), "02_permutations"))
+    /...mine.yaml: chapters.permutations: lists no arrangement, so chapter 02_permutations ...
     """
     if chapter not in CHAPTERS:
         return None
