@@ -3,9 +3,10 @@
 Each chapter is a file stem in ``book/`` (in reading order, as ``_toc.yml`` lists them), the
 ``chapters.<key>`` of a profile whose arrangements it compares (``None``: it compares none of
 its own) with the arrangements a profile compares when it does not say, and whether it only
-makes sense on data with task labels, whether it reads step-resolved runs or trains turn
-windows, its findings label and the function that judges its claim. The profile checker, the
-batch runner, the glue that collects every finding and the tests all read it.
+makes sense on data with task labels, whether it reads step-resolved runs, trains turn
+windows or probes the warm-up state, its findings label and the function that judges its
+claim. The profile checker, the batch runner, the glue that collects every finding and the
+tests all read it.
 
 >>> CHAPTERS["03_similarity"].key, CHAPTERS["02_permutations"].needs_tasks
 ('similarity', True)
@@ -35,6 +36,8 @@ class ChapterSpec:
     judge: str | None = None
     #: trains TMA turn windows: the rounds they start at are checked when the chapter starts
     turn_windows: bool = False
+    #: probes the warm-up state (the ``probes:`` section: designs, a warm-up, adapters)
+    probes: bool = False
 
 
 CHAPTERS: dict[str, ChapterSpec] = {

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..arrange.catalog import ARRANGEMENT_NAMES, ARRANGEMENTS
+from ..arrange.probe_designs import DESIGNS, RANKS
 from ..data.catalog import DATASETS
 from ..errors import ParamsError
 from ..paths import REPO_ROOT
@@ -227,6 +228,52 @@ def _check_windows(profile: Profile) -> None:
                               f"got {start}")
 
 
+def _check_probes(profile: Profile) -> None:
+    """The ``probes:`` section on its own: known designs, listed once (``random`` is the
+    control, counted by ``probes.random``), positive counts, a candidate pool that holds a
+    batch, targets listed once. Whether the data has the targets and the labels is decided
+    where the split is loaded (:func:`zsg_lib.study.probes.check_probe_data`).
+
+    >>> load_profile("tiny", {"probes.candidates": 1})
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ParamsError: params/tiny.yaml (overrides): probes.candidates: 1 candidates cannot hold a batch of 2 (train.batch_size x train.grad_accum); a ranked design draws its batch from them
+    """
+    src, pp = profile.source, profile.probes
+    for i, name in enumerate(pp.designs):
+        if name == "random":
+            raise ParamsError(f"{src}: probes.designs[{i}]: 'random' is the control every "
+                              "design is compared with; set how many random batches with "
+                              "probes.random")
+        if name not in DESIGNS:
+            known = ", ".join(d for d in DESIGNS if d != "random")
+            raise ParamsError(f"{src}: probes.designs[{i}]: unknown design {name!r}; known: "
+                              f"{known}")
+        if name in pp.designs[:i]:
+            raise ParamsError(f"{src}: probes.designs[{i}]: {name!r} is listed twice")
+    for i, name in enumerate(pp.targets or ()):
+        if name in pp.targets[:i]:
+            raise ParamsError(f"{src}: probes.targets[{i}]: task {name!r} is listed twice")
+    if pp.targets is not None and not pp.targets:
+        raise ParamsError(f"{src}: probes.targets: empty; list test tasks, or null for all")
+    counts = {"probes.replicates": pp.replicates, "probes.random": pp.random,
+              "probes.candidates": pp.candidates, "probes.steps": pp.steps}
+    if pp.others_per_task is not None:
+        counts["probes.others_per_task"] = pp.others_per_task
+    for key, value in counts.items():
+        if value <= 0:
+            raise ParamsError(f"{src}: {key}: must be positive, got {value}")
+    per_step = profile.train.instances_per_step
+    if any(d in RANKS for d in pp.designs) and pp.candidates < per_step:
+        raise ParamsError(f"{src}: probes.candidates: {pp.candidates} candidates cannot hold "
+                          f"a batch of {per_step} (train.batch_size x train.grad_accum); a "
+                          "ranked design draws its batch from them")
+    if profile.train.max_steps is not None and pp.steps > profile.train.max_steps:
+        raise ParamsError(f"{src}: probes.steps: {pp.steps} steps go past the comparisons' "
+                          f"schedule after the warm-up (train.max_steps="
+                          f"{profile.train.max_steps})")
+
+
 def _validate(profile: Profile) -> Profile:
     """The checks across keys (each value's own checks ran when it was built)."""
     src = profile.source
@@ -291,6 +338,7 @@ def _validate(profile: Profile) -> Profile:
         raise ParamsError(f"{src}: stats.alpha: must be in (0, 1), got {profile.stats.alpha}")
     _check_split_keys(profile)
     _check_windows(profile)
+    _check_probes(profile)
     return profile
 
 
@@ -342,6 +390,29 @@ def check_step_resolved(profile: Profile) -> None:
                           "adapters (lora or qlora), not 'full'")
 
 
+def check_probes(profile: Profile) -> None:
+    """Raise before any work when the profile asks for no probes or leaves nothing to probe:
+    no design, no warm-up state to probe from, gradient features without adapters.
+
+    >>> check_probes(load_profile("tiny", {"warmup.steps": 0}))
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ParamsError: params/tiny.yaml (overrides): warmup.steps: 0 leaves no saved state to probe from (probes start from each seed's shared warm-up); set warmup.steps > 0
+    """
+    src = profile.source
+    if not profile.probes.designs:
+        raise ParamsError(f"{src}: probes.designs: lists no design, so there is nothing to "
+                          "compare with random batches; list at least one of "
+                          f"{', '.join(d for d in DESIGNS if d != 'random')}")
+    if profile.warmup.steps == 0:
+        raise ParamsError(f"{src}: warmup.steps: 0 leaves no saved state to probe from "
+                          "(probes start from each seed's shared warm-up); set warmup.steps > 0")
+    if "nearest-gradient" in profile.probes.designs and profile.train.method == "full":
+        i = profile.probes.designs.index("nearest-gradient")
+        raise ParamsError(f"{src}: probes.designs[{i}]: 'nearest-gradient' ranks by LoRA "
+                          "gradient features, but train.method 'full' trains no adapters")
+
+
 def check_chapter(profile: Profile, chapter: str) -> None:
     """Raise before any work when ``chapter`` cannot run on this profile's data.
 
@@ -363,6 +434,8 @@ def check_chapter(profile: Profile, chapter: str) -> None:
                           f"(default: {', '.join(spec.default)})")
     if spec.step_resolved:
         check_step_resolved(profile)
+    if spec.probes:
+        check_probes(profile)
     if profile.has_tasks:
         return
     if spec.needs_tasks:

@@ -97,6 +97,30 @@ class AttributionParams:
 
 
 @dataclass(frozen=True)
+class ProbeParams:
+    """The probes chapter (issue #28): from each seed's warm-up state, ``steps`` optimizer
+    steps on a batch *chosen* by a design, the test set scored, the state restored.
+
+    ``designs`` (names of :data:`zsg_lib.arrange.probe_designs.DESIGNS` but ``random``): one
+    probe per design × target × ``replicates`` (a seeded draw of a batch from the design's
+    ``candidates`` nearest / farthest, or from the target's relatives); ``random``: the random
+    batches of each seed, the control of every target (they score the whole test set).
+    ``targets``: test tasks (``None``: every test task). ``others_per_task``: a design's probe
+    scores its target's instances and this many (a seeded sample, the same for every probe of
+    a seed) of each other test task, which keeps the *others* measure defined at a fraction of
+    the scoring pass (87% of a probe's time on cpu-demo); ``None``: the whole test set."""
+
+    designs: tuple[str, ...] = ("nearest-gradient", "nearest-embedding", "same-label",
+                                "farthest-embedding")
+    replicates: int = 1
+    random: int = 4
+    candidates: int = 16
+    steps: int = 1
+    targets: tuple[str, ...] | None = None
+    others_per_task: int | None = None
+
+
+@dataclass(frozen=True)
 class StatsParams:
     """How findings are judged: mean test loss over the first ``first_n_steps`` steps."""
 
@@ -139,6 +163,7 @@ class Profile:
     # the same seeded shuffle) generates wherever it is used.
     generate_for: tuple[str, ...] = ("random", "rt")
     attribution: AttributionParams = AttributionParams()
+    probes: ProbeParams = ProbeParams()
     seeds: tuple[int, ...] = (0, 1, 2)
     stats: StatsParams = StatsParams()
     chapters: ChapterParams = ChapterParams()
