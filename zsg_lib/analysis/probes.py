@@ -84,7 +84,8 @@ def _per_probe(frame: pd.DataFrame, target_task: str, target: str) -> pd.DataFra
 def cluster_contrasts(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per design × cluster (target task × seed): the design's mean Δloss on the
     target and on the others (over its replicates, and over its targets in the cluster),
-    random's on the same instances (over every random probe of the seed), and the three
+    random's on the same instances (over every random probe of the seed; only the instances
+    the design's probes scored, when they scored a subset), and the three
     contrasts ``target``, ``others``, ``difference`` (design minus random)."""
     pr._need(frame, ["id", "task", "dloss", "probe", "design", "target", "target_task"],
              "frame")
@@ -99,7 +100,10 @@ def cluster_contrasts(frame: pd.DataFrame) -> pd.DataFrame:
         for (design, target, target_task), own in chosen.groupby(
                 ["design", "target", "target_task"], sort=True):
             mine = _per_probe(own, target_task, target).mean()
-            base = _per_probe(rand, target_task, target).mean()
+            # random on the same instances: a design's probe may score a subset of the test
+            # set (its target's instances and a sample of the others'); random scores all
+            base = _per_probe(rand[rand["id"].isin(set(own["id"]))], target_task,
+                              target).mean()
             rows.append({"design": design, "seed": seed, "target": target,
                          "target_task": target_task, "design_target": mine["target"],
                          "design_others": mine["others"], "random_target": base["target"],
@@ -254,15 +258,16 @@ ranks e, g: they differ in order and in which comes first.
 
 
 def probe_finding(table: pd.DataFrame, design: str = "nearest-gradient",
-                  measure: str = "target") -> Finding:
+                  measure: str = "target", section: str = "8. probes") -> Finding:
     """The claim by experiment, judged on ``design`` − random on ``measure`` (a
     :func:`design_table` row; claimed below 0: the design's batch lowers its target's loss
     more than a random batch does); the measured sentence gives every design's three
-    contrasts."""
+    contrasts. ``section``: the chapter's label in the findings table (the book passes its
+    catalog's)."""
     claim = CLAIMS["probes"]
     row = table[(table["design"] == design) & (table["measure"] == measure)]
     if row.empty:
-        return Finding("7. probes", claim, f"design {design!r} was not probed", "not measured",
+        return Finding(section, claim, f"design {design!r} was not probed", "not measured",
                        table)
     r = row.iloc[0]
     why = r["why"] if isinstance(r["why"], str) else ""
@@ -276,7 +281,7 @@ def probe_finding(table: pd.DataFrame, design: str = "nearest-gradient",
     measured = (f"One step from the same state, against a random batch (Δ test loss, design − "
                 f"random; 95% cluster bootstrap over {int(r['n_clusters'])} target task × "
                 f"seed): " + " | ".join(parts) + ".")
-    return Finding("7. probes", claim, measured, contrast.status, table, contrasts=(contrast,))
+    return Finding(section, claim, measured, contrast.status, table, contrasts=(contrast,))
 
 
 def _shown(row: pd.Series) -> str:

@@ -329,7 +329,8 @@ def _write_params(folder: Path, params: Mapping[str, Any]) -> None:
 def run_probes(config: TrainConfig, train: pa.Table, test: pa.Table,
                state: RunRecord | Branch | str | Path, batches: Sequence[Sequence[str]],
                steps: int = 1, probes_root: str | Path | None = None,
-               on_probe: Callable[[int, int], None] | None = None) -> ProbeSet:
+               on_probe: Callable[[int, int], None] | None = None,
+               on_compute: Callable[[int], None] | None = None) -> ProbeSet:
     """Probe ``state`` with each of ``batches``: ``steps`` optimizer steps on the batch, the
     ``test`` set scored, the state restored (see the module docstring).
 
@@ -338,7 +339,9 @@ def run_probes(config: TrainConfig, train: pa.Table, test: pa.Table,
     :class:`RunRecord`) that kept its final state, or a :class:`Branch`; ``batches``: lists of
     ids of ``train``, each one step's instances (``batch_size * grad_accum``, repeated for
     every step) or ``steps`` steps' in order; ``probes_root``: default
-    ``cache_dir("probes")``. ``on_probe(done, total)`` is called after each probe computed.
+    ``cache_dir("probes")``. ``on_probe(done, total)`` is called after each probe computed;
+    ``on_compute(n)`` once before any work, when ``n`` probes are to be computed (not when
+    every one is read back: the caller can say so before minutes of work).
     Probes already on disk are read back, not computed; a finished set loads no model.
     """
     if not isinstance(config, TrainConfig):
@@ -375,6 +378,8 @@ def run_probes(config: TrainConfig, train: pa.Table, test: pa.Table,
                 clean_stale_temps(folder / PROBES)
             todo = _missing(folder, keys)
             if todo:
+                if on_compute is not None:
+                    on_compute(len([k for k in todo if k]))
                 _write_params(folder, params)
                 work = {key: (batches[b] if b >= 0 else []) for key, b in todo.items()}
                 computed = _compute(cfg, train_by_id, test_by_id, start, work, folder,

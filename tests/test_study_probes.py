@@ -1,0 +1,125 @@
+"""The probes chapter's glue on the tiny profile (issue #28): per seed, the warm-up state, the
+designs' batches, the probes (a design's scoring its target and a sample of the others, random
+the whole test set), the frame and the analysis; read back on a rerun; the data checks."""
+
+from __future__ import annotations
+
+import pytest
+from user_data import overrides, write_kind
+
+from zsg_lib.analysis.probes import MEASURES
+from zsg_lib.errors import ParamsError
+from zsg_lib.profiles.params import load_profile
+from zsg_lib.study import experiment as ex, probes
+
+#: tiny's split with two of list_sort_descending's helpful relatives among the training tasks
+#: (tiny's own 12 have none for its 3 test tasks), so same-label has a target to probe
+SPLIT = {"split.n_train_tasks": None, "split.n_test_tasks": None,
+         "split.test_tasks": ["language_id_month", "list_sort_descending", "numeral_to_binary"],
+         "split.train_tasks": ["arith_add_2digit", "arith_divide", "arith_subtract",
+                               "country_names_en_es", "currency_format_en_US_USD",
+                               "currency_names_en_de", "language_names_en_nl",
+                               "month_names_de_en", "number_format_es_ES", "number_words_pl",
+                               "list_evens", "list_maximum"]}
+DESIGNS = ["nearest-gradient", "nearest-embedding", "same-label", "farthest-embedding"]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("probes-home")
+    mp.setenv("ZSG_HOME", str(root))  # the probe records go to $ZSG_HOME/probes
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def tiny(home):
+    return load_profile("tiny", {**SPLIT, "seeds": [0], "probes.designs": DESIGNS})
+
+
+@pytest.fixture(scope="module")
+def results(tiny):
+    probes.check_probe_data(tiny)
+    return probes.probe_runs(tiny)
+
+
+def test_every_design_is_probed_and_scored_on_its_instances(tiny, results) -> None:
+    frame, drawn = results.frame, results.batches
+    prep = ex.prepare(tiny, 0)
+    n_test, n_tasks = prep.test.num_rows, len(set(prep.test.column("task").to_pylist()))
+    per_task, k = n_test // n_tasks, tiny.probes.others_per_task
+    # every design has probes; same-label only the target with relatives in the sample
+    assert set(frame["design"]) == {*DESIGNS, "random"}
+    assert set(frame.loc[frame["design"] == "same-label", "target"]) == {"list_sort_descending"}
+    assert (drawn["design"] == "random").sum() == tiny.probes.random
+    for design in ("nearest-gradient", "nearest-embedding", "farthest-embedding"):
+        assert (drawn["design"] == design).sum() == n_tasks * tiny.probes.replicates
+    # a random probe scores the whole test set; a design's, its target's and k of each other
+    scored = frame.groupby("probe")["id"].nunique()
+    is_random = drawn.set_index("probe")["design"].eq("random")
+    assert scored[is_random[is_random].index].eq(n_test).all()
+    assert scored[is_random[~is_random].index].eq(per_task + k * (n_tasks - 1)).all()
+    assert len(frame) == int(scored.sum())
+    design_rows = frame[frame["design"] != "random"]
+    on_target = design_rows.groupby("probe").apply(
+        lambda p: (p["task"] == p["target"]).sum(), include_groups=False)
+    assert on_target.eq(per_task).all()
+    assert frame["seed"].eq(0).all() and frame["dloss"].notna().all()
+    # the same sample of other instances for every probe of the seed
+    sample = set(probes.others_sample(tiny, prep.test, 0))
+    others = design_rows[design_rows["task"] != design_rows["target"]]
+    assert set(others["id"]) <= sample
+
+
+def test_a_rerun_reads_the_probes_back(tiny, results) -> None:
+    again = probes.probe_runs(tiny)
+    assert again.sets["computed"].eq(0).all() and results.sets["computed"].sum() > 0
+    key = ["probe", "id"]
+    a, b = (r.frame.sort_values(key).reset_index(drop=True) for r in (results, again))
+    assert a[key + ["dloss", "design"]].equals(b[key + ["dloss", "design"]])
+
+
+def test_the_analysis_reads_the_frame(tiny, results) -> None:
+    table = probes.design_table(results)
+    assert set(table["design"]) == set(DESIGNS)
+    assert set(table["measure"]) == set(MEASURES)
+    found = probes.finding(table)
+    assert found.section == "8. probes" and found.contrasts
+    dose = probes.dose_response(tiny, results)
+    assert {"emb_max", "grad_max", "label"} <= set(dose["predictor"])
+    cost = probes.cost_table(results)
+    assert cost["probes"].tolist() == [len(results.batches)]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("extra, match", [
+    ({"probes.targets": ["arith_divide"]},
+     r"probes.targets\[0\]: 'arith_divide' is not a test task"),
+    ({"probes.candidates": 49}, r"probes.candidates: 49 is more than seed 0's training sample"),
+])
+def test_targets_and_candidates_the_data_cannot_give(home, extra, match) -> None:
+    with pytest.raises(ParamsError, match=match):
+        probes.check_probe_data(load_profile("tiny", {"seeds": [0], **extra}))
+
+
+def test_same_label_without_relatives_in_the_sample_names_the_design(home) -> None:
+    p = load_profile("tiny", {"seeds": [0], "probes.designs": ["same-label"]})
+    with pytest.raises(ParamsError, match=r"probes.designs\[0\]: 'same-label': no target has a "
+                                          r"batch \(2\) of its relatives' instances"):
+        probes.check_probe_data(p)
+
+
+def test_same_label_on_data_without_labels_names_the_design(home, tmp_path) -> None:
+    ov = overrides("flan-mini", write_kind("flan-mini", tmp_path))
+    p = load_profile("tiny", {**ov, "probes.designs": ["nearest-embedding", "same-label"]})
+    with pytest.raises(ParamsError, match=r"probes.designs\[1\]: 'same-label' draws from the "
+                                          r"target's relatives, and dataset.kind 'flan-mini'"):
+        probes.check_probe_data(p)
+
+
+def test_no_warm_up_is_refused_before_any_work(home) -> None:
+    with pytest.raises(ParamsError, match=r"warmup.steps: 0 leaves no saved state"):
+        probes.probe_runs(load_profile("tiny", {"seeds": [0], "warmup.steps": 0}))
