@@ -123,3 +123,55 @@ def test_same_label_on_data_without_labels_names_the_design(home, tmp_path) -> N
 def test_no_warm_up_is_refused_before_any_work(home) -> None:
     with pytest.raises(ParamsError, match=r"warmup.steps: 0 leaves no saved state"):
         probes.probe_runs(load_profile("tiny", {"seeds": [0], "warmup.steps": 0}))
+
+
+# --------------------------------------------------------------------------- the chapter
+
+
+def test_the_chapter_trains_the_warm_ups_and_chapter_7_s_runs_only(home) -> None:
+    from zsg_lib.study import chapter_runs
+
+    p = load_profile("tiny", {"seeds": [0, 1]})
+    jobs = chapter_runs.chapter_jobs(p, "08_probes")
+    assert [(j.kind, j.seed) for j in jobs] == [("warmup", 0), ("warmup", 1),
+                                                ("arrangement", 0), ("arrangement", 1)]
+    # shared with chapter 7: the book trains no run more for the probes
+    book = [c for c in chapter_runs.CHAPTERS if c != "08_probes"]
+    assert chapter_runs.chapters_work(p, book) == chapter_runs.chapters_work(
+        p, [*book, "08_probes"])
+    assert chapter_runs.chapter_jobs(load_profile("tiny", {"warmup.steps": 0}),
+                                     "08_probes") == []
+
+
+def test_the_summary_gets_the_probes_finding_or_why_not(tiny, results) -> None:
+    from zsg_lib.study import chapter_data
+
+    found = chapter_data.probe_finding(tiny)  # the probes read back
+    assert found.section == "8. probes" and found.status != "not measured"
+    none = chapter_data.probe_finding(load_profile("tiny", {"seeds": [0],
+                                                            "warmup.steps": 0}))
+    assert none.status == "not measured" and "warmup.steps: 0" in none.measured
+
+
+@pytest.mark.slow
+def test_the_chapter_executes_through_zsg_batch(tmp_path, monkeypatch) -> None:
+    """``zsg batch 08_probes --profile tiny`` (two seeds): every cell runs, the verdict and the
+    comparison with chapter 7 are on the page."""
+    import nbformat
+
+    from zsg_lib.cli import batch
+
+    monkeypatch.setenv("ZSG_HOME", str(tmp_path / "home"))
+    ov = {"seeds": [0, 1]}
+    batch.check_run("08_probes", "tiny", ov)
+    out = batch.run_chapter("08_probes", {"profile": "tiny", "overrides": ov},
+                            tmp_path / "out", progress=False)
+    nb = nbformat.read(out, as_version=4)
+    assert nb.metadata["zsg"]["complete"] is True
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for o in outputs)
+    assert "Traceback" not in text
+    assert "8. probes" in text and "the observation ranks" in text
+    charts = sum('class="zsg-chart"' in o.get("data", {}).get("text/html", "") for o in outputs)
+    assert charts == 4  # design contrasts, levels, dose-response, the two rankings

@@ -11,7 +11,7 @@ tests all read it.
 >>> CHAPTERS["03_similarity"].key, CHAPTERS["02_permutations"].needs_tasks
 ('similarity', True)
 >>> [c for c, spec in CHAPTERS.items() if spec.key is None]
-['intro', '06_beyond', 'summary']
+['intro', '06_beyond', '08_probes', 'summary']
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ CHAPTERS: dict[str, ChapterSpec] = {
     "06_beyond": ChapterSpec(),
     "07_instance_level": ChapterSpec("instance", ("grad-nft", "nft"), step_resolved=True,
                                      section="7. instance level"),
+    "08_probes": ChapterSpec(needs_tasks=True, section="8. probes", probes=True),
     "summary": ChapterSpec(),
 }
 

@@ -281,6 +281,7 @@ def collect_findings(profile: Profile,
                else pd.DataFrame({"window_start": []}))  # none: "fewer than two windows"
     out.append(findings.windows(judge, windows))
     out += instance_findings(profile, progress)
+    out.append(probe_finding(profile, progress))
     combined = pd.concat(frames, ignore_index=True).drop_duplicates(
         ["arrangement", "seed", "step", "id"]) if frames else pd.DataFrame()
     return out, combined
@@ -299,6 +300,21 @@ def instance_findings(profile: Profile, progress: bool = False) -> list[Finding]
     table = instance.predictor_table(instance.predictor_frame(profile, progress=progress))
     scores = ex.run_many(profile, profile.arrangements("instance"), progress=progress)
     return [findings.instance_level(table), findings.gradient_order(profile.judge, scores)]
+
+
+def probe_finding(profile: Profile, progress: bool = False) -> Finding:
+    """Chapter 8's finding: the claim by experiment (``not measured`` where the profile asks
+    for no probes or its data cannot give them, with the reason)."""
+    from . import probes
+
+    spec = CHAPTERS["08_probes"]
+    try:
+        check_chapter(profile, "08_probes")
+        probes.check_probe_data(profile)
+    except ParamsError as exc:
+        return Finding(spec.section, findings.CLAIMS["probes"], str(exc).split(": ", 1)[-1],
+                       "not measured")
+    return probes.finding(probes.design_table(probes.probe_runs(profile, progress=progress)))
 
 
 def relatives_kinds(profile: Profile) -> dict[str, str]:

@@ -66,6 +66,11 @@ def chapter_jobs(profile: Profile, chapter: str) -> list[Job]:
     if chapter == "01_early_generalization":
         return [Job("arrangement", n, s, branch=False, generate=True)
                 for n in profile.arrangements(chapter) for s in seeds]
+    if CHAPTERS[chapter].probes:  # probes the warm-ups; ranks beside chapter 7's runs
+        resolved = profile.attribution.steps > 0 and profile.train.method != "full"
+        return [Job("warmup", "warm-up", s) for s in seeds] + (
+            [Job("arrangement", profile.attribution.arrangements[0], s) for s in seeds]
+            if resolved else [])
     names = list(profile.arrangements(chapter))
     if chapter == "06_beyond":  # closeness vs gain, on chapter 2's random-order runs
         names = ["random"]

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..arrange import ARRANGEMENTS
 from ..errors import ParamsError
+from ..profiles.chapters import CHAPTERS
 from ..profiles.params import Profile, check_chapter, check_runnable, load_profile
-from . import experiment as ex
+from . import experiment as ex, probes
 from .chapter_runs import trains
 
 
@@ -62,8 +63,9 @@ def check_data(profile: Profile, chapter: str) -> None:
     seed's warm-up draw and samples (:func:`~zsg_lib.study.experiment.prepare`), every
     arrangement the chapter trains selecting instances
     (:func:`~zsg_lib.study.chapter_runs.trains`; orders by gradient features are taken from
-    the warm-up, so only their inputs are checked) and the TMA rounds its turn windows start
-    at. A problem is a
+    the warm-up, so only their inputs are checked), the TMA rounds its turn windows start
+    at and what its probes need (:func:`~zsg_lib.study.probes.check_probe_data`). A problem
+    is a
     :class:`ParamsError` naming the profile key. Sections that need something the data
     lacks (relatives, tasks) say so on the page instead.
     """
@@ -83,3 +85,5 @@ def check_data(profile: Profile, chapter: str) -> None:
                                   "train_per_task and the split)")
         if windows:  # windows need rounds the data has
             ex.check_windows(profile, seed)
+    if chapter in CHAPTERS and CHAPTERS[chapter].probes:  # targets, labels, candidates
+        probes.check_probe_data(profile)

@@ -36,6 +36,7 @@ from ..analysis import probes as analysis
 from ..arrange.probe_designs import RANKS, design_batches
 from ..data.demo import relatives_of
 from ..errors import ParamsError
+from ..profiles.chapters import CHAPTERS
 from ..profiles.params import Profile, check_probes
 from . import experiment as ex, progress as events
 
@@ -241,7 +242,7 @@ def design_table(results: ProbeResults) -> pd.DataFrame:
 def finding(table: pd.DataFrame):
     """The chapter's verdict (:func:`~zsg_lib.analysis.probes.probe_finding`: nearest-gradient
     − random on the target), under the chapter's label in the findings table."""
-    return analysis.probe_finding(table)
+    return analysis.probe_finding(table, section=CHAPTERS["08_probes"].section)
 
 
 def dose_response(profile: Profile, results: ProbeResults) -> pd.DataFrame:
@@ -281,6 +282,20 @@ def observational_table(profile: Profile, progress: bool = False) -> pd.DataFram
     except ParamsError:
         return None
     return instance.predictor_table(instance.predictor_frame(profile, progress=progress))
+
+
+def ranking(profile: Profile, dose: pd.DataFrame,
+            progress: bool = False) -> tuple[pd.DataFrame | None, str]:
+    """The similarities ranked by the experiment (``dose``: :func:`dose_response`) beside
+    chapter 7's observation (:func:`~zsg_lib.analysis.probes.ranking_table`), and the
+    sentence that reads it; ``(None, why)`` where chapter 7 has nothing to compare."""
+    observed = observational_table(profile, progress)
+    if observed is None:
+        return None, ("No observational ranking to compare with: this profile scores no "
+                      "step-resolved stretch (attribution.steps: 0), so chapter 7 has no "
+                      "slopes.")
+    table = analysis.ranking_table(dose, observed)
+    return table, analysis.ranking_sentence(table)
 
 
 def cost_table(results: ProbeResults) -> pd.DataFrame:
