@@ -96,3 +96,24 @@ def test_bad_frames_are_named():
         an.probe_frame(pd.DataFrame({"probe": [7], "id": ["x"], "task": ["a"], "dloss": [0.1]}),
                        pd.DataFrame({"probe": [0], "design": ["random"], "target": [None],
                                      "target_task": [None], "replicate": [0]}))
+
+
+def test_a_design_scoring_a_subset_is_compared_with_random_on_that_subset():
+    """A design's probes may score their target and a sample of the others (chapter 8's
+    ``probes.others_per_task``); random scores every instance. Random's instances the design
+    did not score must not enter its contrast: here they move by +1, the sample by 0."""
+    frame = an.synthetic_frame(np.random.default_rng(2), effect=-0.3, noise=0.0)
+    frame["dloss"] = 0.0
+    frame.loc[(frame["design"] == "nearest-gradient") & (frame["task"] == frame["target"]),
+              "dloss"] = -0.3
+    sampled = frame["id"].str.endswith("-0")  # one instance of each task: the others' sample
+    unscored = (frame["design"] != "random") & (frame["task"] != frame["target"]) & ~sampled
+    frame = frame[~unscored].copy()
+    frame.loc[(frame["design"] == "random") & ~sampled, "dloss"] = 1.0
+    table = an.design_table(frame, n_resamples=200).set_index(["design", "measure"])
+    assert table.loc[("nearest-gradient", "others"), "estimate"] == pytest.approx(0.0)
+    # on the target, random is read on every target instance it scored (+1 off the sample)
+    assert table.loc[("farthest-embedding", "target"), "random_mean"] == pytest.approx(
+        frame[(frame["design"] == "random") & (frame["task"] == "t0")]["dloss"].mean())
+    assert table.loc[("nearest-gradient", "target"), "estimate"] == pytest.approx(
+        -0.3 - table.loc[("nearest-gradient", "target"), "random_mean"])

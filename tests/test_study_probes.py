@@ -92,6 +92,30 @@ def test_the_analysis_reads_the_frame(tiny, results) -> None:
     assert cost["probes"].tolist() == [len(results.batches)]
 
 
+def test_the_build_hears_of_probes_computed_not_of_probes_read_back(tiny, results,
+                                                                     tmp_path) -> None:
+    import json
+
+    from zsg_lib.study import progress
+
+    events = tmp_path / "events.jsonl"
+
+    def work() -> list[tuple[str, str]]:
+        lines = [json.loads(x) for x in events.read_text().splitlines()]
+        return [(e["event"], e["label"]) for e in lines if e["event"].startswith("work")]
+
+    with progress._Env(progress.PROGRESS_ENV, str(events)):
+        probes.probe_runs(tiny)  # every probe on disk: no work line (the warm-up's read back)
+        assert work() == []
+        more = load_profile("tiny", {**SPLIT, "seeds": [0], "probes.designs": DESIGNS,
+                                     "probes.random": tiny.probes.random + 1})
+        again = probes.probe_runs(more)  # one random batch more: computed, the rest read back
+    assert again.sets["computed"].sum() == 1
+    assert work() == [("work_started", "probes seed 0"), ("work_finished", "probes seed 0")]
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    assert lines[-1]["detail"] == f"1 of {len(again.batches)} probes computed"
+
+
 # --------------------------------------------------------------------------- bad input
 
 
