@@ -36,11 +36,13 @@ def design_contrasts(table: pd.DataFrame, title: str = "") -> alt.HConcatChart:
     lowered the loss more than a random step)."""
     panels = []
     designs = list(dict.fromkeys(table["design"]))
-    for measure, name in MEASURE_TITLES.items():
+    for k, (measure, name) in enumerate(MEASURE_TITLES.items()):
         data = table[table["measure"] == measure][
             ["design", "estimate", "lo", "hi", "n_clusters", "design_mean", "random_mean"]]
+        # the design names once, on the left: three labelled panels overflow the page column
         base = alt.Chart(data).encode(
-            y=alt.Y("design:N", sort=designs, title=None),
+            y=alt.Y("design:N", sort=designs, title=None,
+                    axis=alt.Axis(labels=k == 0, ticks=k == 0)),
             color=alt.Color("design:N", sort=designs, scale=alt.Scale(scheme="tableau10"),
                             legend=None))
         bars = base.mark_errorbar(ticks=True).encode(
