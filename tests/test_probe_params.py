@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from zsg_lib.errors import ParamsError
-from zsg_lib.profiles.params import check_probes, load_profile
+from zsg_lib.profiles.params import check_chapter, check_probes, load_profile
 from zsg_lib.profiles.profile import ProbeParams
 
 
@@ -37,14 +37,25 @@ def test_the_shipped_profiles_carry_a_probes_section():
     ({"probes.replicates": 0}, r"probes.replicates: must be positive, got 0"),
     ({"probes.random": -1}, r"probes.random: must be positive"),
     ({"probes.others_per_task": 0}, r"probes.others_per_task: must be positive"),
-    ({"probes.candidates": 1}, r"probes.candidates: 1 candidates cannot hold a batch of 2"),
-    ({"probes.steps": 7}, r"probes.steps: 7 steps go past .*train.max_steps=6"),
     ({"probes.targets": ["a", "a"]}, r"probes.targets\[1\]: task 'a' is listed twice"),
     ({"probes.targets": []}, r"probes.targets: empty"),
     ({"probes.replicates": "two"}, r"probes.replicates: expected int"),
 ])
 def test_bad_probe_settings_name_the_key(overrides, match):
     refused(overrides, match)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"probes.candidates": 1}, r"probes.candidates: 1 candidates cannot hold a batch of 2"),
+    ({"probes.steps": 7}, r"probes.steps: 7 steps go past .*train.max_steps=6"),
+])
+def test_what_probes_ask_of_the_runs_stops_their_chapter_only(overrides, match):
+    """A batch the candidates cannot hold, or steps past the schedule, stop the probes chapter
+    before any work, naming the key; the profile still loads for every other chapter."""
+    p = load_profile("tiny", overrides)
+    check_chapter(p, "03_similarity")
+    with pytest.raises(ParamsError, match=match):
+        check_chapter(p, "08_probes")
 
 
 def test_same_label_alone_needs_no_candidate_pool_of_a_batch():

@@ -231,13 +231,15 @@ def _check_windows(profile: Profile) -> None:
 def _check_probes(profile: Profile) -> None:
     """The ``probes:`` section on its own: known designs, listed once (``random`` is the
     control, counted by ``probes.random``), positive counts, a candidate pool that holds a
-    batch, targets listed once. Whether the data has the targets and the labels is decided
-    where the split is loaded (:func:`zsg_lib.study.probes.check_probe_data`).
+    batch, targets listed once. What the section asks of the runs (a batch, the schedule) is
+    checked by :func:`check_probes`, for the probes chapter only, so a profile's other chapters
+    never stop on it; whether the data has the targets and the labels is decided where the
+    split is loaded (:func:`zsg_lib.study.probes.check_probe_data`).
 
-    >>> load_profile("tiny", {"probes.candidates": 1})
+    >>> load_profile("tiny", {"probes.designs": ["nearest"]})
     Traceback (most recent call last):
     ...
-    zsg_lib.errors.ParamsError: params/tiny.yaml (overrides): probes.candidates: 1 candidates cannot hold a batch of 2 (train.batch_size x train.grad_accum); a ranked design draws its batch from them
+    zsg_lib.errors.ParamsError: params/tiny.yaml (overrides): probes.designs[0]: unknown design 'nearest'; ...
     """
     src, pp = profile.source, profile.probes
     for i, name in enumerate(pp.designs):
@@ -263,15 +265,6 @@ def _check_probes(profile: Profile) -> None:
     for key, value in counts.items():
         if value <= 0:
             raise ParamsError(f"{src}: {key}: must be positive, got {value}")
-    per_step = profile.train.instances_per_step
-    if any(d in RANKS for d in pp.designs) and pp.candidates < per_step:
-        raise ParamsError(f"{src}: probes.candidates: {pp.candidates} candidates cannot hold "
-                          f"a batch of {per_step} (train.batch_size x train.grad_accum); a "
-                          "ranked design draws its batch from them")
-    if profile.train.max_steps is not None and pp.steps > profile.train.max_steps:
-        raise ParamsError(f"{src}: probes.steps: {pp.steps} steps go past the comparisons' "
-                          f"schedule after the warm-up (train.max_steps="
-                          f"{profile.train.max_steps})")
 
 
 def _validate(profile: Profile) -> Profile:
@@ -392,7 +385,8 @@ def check_step_resolved(profile: Profile) -> None:
 
 def check_probes(profile: Profile) -> None:
     """Raise before any work when the profile asks for no probes or leaves nothing to probe:
-    no design, no warm-up state to probe from, gradient features without adapters.
+    no design, no warm-up state to probe from, gradient features without adapters, a
+    candidate pool smaller than a batch, more steps than the comparisons' schedule.
 
     >>> check_probes(load_profile("tiny", {"warmup.steps": 0}))
     Traceback (most recent call last):
@@ -411,6 +405,15 @@ def check_probes(profile: Profile) -> None:
         i = profile.probes.designs.index("nearest-gradient")
         raise ParamsError(f"{src}: probes.designs[{i}]: 'nearest-gradient' ranks by LoRA "
                           "gradient features, but train.method 'full' trains no adapters")
+    pp, per_step = profile.probes, profile.train.instances_per_step
+    if any(d in RANKS for d in pp.designs) and pp.candidates < per_step:
+        raise ParamsError(f"{src}: probes.candidates: {pp.candidates} candidates cannot hold "
+                          f"a batch of {per_step} (train.batch_size x train.grad_accum); a "
+                          "ranked design draws its batch from them")
+    if profile.train.max_steps is not None and pp.steps > profile.train.max_steps:
+        raise ParamsError(f"{src}: probes.steps: {pp.steps} steps go past the comparisons' "
+                          f"schedule after the warm-up (train.max_steps="
+                          f"{profile.train.max_steps})")
 
 
 def check_chapter(profile: Profile, chapter: str) -> None:
