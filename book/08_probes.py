@@ -136,7 +136,9 @@ probe_plots.rankings(ranks, title="Slope per SD: experiment and observation") \
     if ranks is not None else None
 
 # %%
-ranks
+# the ranks and slopes; their intervals are on the chart above
+ranks.drop(columns=[c for c in ranks if "_lo_" in c or "_hi_" in c]).round(4) \
+    if ranks is not None else None
 
 # %% [markdown]
 # ## The verdict
