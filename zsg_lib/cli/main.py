@@ -72,15 +72,14 @@ def book_root() -> Path:
 
 def cmd_book(args: argparse.Namespace) -> int:
     from ..profiles.chapters import CHAPTERS
-    from ..profiles.params import check_runnable, default_profile, load_profile
+    from ..profiles.params import chapter_refusal, check_runnable, default_profile, load_profile
     from ..site.build import build_site
-    from ..site.extension import not_run_reason
 
     profile = args.profile or default_profile()
     loaded = load_profile(profile)  # a bad profile fails here, not in the middle of the build
     check_runnable(loaded)
     for chapter in CHAPTERS:
-        reason = not_run_reason(profile, chapter)
+        reason = chapter_refusal(loaded, chapter)
         if reason:  # built as a page saying why; the summary marks it not measured
             print(f"zsg book: {chapter} does not run with this profile, its page says why: "
                   f"{reason}", flush=True)

@@ -416,6 +416,22 @@ def check_probes(profile: Profile) -> None:
                           f"{profile.train.max_steps})")
 
 
+def chapter_refusal(profile: Profile, chapter: str) -> str | None:
+    """The error :func:`check_chapter` raises, as text, or ``None`` when ``chapter`` runs:
+    for callers that go on without the chapter (the site's note, the plan, the summary).
+
+    >>> chapter_refusal(load_profile("tiny"), "02_permutations") is None
+    True
+    >>> chapter_refusal(load_profile("tiny", {"chapters.permutations": []}), "02_permutations")
+    'params/tiny.yaml (overrides): chapters.permutations: lists no arrangement, ...'
+    """
+    try:
+        check_chapter(profile, chapter)
+    except ParamsError as exc:
+        return str(exc)
+    return None
+
+
 def check_chapter(profile: Profile, chapter: str) -> None:
     """Raise before any work when ``chapter`` cannot run on this profile's data.
 

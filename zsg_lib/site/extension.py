@@ -3,7 +3,7 @@
 :func:`setup` (``sphinx.extra_extensions: [zsg_lib.site.extension]``) writes the Vega bundle into
 the static folder and sets site mode for the kernels, so a plain ``jupyter-book build .``
 gets offline charts too; :func:`toc_pages` reads ``_toc.yml``. A chapter the profile cannot
-run (:func:`~zsg_lib.profiles.params.check_chapter`) is built as its introduction and a note
+run (:func:`~zsg_lib.profiles.params.chapter_refusal`) is built as its introduction and a note
 saying why (:func:`not_run_source`), so every profile gets the whole site. The build driver is
 :mod:`zsg_lib.site.build`.
 """
@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ParamsError, ZsgError
+from ..errors import ZsgError
 from ..pages.render import write_vega_bundle
 from ..profiles.chapters import CHAPTERS
-from ..profiles.params import check_chapter, default_profile, load_profile
+from ..profiles.params import Profile, chapter_refusal, default_profile, load_profile
 from ..study.progress import CHAPTER_ENV, SITE_ENV
 
 
@@ -55,7 +55,15 @@ def setup(app: Any) -> dict[str, Any]:
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)
+def _loaded(profile: str) -> Profile | None:
+    """The profile, read once per build process; ``None`` when it does not load."""
+    try:
+        return load_profile(profile)
+    except ZsgError:
+        return None
+
+
 def not_run_reason(profile: str, chapter: str) -> str | None:
     """Why ``chapter`` cannot run on ``profile`` (its profile error), or ``None`` when it can
     (or is not a chapter, or the profile does not load: the kernel then says so itself).
@@ -69,17 +77,8 @@ def not_run_reason(profile: str, chapter: str) -> str | None:
     >>> print(not_run_reason(str(path), "02_permutations"))
     /...mine.yaml: chapters.permutations: lists no arrangement, so chapter 02_permutations ...
     """
-    if chapter not in CHAPTERS:
-        return None
-    try:
-        loaded = load_profile(profile)
-    except ZsgError:
-        return None
-    try:
-        check_chapter(loaded, chapter)
-    except ParamsError as exc:
-        return str(exc)
-    return None
+    loaded = _loaded(profile) if chapter in CHAPTERS else None
+    return chapter_refusal(loaded, chapter) if loaded else None
 
 
 def not_run_source(text: str, profile: str, reason: str) -> str:

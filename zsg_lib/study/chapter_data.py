@@ -24,7 +24,7 @@ from ..analysis.transitions import arrivals, classify_tasks
 from ..data.demo import relatives_of
 from ..errors import ParamsError
 from ..profiles.chapters import CHAPTERS
-from ..profiles.params import Profile, check_chapter, check_step_resolved
+from ..profiles.params import Profile, chapter_refusal, check_chapter, check_step_resolved
 from ..schema import text_view
 from ..similarity import distance_stats
 from . import experiment as ex
@@ -250,10 +250,9 @@ def collect_findings(profile: Profile,
     why: dict[str, str] = {}
 
     def runs(chapter: str, **kw) -> pd.DataFrame | None:
-        try:
-            check_chapter(profile, chapter)
-        except ParamsError as exc:  # e.g. no task labels, or nothing listed to compare
-            why[chapter] = str(exc).split(": ", 1)[-1]
+        refused = chapter_refusal(profile, chapter)
+        if refused:  # e.g. no task labels, or nothing listed to compare
+            why[chapter] = refused.split(": ", 1)[-1]
             return None
         return ex.run_many(profile, profile.arrangements(chapter), progress=progress, **kw)
 

@@ -24,9 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import ParamsError
 from ..profiles.chapters import CHAPTERS
-from ..profiles.params import Profile, check_chapter
+from ..profiles.params import Profile, chapter_refusal
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,7 @@ class Job:
 
 def applies(profile: Profile, chapter: str) -> bool:
     """Whether ``chapter`` can run on this profile (:func:`check_chapter` passes)."""
-    try:
-        check_chapter(profile, chapter)
-    except ParamsError:
-        return False
-    return True
+    return chapter_refusal(profile, chapter) is None
 
 
 def chapter_jobs(profile: Profile, chapter: str) -> list[Job]:

@@ -338,16 +338,15 @@ def plan(profile: Profile, tokenizer: Any = None, shape: cost.ModelShape | None 
     else:
         costs = DataCosts(profile, tokenizer if tokenizer is not None
                           else shapes.load_tokenizer(profile.model))
-    from ..profiles.params import check_chapter
+    from ..profiles.params import chapter_refusal
 
     runs: dict[str, RunCost] = {}
     chapters: dict[str, Tally] = {}
     notes = []
     for chapter, spec in CHAPTERS.items():
-        try:
-            check_chapter(profile, chapter)
-        except ParamsError as exc:  # the chapter would stop at its first cell: no runs
-            notes.append(f"{chapter} cannot run with this profile ({exc}); its runs are "
+        refused = chapter_refusal(profile, chapter)
+        if refused:  # the chapter would stop at its first cell: no runs
+            notes.append(f"{chapter} cannot run with this profile ({refused}); its runs are "
                          "not counted")
         tally, used = Tally(), set()
         for job in chapter_jobs(profile, chapter):
