@@ -44,6 +44,15 @@ from ..errors import DataError
 from ..schema import check_table
 from .jsonfiles import as_path
 
+#: A test instance's part under a query split (issue #29): arrangements read the ``query``
+#: instances only; ``evaluation`` instances are scored by every run and never arranged
+#: toward. Without a split every test instance is a query instance (the paper's design).
+#: Score tables name it in the ``TEST_PART`` column.
+QUERY, EVALUATION = "query", "evaluation"
+TEST_PARTS = (QUERY, EVALUATION)
+TEST_PART = "test_part"
+
+
 
 @dataclass(frozen=True)
 class TaskSplit:
