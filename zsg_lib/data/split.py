@@ -53,7 +53,6 @@ TEST_PARTS = (QUERY, EVALUATION)
 TEST_PART = "test_part"
 
 
-
 @dataclass(frozen=True)
 class TaskSplit:
     """Train and test instances and the tasks on each side (empty tuples without tasks)."""
