@@ -92,6 +92,31 @@ def test_the_analysis_reads_the_frame(tiny, results) -> None:
     assert cost["probes"].tolist() == [len(results.batches)]
 
 
+def test_zsg_plan_counts_the_probes_the_chapter_ran(tiny, results) -> None:
+    """The plan's probes and their scoring tokens are what the probe sets did: each set's
+    probes and the state's own pass over the instances it scores."""
+    from zsg_lib.study.plan import DataCosts, _probe_tally
+    from zsg_lib.train.shapes import load_tokenizer
+
+    costs = DataCosts(tiny, load_tokenizer(tiny.model))
+    tally = _probe_tally(tiny, costs, features_counted=True)
+    assert tally.probes == len(results.batches) == results.sets["probes"].sum()
+    assert tally.probe_steps == tally.probes * tiny.probes.steps
+    prep = ex.prepare(tiny, 0)
+    sample = probes.others_sample(tiny, prep.test, 0)
+    expected = 0
+    for _, s in results.sets.iterrows():
+        ids = (prep.test.column("id").to_pylist() if s["target"] == probes.RANDOM
+               else probes.scored_ids(tiny, prep.test, s["target"], sample))
+        assert len(ids) == s["scored"]
+        expected += (s["probes"] + 1) * sum(t for t, _ in costs.count(prep.test, ids))
+    assert tally.score_tokens == expected
+    # training: one batch a probe step, at the sample's mean length (an estimate)
+    assert not tally.exact and tally.train_tokens > 0
+    assert tally.feature_tokens == 0  # chapter 7 counts the gradient features it shares
+    assert _probe_tally(tiny, costs, features_counted=False).feature_tokens > 0
+
+
 def test_the_build_hears_of_probes_computed_not_of_probes_read_back(tiny, results,
                                                                      tmp_path) -> None:
     import json

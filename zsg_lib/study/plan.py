@@ -266,6 +266,8 @@ class Tally:
     new_tokens: float = 0.0
     feature_tokens: float = 0.0  # gradient features (chapter 7): one backward per instance
     feature_response: float = 0.0
+    probes: int = 0  # chapter 8's one-step probes (not runs: their steps are not in ``steps``)
+    probe_steps: int = 0
     exact: bool = True
 
     def add(self, r: RunCost) -> None:
@@ -323,6 +325,81 @@ def _feature_tally(profile: Profile, costs: Any) -> Tally:
     return out
 
 
+def _probe_tally(profile: Profile, costs: Any, features_counted: bool) -> Tally:
+    """Chapter 8's probes (:mod:`zsg_lib.study.probes`), per seed: each design × target ×
+    replicate with a batch of candidates and ``probes.random`` random batches, each
+    ``probes.steps`` step(s) of one batch and a scoring pass of the instances its probe set
+    scores (a design's: its target's and the seed's sample of the others; random: the whole
+    test set), plus each set's scoring of the state itself. The batches are drawn after the
+    warm-up (nearest by gradient needs its state), so training tokens are estimated at the
+    sample's mean length; the scoring is exact. ``features_counted``: chapter 7's gradient
+    features (which ``nearest-gradient`` reads) are already in the plan."""
+    from . import probes as chapter
+
+    pp, out = profile.probes, Tally()
+    per_step = profile.train.instances_per_step
+    if "nearest-gradient" in pp.designs and not features_counted:
+        out += _feature_tally(profile, costs)
+    for seed in profile.seeds:
+        if isinstance(costs, DataCosts):
+            from . import experiment as ex
+
+            prep = ex.prepare(profile, seed)
+            train_len = costs.count(prep.train, prep.train.column("id").to_pylist())
+            per_instance = (sum(t for t, _ in train_len) / len(train_len),
+                            sum(r for _, r in train_len) / len(train_len))
+            test_ids = prep.test.column("id").to_pylist()
+            tokens = dict(zip(test_ids, costs.count(prep.test, test_ids)))
+            targets = chapter.targets(profile, prep.test)
+            sample = chapter.others_sample(profile, prep.test, seed)
+            relatives = chapter.relatives(profile) if "same-label" in pp.designs else None
+            train_tasks = prep.train.column("task").to_pylist()
+
+            def scored(target: str | None) -> tuple[int, int]:
+                ids = (test_ids if target is None or sample is None
+                       else chapter.scored_ids(profile, prep.test, target, sample))
+                return (sum(tokens[i][0] for i in ids), sum(tokens[i][1] for i in ids))
+
+            def has_batch(design: str, target: str) -> bool:
+                if design != "same-label":
+                    return True  # check_probe_data: the candidates hold a batch
+                rel = (relatives or {}).get(target, set())
+                return sum(t in rel for t in train_tasks) >= per_step
+        else:
+            out.exact = False
+            per_instance = (costs.per_instance, costs.response)
+            sp = profile.split
+            targets = list(pp.targets or sp.test_tasks or
+                           [f"task {k}" for k in range(sp.n_test_tasks or 0)])
+            whole = (costs.n_test * costs.per_instance, costs.n_test * costs.response)
+            k = pp.others_per_task
+            part = ((profile.test_per_task + k * (len(targets) - 1)) if k is not None
+                    else costs.n_test)
+            own = (part * costs.per_instance, part * costs.response)
+
+            def scored(target: str | None) -> tuple[int, int]:
+                return whole if target is None else own
+
+            def has_batch(design: str, target: str) -> bool:
+                return True  # no data: every target counted (an upper bound)
+        sets = [(None, pp.random)] + [
+            (t, pp.replicates * sum(has_batch(d, t) for d in pp.designs)) for t in targets]
+        if isinstance(costs, DataCosts) and sample is None:  # one set scores everything
+            sets = [(None, sum(n for _, n in sets))]
+        for target, n in sets:
+            if not n:
+                continue
+            tok, resp = scored(target)
+            out.probes += n
+            out.probe_steps += n * pp.steps
+            out.train_tokens += n * pp.steps * per_step * per_instance[0]
+            out.train_response += n * pp.steps * per_step * per_instance[1]
+            out.score_tokens += (n + 1) * tok  # each probe's pass, and the state's own
+            out.score_response += (n + 1) * resp
+    out.exact = False  # the batches are drawn from the trained warm-up
+    return out
+
+
 def plan(profile: Profile, tokenizer: Any = None, shape: cost.ModelShape | None = None,
          without_data: bool = False, tokens_per_instance: int | None = None) -> Plan:
     """Cost every chapter's runs with ``profile`` (see the module docstring). ``tokenizer``
@@ -342,7 +419,7 @@ def plan(profile: Profile, tokenizer: Any = None, shape: cost.ModelShape | None 
 
     runs: dict[str, RunCost] = {}
     chapters: dict[str, Tally] = {}
-    notes = []
+    notes, features = [], False
     for chapter, spec in CHAPTERS.items():
         refused = chapter_refusal(profile, chapter)
         if refused:  # the chapter would stop at its first cell: no runs
@@ -358,6 +435,12 @@ def plan(profile: Profile, tokenizer: Any = None, shape: cost.ModelShape | None 
         tally.used = len(used)
         if spec.step_resolved and chapter_jobs(profile, chapter):
             tally += _feature_tally(profile, costs)
+            features = True
+        if spec.probes and not refused:
+            tally += _probe_tally(profile, costs, features)
+            notes.append(f"{chapter}: {tally.probes} probes of {profile.probes.steps} step(s) "
+                         "each from the warm-up states are not runs: their tokens and time "
+                         "are in the chapter's row, their steps are not in its steps column")
         chapters[chapter] = tally
     total = Tally()
     for tally in chapters.values():
