@@ -81,6 +81,15 @@ probes.cost_table(results)
 
 # %% [markdown]
 # ## What a chosen batch does to its target
+#
+# Read the designs for what each can show. To first order one step changes a test
+# instance's loss by the inner product of its gradient with the step
+# ($\Delta\ell_x \approx \nabla\ell_x \cdot \Delta\theta$), and **nearest-gradient** picks
+# the batches whose LoRA gradients point most along the target's: a fall there is what
+# gradient descent predicts for a batch so chosen. It checks the features (chapter 7's,
+# sketched) and sets the size of the effect a batch can have in one step; it does not say that
+# *similar-looking* data helps. That is what **nearest-embedding** (the paper's similarity) and
+# **same-label** test, with **farthest-embedding** as their mirror.
 
 # %%
 table = probes.design_table(results)
