@@ -7,7 +7,13 @@ import dataclasses
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from zsg_lib.data import choose_split, sample_per_task, split_instances, split_tasks
+from zsg_lib.data import (
+    choose_split,
+    query_split,
+    sample_per_task,
+    split_instances,
+    split_tasks,
+)
 from zsg_lib.errors import DataError
 from zsg_lib.schema import instances_from_records
 
@@ -136,3 +142,36 @@ def test_sample_larger_than_a_task_names_the_task():
 def test_sample_bad_n():
     with pytest.raises(DataError, match="n=0"):
         sample_per_task(T, 0)
+
+
+# --------------------------------------------------------------------------- query split
+
+
+def test_query_split_takes_per_task_from_every_task_seeded_in_table_order():
+    query, evaluation = query_split(T, 1, seed=[3, 2])
+    assert sorted(query.column("task").to_pylist()) == ["a", "b", "c", "d", "e"]
+    assert sorted(ids(query) + ids(evaluation)) == sorted(ids(T))
+    order = ids(T)
+    for part in (query, evaluation):  # table order kept
+        assert [order.index(i) for i in ids(part)] == sorted(order.index(i) for i in ids(part))
+    again, _ = query_split(T, 1, seed=[3, 2])
+    assert ids(again) == ids(query)
+    draws = {tuple(ids(query_split(T, 1, seed=[s, 2])[0])) for s in range(8)}
+    assert len(draws) > 1  # the seed decides the draw
+
+
+@pytest.mark.parametrize("per_task, match", [
+    (2, r"per_task=2: test task 'e' has 2 instance\(s\), which leaves it no evaluation "
+        r"instance; at most 1"),
+    (0, r"per_task=0: must be >= 1"),
+    (1.0, r"per_task=1.0: expected a whole number"),
+])
+def test_query_split_bad_input_names_the_task_or_argument(per_task, match):
+    with pytest.raises(DataError, match=match):
+        query_split(T, per_task)
+
+
+def test_query_split_refuses_data_without_tasks():
+    chats = instances_from_records([{"id": str(i), "messages": MSGS} for i in range(4)])
+    with pytest.raises(DataError, match="needs tasks"):
+        query_split(chats, 1)

@@ -6,8 +6,10 @@ import pandas as pd
 import pytest
 
 from zsg_lib.analysis import findings
+from zsg_lib.data.split import EVALUATION, QUERY, TEST_PART
 from zsg_lib.errors import ParamsError
-from zsg_lib.study import chapter_data, chapter_runs, checks, experiment as ex
+from zsg_lib.study import chapter_data, chapter_runs, checks, experiment as ex, instance
+from zsg_lib.train import records
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +179,41 @@ def test_setup_rejects_bad_overrides_before_work() -> None:
 def test_describe_is_a_table(tiny) -> None:
     d = ex.describe(tiny)
     assert isinstance(d, pd.DataFrame) and "seeds" in set(d["setting"])
+    split = ex.describe(checks.setup("tiny", overrides={"split.query_per_task": 1}))
+    said = dict(zip(split["setting"], split["value"]))["test instances per task"]
+    assert said.startswith("1 query (arranged toward) + 2 evaluation (never arranged toward)")
+    assert "the paper's design" in dict(zip(d["setting"], d["value"]))["test instances per task"]
+
+
+def test_a_query_split_is_recorded_and_both_parts_are_scored(tmp_path) -> None:
+    over = {"runs_root": str(tmp_path), "seeds": [0]}
+    plain = checks.setup("tiny", "07_instance_level", over)
+    split = checks.setup("tiny", "07_instance_level", {**over, "split.query_per_task": 1})
+    prep = ex.prepare(split, 0)
+    query = prep.query.column("id").to_pylist()
+    expected = {i: QUERY if i in set(query) else EVALUATION
+                for i in prep.test.column("id").to_pylist()}
+    assert set(expected.values()) == {QUERY, EVALUATION}
+
+    scores = ex.run_many(split, ["nft", "random"], progress=False)
+    for name, part in scores.groupby("arrangement"):  # every run scores both parts
+        assert part.drop_duplicates("id").set_index("id")[TEST_PART].to_dict() == expected
+    rec, warm = ex.run(split, "nft", 0), ex.branch_point(split, 0)
+    for r in (rec, warm):  # the record stores the split, read back by load_runs
+        assert r.params["data"]["query"] == sorted(query)
+        assert r.scores.set_index("id")[TEST_PART].to_dict() == expected
+    assert records.load_runs(rec.path).scores.drop_duplicates("id").set_index("id")[
+        TEST_PART].to_dict() == expected
+    frame = instance.predictor_frame(split, progress=False)  # chapter 7's frame carries it
+    assert frame.drop_duplicates("id").set_index("id")[TEST_PART].to_dict() == expected
+
+    # no split: nothing new in the record, every instance a query one, the same test set;
+    # a run under the split is never read back without it
+    same = ex.run(plain, "nft", 0)
+    assert "query" not in same.params["data"] and same.run_id != rec.run_id
+    assert same.params["data"]["test"] == rec.params["data"]["test"]
+    assert ex.branch_point(plain, 0).run_id != warm.run_id
+    assert ex.run_many(plain, ["nft"], progress=False)[TEST_PART].eq(QUERY).all()
 
 
 def test_turn_windows_past_the_rounds_fail_when_the_chapter_starts(tmp_path) -> None:

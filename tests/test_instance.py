@@ -8,6 +8,7 @@ import pytest
 
 from zsg_lib.analysis import findings
 from zsg_lib.analysis.predictor_stats import predictor_test
+from zsg_lib.data.split import QUERY, TEST_PART
 from zsg_lib.errors import ParamsError
 from zsg_lib.profiles.params import load_profile
 from zsg_lib.study import chapter_data, chapter_runs, checks, experiment as ex, instance
@@ -44,6 +45,7 @@ def test_predictor_frame_holds_every_kind_for_each_step(tiny) -> None:
         assert frame[col].between(-1 - 1e-6, 1 + 1e-6).all(), col
     assert (frame["emb_max"] >= frame["emb_mean"] - 1e-6).all()
     assert frame["label"].isin([True, False]).all()
+    assert frame[TEST_PART].eq(QUERY).all()  # no query split: every instance a query one
     table = instance.predictor_table(frame)
     assert set(table["kind"]) == {"embedding", "gradient", "label"}
     found = findings.instance_level(table)

@@ -281,3 +281,54 @@ def test_more_held_out_conversations_than_the_file_holds_names_the_key(tmp_path)
                                           r"held-out conversations asked, but .*chats.json "
                                           r"holds 5; at most 4"):
         experiment.load_split(p)
+
+
+# --------------------------------------------------------------------------- query split
+
+
+@pytest.mark.parametrize("value, match", [
+    (0, r"split.query_per_task: must be at least 1 .* got 0"),
+    (-2, r"split.query_per_task: must be at least 1 .* got -2"),
+    (3, r"split.query_per_task: 3 query instances of each test task's test_per_task=3 leave "
+        r"no evaluation instance; at most 2"),
+    ("three", r"split.query_per_task: expected"),
+])
+def test_query_split_out_of_range_names_the_key(value, match):
+    with pytest.raises(ParamsError, match=r"tiny.yaml \(overrides\): " + match):
+        load_profile("tiny", {"split.query_per_task": value})
+    assert load_profile("tiny", {"split.query_per_task": 2}).split.query_per_task == 2
+    assert load_profile("tiny").split.query_per_task is None  # no shipped profile splits
+
+
+@pytest.mark.parametrize("kind", ["sharegpt", "norobots"])
+def test_query_split_on_data_without_tasks_names_the_key(tmp_path, kind):
+    from user_data import overrides, write_kind
+
+    with pytest.raises(ParamsError, match=rf"split.query_per_task: dataset.kind '{kind}' has "
+                                          "no tasks to split"):
+        load_profile("tiny", {**overrides(kind, write_kind(kind, tmp_path)),
+                              "split.query_per_task": 1})
+
+
+def test_query_split_a_task_too_small_for_it_is_named_before_any_run(tmp_path):
+    """A test task with fewer instances than test_per_task (kept whole: at_most) may hold no
+    evaluation instance: the data decides, so the chapter's first call refuses it."""
+    import json
+
+    from user_data import records
+
+    from zsg_lib.study import checks
+
+    recs = [r for r in records("flan-mini")
+            if not (r["source"] == "cot_double" and int(r["id"].split("-")[1]) >= 2)]
+    path = tmp_path / "flan.json"
+    path.write_text(json.dumps(recs))
+    over = {"dataset.kind": "flan-mini", "dataset.path": str(path), "seeds": [0],
+            "split.n_train_tasks": None, "split.n_test_tasks": None,
+            "split.test_tasks": ["cot_add", "cot_double"], "split.query_per_task": 2}
+    with pytest.raises(ParamsError, match=r"split.query_per_task: 2 query instances leave test "
+                                          r"task 'cot_double' no evaluation instance \(it has 2 "
+                                          r"instance\(s\), so 2 in its test sample\); at most 1"):
+        checks.setup("tiny", "03_similarity", over)
+    # one query instance leaves it one evaluation instance
+    assert checks.setup("tiny", "03_similarity", {**over, "split.query_per_task": 1})

@@ -55,3 +55,20 @@ def test_load_runs_errors(tmp_path):
     (d / runs.DONE).write_text("{}")
     with pytest.raises(TrainError, match="format 99"):
         load_runs(d)
+
+
+@pytest.mark.parametrize("query, match", [
+    (["x0", "x9"], r"query_ids: 1 id\(s\) not in the test set, e.g. \['x9'\]"),
+    ([], r"query_ids: empty"),
+    (["x0", "x0"], r"query_ids: an id appears twice"),
+])
+def test_a_query_split_that_is_not_the_test_sets_is_refused_before_work(tmp_path, query,
+                                                                        match):
+    train = instances_from_records([{"id": f"t{i}", "task": "k", "messages": conv(f"{i}?", "a")}
+                                    for i in range(4)])
+    test = instances_from_records([{"id": f"x{i}", "task": "k", "messages": conv(f"{i}!", "b")}
+                                   for i in range(3)])
+    with pytest.raises(TrainError, match=match):
+        train_run(TrainConfig(model="tiny", bf16_autocast=False, batch_size=2), train, test,
+                  ["t0", "t1"], runs_root=tmp_path, progress=False, query_ids=query)
+    assert not any(tmp_path.iterdir())  # nothing started

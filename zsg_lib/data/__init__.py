@@ -33,7 +33,14 @@ from .flan_mini import load_flan_mini
 from .niv2 import load_niv2, niv2_split
 from .p3 import load_p3
 from .sharegpt import load_norobots, load_sharegpt
-from .split import TaskSplit, choose_split, sample_per_task, split_instances, split_tasks
+from .split import (
+    TaskSplit,
+    choose_split,
+    query_split,
+    sample_per_task,
+    split_instances,
+    split_tasks,
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ __all__ = [
     "load_p3",
     "load_sharegpt",
     "niv2_split",
+    "query_split",
     "sample_per_task",
     "split_instances",
     "split_tasks",

@@ -8,6 +8,8 @@
 - :func:`split_instances` holds out instances, for data without tasks (ShareGPT, NoRobots).
 - :func:`sample_per_task` draws n instances of every task (the paper: 20 per training
   task, at most 5 per test task).
+- :func:`query_split` splits each test task's instances into *query* instances (the only
+  ones an arrangement may read) and *evaluation* instances (scored, never arranged toward).
 
 Random choices use ``numpy.random.default_rng(seed)`` over tasks in sorted order, and kept
 rows stay in table order, so results depend only on the data and the seed.
@@ -31,6 +33,7 @@ file remembers it, so a message about one of its tasks names the file and the li
 from __future__ import annotations
 
 import numbers
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -384,3 +387,46 @@ def sample_per_task(table: pa.Table, n: int, seed: int = 0, at_most: bool = Fals
         keep.append(rows if len(rows) <= n else rng.choice(rows, size=n, replace=False))
     idx = np.sort(np.concatenate(keep)) if keep else np.array([], dtype=np.int64)
     return table.take(pa.array(idx))
+
+
+def query_split(test: pa.Table, per_task: int,
+                seed: int | Sequence[int] = 0) -> tuple[pa.Table, pa.Table]:
+    """``(query, evaluation)``: ``per_task`` random instances of every test task are its
+    query instances (the only ones an arrangement may read), the rest its evaluation
+    instances (scored, never arranged toward); both keep table order.
+
+    ``seed`` seeds ``numpy.random.default_rng`` (an int or a sequence, e.g. ``[seed, 2]``: a
+    stream of its own, so the draws before it do not shift). Tasks are drawn in sorted
+    order. A task left with no evaluation instance (``per_task`` at least its instances),
+    data without tasks, or a ``per_task`` below 1 is a :class:`DataError` naming it.
+
+    >>> from zsg_lib.schema import instances_from_records
+    >>> msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    >>> t = instances_from_records([{"id": f"{k}{i}", "task": k, "messages": msgs}
+    ...                             for k in "ab" for i in range(4)])
+    >>> query, evaluation = query_split(t, 1, seed=[0, 2])
+    >>> query.column("task").to_pylist(), evaluation.num_rows
+    (['a', 'b'], 6)
+    >>> query_split(t, 4)
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.DataError: per_task=4: test task 'a' has 4 instance(s), which leaves it no evaluation instance; at most 3
+    """
+    test = check_table(test)
+    per_task = check_count(per_task, "per_task")
+    if test.column("task").null_count:
+        raise DataError("query_split: the test set has instances without a task; a query "
+                        "split needs tasks (data without tasks holds out whole conversations)")
+    tasks = test.column("task").to_pylist()
+    counts = dict(sorted(Counter(tasks).items()))
+    for task, n in counts.items():
+        if per_task >= n:
+            raise DataError(f"per_task={per_task}: test task {task!r} has {n} instance(s), "
+                            f"which leaves it no evaluation instance; at most {n - 1}")
+    rng = np.random.default_rng(seed)
+    rows = np.arange(test.num_rows)
+    owners = np.asarray(tasks, dtype=object)
+    mask = np.zeros(test.num_rows, dtype=bool)
+    for task in counts:
+        mask[rng.choice(rows[owners == task], size=per_task, replace=False)] = True
+    return test.filter(pa.array(mask)), test.filter(pa.array(~mask))

@@ -217,6 +217,34 @@ def _check_split_keys(profile: Profile) -> None:
         if name in train:
             raise ParamsError(f"{src}: split.test_tasks[{j}]: task {name!r} is also "
                               f"split.train_tasks[{train[name]}]; a task is on one side only")
+    _check_query_split(profile)
+
+
+def _check_query_split(profile: Profile) -> None:
+    """``split.query_per_task`` leaves every test task a query and an evaluation instance
+    (as far as the profile says: a task with fewer than ``test_per_task`` instances is
+    checked where the data is loaded, :func:`zsg_lib.study.experiment.load_split`), on data
+    with tasks.
+
+    >>> load_profile("tiny", {"split.query_per_task": 3})
+    Traceback (most recent call last):
+    ...
+    zsg_lib.errors.ParamsError: params/tiny.yaml (overrides): split.query_per_task: 3 query instances of each test task's test_per_task=3 leave no evaluation instance; at most 2
+    """
+    src, n = profile.source, profile.split.query_per_task
+    if n is None:
+        return
+    if n < 1:
+        raise ParamsError(f"{src}: split.query_per_task: must be at least 1 (the instances "
+                          f"arrangements may read), got {n}; null for no split")
+    if not profile.has_tasks:
+        raise ParamsError(f"{src}: split.query_per_task: dataset.kind "
+                          f"{profile.dataset.kind!r} has no tasks to split into query and "
+                          "evaluation instances; leave it null")
+    if n >= profile.test_per_task:
+        raise ParamsError(f"{src}: split.query_per_task: {n} query instances of each test "
+                          f"task's test_per_task={profile.test_per_task} leave no evaluation "
+                          f"instance; at most {profile.test_per_task - 1}")
 
 
 def _check_windows(profile: Profile) -> None:

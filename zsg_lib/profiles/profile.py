@@ -40,6 +40,12 @@ class SplitParams:
 
     Explicit task lists win; otherwise the dataset's own split (demo, NIV2) or a seeded random
     split; ``n_*_tasks`` then draws that many tasks (seeded by ``dataset.seed``) from each side.
+
+    ``query_per_task`` (issue #29): per seed, each test task's sampled test instances split
+    into that many *query* instances, the only ones an arrangement reads, and the rest
+    *evaluation* instances, scored by every run and never arranged toward
+    (:func:`zsg_lib.data.query_split`). ``None``: no split, every test instance is a query
+    instance (the paper's design: arranged toward and judged on the same instances).
     """
 
     train_tasks: tuple[str, ...] | None = None
@@ -47,6 +53,7 @@ class SplitParams:
     n_train_tasks: int | None = None
     n_test_tasks: int | None = None
     n_test_instances: int = 40  # for data without tasks: held-out conversations
+    query_per_task: int | None = None  # test instances per task arrangements may read
 
 
 @dataclass(frozen=True)

@@ -171,9 +171,10 @@ def sudden_drops(
 
 
 def distances(profile: Profile, seed: int) -> pd.DataFrame:
-    """AD / MD / WSD of every sampled training instance to the test set (PAPER.md §3)."""
+    """AD / MD / WSD of every sampled training instance to the test set (PAPER.md §3): to its
+    query instances, what the arrangements read (the whole test set without a query split)."""
     prep = ex.prepare(profile, seed)
-    st = distance_stats(prep.train_emb, prep.test_emb)
+    st = distance_stats(prep.train_emb, prep.query_emb)
     return pd.DataFrame({"id": prep.train.column("id").to_pylist(),
                          "task": prep.train.column("task").to_pylist(),
                          "ad": st.ad, "md": st.md, "wsd": st.wsd})
@@ -181,14 +182,15 @@ def distances(profile: Profile, seed: int) -> pd.DataFrame:
 
 def embedding_map(profile: Profile, name: str, seed: int) -> pd.DataFrame:
     """UMAP map of this seed's training + test instances, coloured by ``name``'s positions
-    (training instances past what a run consumes get no position)."""
+    (training instances past what a run consumes get no position). The test instances are
+    the query instances, what the arrangement saw (all of them without a query split)."""
     prep = ex.prepare(profile, seed)
     arr = ex.arrangement(profile, name, seed)
     return embedding_map_frame(
         prep.train.column("id").to_pylist(), prep.train.column("task").to_pylist(),
         text_view(prep.train, "all_turns"), prep.train_emb,
-        prep.test.column("task").to_pylist(), text_view(prep.test, "all_turns"), prep.test_emb,
-        arr.ids, consumed=consumed(profile), seed=seed,
+        prep.query.column("task").to_pylist(), text_view(prep.query, "all_turns"),
+        prep.query_emb, arr.ids, consumed=consumed(profile), seed=seed,
     )
 
 
@@ -201,18 +203,20 @@ def examples(table: pa.Table) -> dict[str, str]:
 
 
 def ot_vs_wsd(profile: Profile, seed: int) -> pd.DataFrame:
-    """Per sampled training instance: WSD and its optimal-transport cost share, with ranks."""
+    """Per sampled training instance: WSD and its optimal-transport cost share, with ranks
+    (to the query instances, as :func:`distances`)."""
     prep = ex.prepare(profile, seed)
-    return beyond.ot_vs_wsd(distances(profile, seed), prep.train_emb, prep.test_emb)
+    return beyond.ot_vs_wsd(distances(profile, seed), prep.train_emb, prep.query_emb)
 
 
 def nearest_relatives(profile: Profile, seed: int, k: int = 5) -> pd.DataFrame:
-    """Per test instance: the tasks of its ``k`` nearest training instances in the pool, and
-    how many are the same family / a relative (demo data; absent elsewhere)."""
+    """Per query instance (every test instance without a query split): the tasks of its
+    ``k`` nearest training instances in the pool, and how many are the same family / a
+    relative (demo data; absent elsewhere)."""
     prep = ex.prepare(profile, seed)
     pool_emb = ex.embed(profile, prep.pool, profile.embedding.view)
     return beyond.nearest_relatives(prep.pool.column("task").to_pylist(), pool_emb,
-                                    prep.test.column("task").to_pylist(), prep.test_emb,
+                                    prep.query.column("task").to_pylist(), prep.query_emb,
                                     ex.load_split(profile).families, k)
 
 

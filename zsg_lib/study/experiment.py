@@ -67,6 +67,7 @@ def describe(profile: Profile) -> pd.DataFrame:
         "model": profile.model or "embedded SmolLM2-135M-Instruct",
         "dataset": profile.dataset.kind + (f" ({profile.dataset.path})" if profile.dataset.path else ""),
         "instances per task (train / test)": f"{profile.train_per_task} / {profile.test_per_task}",
+        "test instances per task": _split_text(profile),
         "training": f"{t.method} r={t.lora_r}, lr {t.learning_rate:g} ({t.schedule}), "
                     f"batch {t.batch_size}×{t.grad_accum}, {t.max_steps} steps",
         "precision on this machine": _precision(profile),
@@ -81,6 +82,17 @@ def describe(profile: Profile) -> pd.DataFrame:
         "training runs for the whole book": f"{planned_runs(profile)} (shared between chapters)",
     }
     return pd.DataFrame({"setting": list(rows), "value": list(rows.values())})
+
+
+def _split_text(profile: Profile) -> str:
+    """The query split in words (issue #29): what arrangements read, what only scores."""
+    n = profile.split.query_per_task
+    if n is None:
+        return (f"{profile.test_per_task if profile.has_tasks else 'all'}, every one a query "
+                "instance: arranged toward and judged on the same instances (the paper's "
+                "design; no split.query_per_task)")
+    return (f"{n} query (arranged toward) + {profile.test_per_task - n} evaluation (never "
+            "arranged toward); every run scores both")
 
 
 def _precision(profile: Profile) -> str:
@@ -136,12 +148,31 @@ def load_split(profile: Profile) -> DataSplit:
             n_train_tasks=sp.n_train_tasks, n_test_tasks=sp.n_test_tasks, seed=ds.seed)
     except DataError as exc:
         raise ParamsError(f"{profile.source}: split: {exc}") from None
+    check_query_split(profile, split.test)
     families, basis = loaded.families, relatives.DEMO_BASIS
     if families is None:  # real data: the training tasks of a test task's category
         families = relatives.category_table(table, split.train_tasks, split.test_tasks)
         basis = relatives.CATEGORY_BASIS if families is not None else None
     return DataSplit(split.train, split.test, split.train_tasks, split.test_tasks, families,
                      basis)
+
+
+def check_query_split(profile: Profile, test: pa.Table) -> None:
+    """ParamsError naming ``split.query_per_task`` and the test task when a task of ``test``
+    (every instance of the test tasks) has too few instances for a query and an evaluation
+    instance in its test sample (``test_per_task`` at most: a task may hold fewer). The
+    profile's own bounds are checked when it loads (:mod:`zsg_lib.profiles.params`)."""
+    n = profile.split.query_per_task
+    if n is None:
+        return
+    counts = pc.value_counts(test.column("task")).to_pylist()
+    for row in sorted(counts, key=lambda r: r["values"]):
+        drawn = min(row["counts"], profile.test_per_task)
+        if n >= drawn:
+            raise ParamsError(
+                f"{profile.source}: split.query_per_task: {n} query instances leave test task "
+                f"{row['values']!r} no evaluation instance (it has {row['counts']} instance(s), "
+                f"so {drawn} in its test sample); at most {drawn - 1}, or leave the task out")
 
 
 def tasks_or_ids(table: pa.Table) -> list[str]:
@@ -157,8 +188,11 @@ class Prepared:
 
     ``warmup`` holds the instances of the shared warm-up (empty without one); ``pool`` is
     every other instance of the training tasks (TMA selects from it, PAPER.md §5), and
-    ``train`` is sampled from the pool, so no instance is seen twice. ``pool_emb`` /
-    ``test_emb_tma`` use the TMA text view and are computed on first use.
+    ``train`` is sampled from the pool, so no instance is seen twice. ``test`` is what every
+    run scores; ``query`` the test instances arrangements may read and ``evaluation`` the
+    rest (``split.query_per_task``, issue #29; without a split ``query`` *is* ``test`` and
+    ``evaluation`` is empty). ``pool_emb`` / ``test_emb_tma`` / ``query_emb_tma`` use the TMA
+    text view and are computed on first use.
     """
 
     profile: Profile
@@ -170,6 +204,14 @@ class Prepared:
     test: pa.Table
     train_emb: np.ndarray
     test_emb: np.ndarray
+    query: pa.Table
+    evaluation: pa.Table
+    query_emb: np.ndarray
+
+    @property
+    def has_split(self) -> bool:
+        """Whether some test instances are evaluation instances (``split.query_per_task``)."""
+        return self.query is not self.test
 
     @functools.cached_property
     def pool_emb(self) -> np.ndarray:
@@ -178,6 +220,12 @@ class Prepared:
     @functools.cached_property
     def test_emb_tma(self) -> np.ndarray:
         return embed(self.profile, self.test, self.profile.embedding.tma_view)
+
+    @functools.cached_property
+    def query_emb_tma(self) -> np.ndarray:
+        if not self.has_split:
+            return self.test_emb_tma
+        return embed(self.profile, self.query, self.profile.embedding.tma_view)
 
 
 def embed(profile: Profile, table: pa.Table, view: str) -> np.ndarray:
@@ -206,6 +254,26 @@ def draw_test_set(profile: Profile, split: DataSplit, seed: int) -> pa.Table:
     return data.sample_per_task(split.test, profile.test_per_task, seed=seed, at_most=True)
 
 
+def split_test_set(profile: Profile, test: pa.Table, seed: int) -> tuple[pa.Table, pa.Table]:
+    """``(query, evaluation)`` of this seed's test set: ``split.query_per_task`` of each test
+    task's instances by a seeded draw (its own stream ``[seed, 2]``, so the draws before it
+    do not shift), the rest evaluation; without a split ``(test, empty)``."""
+    n = profile.split.query_per_task
+    if n is None:
+        return test, test.slice(0, 0)
+    try:
+        return data.query_split(test, n, seed=[seed, 2])
+    except DataError as exc:  # load_split checks this first; a Profile built by hand may not
+        raise ParamsError(f"{profile.source}: split.query_per_task: {exc}") from None
+
+
+def query_ids(profile: Profile, seed: int) -> list[str] | None:
+    """This seed's query instance ids (recorded in every run's identity), ``None`` without a
+    split (run ids stay what they were)."""
+    prep = prepare(profile, seed)
+    return prep.query.column("id").to_pylist() if prep.has_split else None
+
+
 @functools.lru_cache(maxsize=8)
 def prepare(profile: Profile, seed: int) -> Prepared:
     """Draw this seed's warm-up, sample its training and test instances, embed them."""
@@ -217,21 +285,27 @@ def prepare(profile: Profile, seed: int) -> Prepared:
     train = (data.sample_per_task(pool, profile.train_per_task, seed=seed, at_most=True)
              if profile.has_tasks else pool)
     test = draw_test_set(profile, split, seed)
+    query, evaluation = split_test_set(profile, test, seed)
     view = profile.embedding.view
+    test_emb = embed(profile, test, view)
+    query_emb = test_emb if query is test else embed(profile, query, view)
     return Prepared(profile, seed, split, warm, pool, train, test, embed(profile, train, view),
-                    embed(profile, test, view))
+                    test_emb, query, evaluation, query_emb)
 
 
 @functools.lru_cache(maxsize=16)
 def gradient_features(profile: Profile, seed: int, part: str) -> np.ndarray:
     """Projected LoRA gradient features (:mod:`zsg_lib.train.gradients`) of this seed's
-    training sample (``part="train"``) or test set (``"test"``), taken at the branch point:
-    the adapter as the shared warm-up left it (as LESS takes its features from a short
-    warm-up), or freshly initialised without one. Cached on disk, keyed by that state."""
+    training sample (``part="train"``), test set (``"test"``) or query instances
+    (``"query"``: the test set without a split), taken at the branch point: the adapter as
+    the shared warm-up left it (as LESS takes its features from a short warm-up), or freshly
+    initialised without one. Cached on disk, keyed by that state."""
     from ..train.gradient_cache import features_for  # torch: only when features are asked for
 
     prep = prepare(profile, seed)
-    table = {"train": prep.train, "test": prep.test}[part]
+    if part == "query" and not prep.has_split:
+        return gradient_features(profile, seed, "test")
+    table = {"train": prep.train, "test": prep.test, "query": prep.query}[part]
     warm = branch_point(profile, seed)
     state = states.load_final_state(warm.path)["trainable"] if warm is not None else None
     label, computed = f"gradient features ({part}) seed {seed}", []
@@ -255,30 +329,32 @@ def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrang
 
     Arrangements that order (permutations, fine/coarse NFT/FFT/RT) order the sampled training
     set; those that select (``tma-*``) select from the whole ``pool`` under ``tma.budget``
-    (override with ``budget=``), as the catalog says (``draws_from``). ``params`` go to
-    :func:`zsg_lib.arrange.arrange`.
+    (override with ``budget=``), as the catalog says (``draws_from``). Every arrangement that
+    reads the test set reads its query instances only (``prep.query``: the whole test set
+    without ``split.query_per_task``). ``params`` go to :func:`zsg_lib.arrange.arrange`.
     """
     prep = prepare(profile, seed)
     spec = ARRANGEMENTS[name]
     if spec.features == "gradient":
         a = arrange(name, prep.train, gradient_features(profile, seed, "train"),
-                    gradient_features(profile, seed, "test"), seed=seed, **params)
+                    gradient_features(profile, seed, "query"), seed=seed, **params)
     elif spec.draws_from == "pool":
         params.setdefault("budget", profile.tma.budget)
         params.setdefault("within_round", profile.tma.within_round)
-        a = arrange(name, prep.pool, prep.pool_emb, prep.test_emb_tma, seed=seed, **params)
+        a = arrange(name, prep.pool, prep.pool_emb, prep.query_emb_tma, seed=seed, **params)
     else:
-        a = arrange(name, prep.train, prep.train_emb, prep.test_emb, seed=seed, **params)
+        a = arrange(name, prep.train, prep.train_emb, prep.query_emb, seed=seed, **params)
     return dataclasses.replace(a, name=name)
 
 
 @functools.lru_cache(maxsize=32)
 def window_arrangement(profile: Profile, start: int, seed: int,
                        size: int | None = None) -> Arrangement:
-    """TMA turn window: the nearest-pick rounds ``[start, start + size)`` (PAPER.md §5).
-    Memoised: the chapter's check and every window run of a seed ask for all windows."""
+    """TMA turn window: the nearest-pick rounds ``[start, start + size)`` (PAPER.md §5), toward
+    the query instances. Memoised: the chapter's check and every window run of a seed ask
+    for all windows."""
     prep = prepare(profile, seed)
-    return arrange("tma-window", prep.pool, prep.pool_emb, prep.test_emb_tma, start=start,
+    return arrange("tma-window", prep.pool, prep.pool_emb, prep.query_emb_tma, start=start,
                    size=size or profile.tma.window_size, within_round=profile.tma.within_round,
                    seed=seed)
 
@@ -305,7 +381,7 @@ def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunReco
     prep = prepare(profile, seed)
     cfg = profile.run_config(seed, start="warmup")
     return _trained(profile, cfg, prep.warmup, prep.test, prep.warmup.column("id").to_pylist(),
-                    f"warmup-seed{seed}", progress)
+                    f"warmup-seed{seed}", progress, query=query_ids(profile, seed))
 
 
 def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
@@ -322,19 +398,23 @@ def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, 
                              resolved_from=resolved,
                              start="branch" if start is not None else "zero")
     order = list(arr.ids[: cfg.max_steps * per_step])  # only what the run consumes: shared ids
-    return _trained(profile, cfg, table, test, order, label, progress, start)
+    return _trained(profile, cfg, table, test, order, label, progress, start,
+                    query=query_ids(profile, seed))
 
 
 def _trained(profile: Profile, cfg: TrainConfig, table: pa.Table, test: pa.Table,
              order: list[str], label: str, progress: bool,
-             start_from: RunRecord | None = None) -> RunRecord:
-    """Train (or read back) one run, telling the book build when it starts and ends."""
+             start_from: RunRecord | None = None,
+             query: list[str] | None = None) -> RunRecord:
+    """Train (or read back) one run, telling the book build when it starts and ends.
+    ``query``: the query instance ids under a query split (part of the run's identity and
+    record), ``None`` without one."""
     from ..train.run import train_run  # transformers + peft: only when a run is asked for
 
     steps = cfg.max_steps or 0
     record = train_run(
         cfg, table, test, order, runs_root=runs_root(profile), run_name=label,
-        progress=progress, start_from=start_from,
+        progress=progress, start_from=start_from, query_ids=query,
         on_start=lambda run_id, ready: events.run_started(label, steps, profile=profile.name,
                                                           run_id=run_id, ready=ready))
     events.run_finished(label, steps, record.reused, record.run_id, profile=profile.name)
@@ -412,7 +492,9 @@ def run_many(
     """Scores of every arrangement × seed: one row per run × step × test instance.
 
     Columns: ``arrangement, seed, run_id, step, id, task, loss, first_loss, end_loss, ...``
-    (the metrics where generation ran). Runs already on disk are read back, not retrained.
+    (the metrics where generation ran) and ``test_part`` (:data:`~zsg_lib.data.split.TEST_PART`:
+    ``"query"`` or ``"evaluation"``, from the run's record; ``"query"`` for every instance
+    without ``split.query_per_task``). Runs already on disk are read back, not retrained.
     ``branch``: from the shared warm-up (see :func:`run`). ``resolved``: keep the rows of
     step-resolved scoring (``attribution.arrangements``), which comparisons leave out.
     """

@@ -22,6 +22,7 @@ import pyarrow as pa
 from ..analysis import predictor_stats, predictors as pr
 from ..analysis.seen import consumed_order, seen_prefix
 from ..data.relatives import category_of
+from ..data.split import TEST_PART
 from ..profiles.params import Profile, check_step_resolved
 from ..schema import text_view
 from ..train import records
@@ -62,8 +63,9 @@ def resolved_runs(profile: Profile, seeds: Iterable[int] | None = None,
 
 def predictor_frame(profile: Profile, seeds: Iterable[int] | None = None,
                     progress: bool = True) -> pd.DataFrame:
-    """One row per seed × test instance × step of the stretch: ``dloss`` and the predictors
-    (:data:`PREDICTORS`; ``label`` only where the data has labels)."""
+    """One row per seed × test instance × step of the stretch: ``dloss``, the predictors
+    (:data:`PREDICTORS`; ``label`` only where the data has labels) and the instance's
+    ``test_part`` (query or evaluation, from its run's record)."""
     scores, log = resolved_runs(profile, seeds, progress)
     deltas = pr.loss_deltas(scores)
     frames = []
@@ -78,7 +80,9 @@ def predictor_frame(profile: Profile, seeds: Iterable[int] | None = None,
             gradient=(ex.gradient_features(profile, int(seed), "train"),
                       ex.gradient_features(profile, int(seed), "test")),
             labels=labels))
-    return pd.concat(frames, ignore_index=True)
+    parts = scores[["seed", "id", TEST_PART]].drop_duplicates()
+    return pd.concat(frames, ignore_index=True).merge(parts, on=["seed", "id"], how="left",
+                                                      validate="m:1")
 
 
 def predictor_table(frame: pd.DataFrame) -> pd.DataFrame:

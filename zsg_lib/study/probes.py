@@ -131,18 +131,21 @@ def batches(profile: Profile, seed: int) -> pd.DataFrame:
     """This seed's probes (:func:`~zsg_lib.arrange.probe_designs.design_batches`, one row
     each, ``seed`` added): every design × target × replicate with a batch of candidates (a
     target short of them is left out, e.g. a task without relatives for ``same-label``), and
-    ``probes.random`` random batches."""
+    ``probes.random`` random batches. A design's nearness to its target is to the target's
+    query instances (``split.query_per_task``; all its test instances without a split): like
+    an arrangement, a design never reads an evaluation instance. The probes still score
+    the whole test set (:func:`run_seed`)."""
     pp = profile.probes
     prep = ex.prepare(profile, seed)
     gradients = None
     if "nearest-gradient" in pp.designs:  # chapter 7's features at the warm-up state
         gradients = (ex.gradient_features(profile, seed, "train"),
-                     ex.gradient_features(profile, seed, "test"))
+                     ex.gradient_features(profile, seed, "query"))
     out = design_batches(
         prep.train.column("id").to_pylist(), prep.train.column("task").to_pylist(),
-        prep.test.column("id").to_pylist(), prep.test.column("task").to_pylist(),
+        prep.query.column("id").to_pylist(), prep.query.column("task").to_pylist(),
         profile.train.instances_per_step, designs=[*pp.designs, "random"],
-        targets=targets(profile, prep.test), embeddings=(prep.train_emb, prep.test_emb),
+        targets=targets(profile, prep.query), embeddings=(prep.train_emb, prep.query_emb),
         gradients=gradients, relatives=relatives(profile) if "same-label" in pp.designs
         else None, candidates=pp.candidates, replicates=pp.replicates,
         random_replicates=pp.random, seed=seed, on_short="skip")

@@ -4,7 +4,8 @@ names are :mod:`zsg_lib.train.states`).
 A run lives in ``<runs_root>/<run_id>/`` (the resume and branch states, ``checkpoint.pt`` and
 ``final-state.pt``, are written and read by :mod:`zsg_lib.train.states`)::
 
-    params.json       config, data identity, model identity, library versions, run id
+    params.json       config, data identity (under a query split, ``data.query``: the query
+                      instance ids), model identity, library versions, run id
     order.parquet     the arrangement: position, id, task
     log.parquet       one row per optimizer step: instance ids, train loss, lr, tokens, seconds
     scores.parquet    one row per scored step x test instance: loss (mean over response
@@ -56,6 +57,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_path, atomic_write_text, clean_stale_temps, temp_prefix
+from ..data.split import EVALUATION, QUERY, TEST_PART
 from ..errors import TrainError
 from .config import TrainConfig
 
@@ -161,6 +163,51 @@ def table_digest(ids: Sequence[str], messages: Sequence[Any], tasks: Sequence[An
         h.update(json.dumps([i, t, m], sort_keys=True).encode())
         h.update(b"\x00")
     return h.hexdigest()
+
+
+def with_query(data_id: Mapping[str, Any], query_ids: Sequence[str] | None,
+               test_ids: Iterable[str]) -> dict[str, Any]:
+    """The data identity with the query instances of a query split (issue #29): their ids,
+    sorted, under ``"query"``; unchanged without a split (``None``), so run ids stay what
+    they were. TrainError when a query id is not a test instance, or none is given.
+
+    >>> with_query({"n_test": 3}, ["b", "a"], ["a", "b", "c"])
+    {'n_test': 3, 'query': ['a', 'b']}
+    >>> with_query({"n_test": 3}, None, ["a", "b", "c"])
+    {'n_test': 3}
+    """
+    out = dict(data_id)
+    if query_ids is None:
+        return out
+    query, known = sorted(map(str, query_ids)), set(test_ids)
+    if not query:
+        raise TrainError("query_ids: empty; a query split needs at least one query instance "
+                         "(None: no split)")
+    if len(set(query)) != len(query):
+        raise TrainError("query_ids: an id appears twice")
+    missing = [i for i in query if i not in known]
+    if missing:
+        raise TrainError(f"query_ids: {len(missing)} id(s) not in the test set, e.g. "
+                         f"{missing[:5]}")
+    out["query"] = query
+    return out
+
+
+def label_test_parts(scores: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
+    """``scores`` with :data:`~zsg_lib.data.split.TEST_PART`: each row's test instance a
+    ``"query"`` or an ``"evaluation"`` instance by the run's recorded query split
+    (``data.query`` in params.json); every row ``"query"`` without one.
+
+    >>> s = pd.DataFrame({"id": ["a", "b"]})
+    >>> label_test_parts(s, {"data": {"query": ["a"]}})["test_part"].tolist()
+    ['query', 'evaluation']
+    >>> label_test_parts(s, {"data": {}})["test_part"].tolist()
+    ['query', 'query']
+    """
+    query = params.get("data", {}).get("query")
+    part = (QUERY if query is None else
+            scores["id"].isin(query).map({True: QUERY, False: EVALUATION}))
+    return scores.assign(**{TEST_PART: part})
 
 
 def library_versions() -> dict[str, str]:
@@ -295,8 +342,9 @@ class RunRecord:
 
     @functools.cached_property
     def scores(self) -> pd.DataFrame:
-        """One row per scored step x test instance."""
-        return _read_parquet(self.path, SCORES)
+        """One row per scored step x test instance, with its ``test_part``
+        (:func:`label_test_parts`)."""
+        return label_test_parts(_read_parquet(self.path, SCORES), self.params)
 
 
 def read_record(run_dir: Path, reused: bool = False) -> RunRecord:
@@ -360,7 +408,9 @@ def load_runs(root_or_paths: str | Path | Iterable[str | Path],
     * ``params``: one row per run; the config flattened (``config.learning_rate``, ...), the
       data identity (``data.n_test``, ...), ``run_id``, ``name``, ``path``;
     * ``log``: one row per run x optimizer step (``instance_ids`` a list per row);
-    * ``scores``: one row per run x scored step x test instance (loss, n_tokens, task, ...).
+    * ``scores``: one row per run x scored step x test instance (loss, n_tokens, task, ...,
+      and ``test_part``: ``"query"`` or ``"evaluation"`` by the run's query split,
+      :func:`label_test_parts`).
 
     Every table carries ``run_id``, so joins with ``params`` pick up any parameter. Unfinished
     runs (no ``DONE``) are skipped unless ``include_unfinished`` (their tables are then empty).
@@ -425,6 +475,7 @@ def _read_run(d: Path, done: bool) -> tuple[dict[str, object], list[pd.DataFrame
             tables = [_read_parquet(d, name) for name in (LOG, SCORES)]
         except TrainError as exc:
             raise _Damaged() from exc
+        tables[1] = label_test_parts(tables[1], params)
         for frame in tables:
             frame.insert(0, "run_id", params["run_id"])
     return row, tables

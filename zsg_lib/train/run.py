@@ -158,6 +158,7 @@ def train_run(
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     start_from: RunRecord | None = None,
     on_start: Callable[[str, bool], None] | None = None,
+    query_ids: Sequence[str] | None = None,
 ) -> RunRecord:
     """Train on exactly ``order`` (ids of ``train``), scoring every ``test`` instance.
 
@@ -170,6 +171,10 @@ def train_run(
     ``start_from``: a finished run that kept its final state (a shared warm-up); this run
     continues from it — weights, optimizer, schedule, RNG and step counter — so runs branching
     from one warm-up differ only in the data that follows. Its id names the branch.
+    ``query_ids``: under a query split (issue #29), the test instances the arrangement was
+    allowed to read; the others are evaluation instances. They are part of the run's id and
+    record (:func:`zsg_lib.train.records.with_query`), so a run under one split is never read
+    back for another; ``None`` (no split) adds nothing to the id.
     All input checks happen before the model is touched. Two processes starting the same
     run train it once: the second waits for the run folder's lock, then reads the record
     back. A loss that becomes NaN or infinite fails the run (:class:`TrainError` naming the
@@ -195,6 +200,7 @@ def train_run(
     data_id = _data_identity(cfg, train_by_id, test_by_id, order)
     if start_from is not None:
         data_id["branch"] = {"run_id": start_from.run_id, "step": branch_step}
+    data_id = records.with_query(data_id, query_ids, test_by_id)
     run_id = records.run_id_of(cfg_dict, data_id)
     root = Path(runs_root) if runs_root is not None else cache_dir("runs")
     run_dir = root / run_id
