@@ -199,21 +199,27 @@ def test_a_query_split_is_recorded_and_both_parts_are_scored(tmp_path) -> None:
     for name, part in scores.groupby("arrangement"):  # every run scores both parts
         assert part.drop_duplicates("id").set_index("id")[TEST_PART].to_dict() == expected
     rec, warm = ex.run(split, "nft", 0), ex.branch_point(split, 0)
-    for r in (rec, warm):  # the record stores the split, read back by load_runs
-        assert r.params["data"]["query"] == sorted(query)
-        assert r.scores.set_index("id")[TEST_PART].to_dict() == expected
+    # an order that read the query instances records them, read back by load_runs
+    assert rec.params["data"]["query"] == sorted(query)
+    assert rec.scores.set_index("id")[TEST_PART].to_dict() == expected
     assert records.load_runs(rec.path).scores.drop_duplicates("id").set_index("id")[
         TEST_PART].to_dict() == expected
     frame = instance.predictor_frame(split, progress=False)  # chapter 7's frame carries it
     assert frame.drop_duplicates("id").set_index("id")[TEST_PART].to_dict() == expected
 
     # no split: nothing new in the record, every instance a query one, the same test set;
-    # a run under the split is never read back without it
+    # a run whose order read the query split is never read back without it
     same = ex.run(plain, "nft", 0)
     assert "query" not in same.params["data"] and same.run_id != rec.run_id
     assert same.params["data"]["test"] == rec.params["data"]["test"]
-    assert ex.branch_point(plain, 0).run_id != warm.run_id
     assert ex.run_many(plain, ["nft"], progress=False)[TEST_PART].eq(QUERY).all()
+    # an order that read no test instance (the warm-up, a shuffle) is one run under any
+    # split: the same computation; its scores get their part from the study's split
+    assert "query" not in warm.params["data"]
+    assert ex.branch_point(plain, 0).run_id == warm.run_id
+    shuffle, shuffle_plain = ex.run(split, "random", 0), ex.run(plain, "random", 0)
+    assert shuffle.run_id == shuffle_plain.run_id
+    assert ex.run_many(plain, ["random"], progress=False)[TEST_PART].eq(QUERY).all()
 
 
 def test_turn_windows_past_the_rounds_fail_when_the_chapter_starts(tmp_path) -> None:

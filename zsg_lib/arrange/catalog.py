@@ -14,6 +14,8 @@ objects), so reading it runs no arrangement code.
 ['tma-window']
 >>> [n for n, a in ARRANGEMENTS.items() if a.features == "gradient"]
 ['grad-nft', 'grad-fft']
+>>> [n for n, a in ARRANGEMENTS.items() if not a.reads_test]
+['random', 'round-robin', 'cluster', 'rt', 'coarse-rt']
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ class ArrangementSpec:
     draws_from: Literal["sample", "pool"] = "sample"
     by_name_alone: bool = True
     features: Literal["sentence", "gradient"] = "sentence"
+
+    @property
+    def reads_test(self) -> bool:
+        """Whether the order depends on the test (query) instances: every arrangement by
+        distance to them, not RT (a seeded shuffle of instances or tasks that never reads
+        them) nor the permutations. A run under a query split records the query ids it read
+        (issue #29); one that read none is the same run with or without a split."""
+        return self.needs_embeddings and self.fixed.get("order") != "rt"
 
 
 def _catalog() -> dict[str, ArrangementSpec]:

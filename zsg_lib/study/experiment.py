@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from .. import data, embed as embedding
 from ..arrange import ARRANGEMENTS, Arrangement, arrange
 from ..data import relatives
+from ..data.split import EVALUATION, QUERY, TEST_PART
 from ..errors import DataError, ParamsError
 from ..paths import cache_dir
 from ..profiles.params import Profile, check_split_tasks
@@ -268,7 +269,7 @@ def split_test_set(profile: Profile, test: pa.Table, seed: int) -> tuple[pa.Tabl
 
 
 def query_ids(profile: Profile, seed: int) -> list[str] | None:
-    """This seed's query instance ids (recorded in every run's identity), ``None`` without a
+    """This seed's query instance ids (in the identity and record of every run whose order reads them), ``None`` without a
     split (run ids stay what they were)."""
     prep = prepare(profile, seed)
     return prep.query.column("id").to_pylist() if prep.has_split else None
@@ -381,7 +382,7 @@ def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunReco
     prep = prepare(profile, seed)
     cfg = profile.run_config(seed, start="warmup")
     return _trained(profile, cfg, prep.warmup, prep.test, prep.warmup.column("id").to_pylist(),
-                    f"warmup-seed{seed}", progress, query=query_ids(profile, seed))
+                    f"warmup-seed{seed}", progress)
 
 
 def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
@@ -398,8 +399,10 @@ def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, 
                              resolved_from=resolved,
                              start="branch" if start is not None else "zero")
     order = list(arr.ids[: cfg.max_steps * per_step])  # only what the run consumes: shared ids
-    return _trained(profile, cfg, table, test, order, label, progress, start,
-                    query=query_ids(profile, seed))
+    # the query ids an order read are part of its run (an order that read none, e.g. a
+    # shuffle, is the same run under any split: its scores get their part from the study)
+    query = query_ids(profile, seed) if ARRANGEMENTS[arr.name].reads_test else None
+    return _trained(profile, cfg, table, test, order, label, progress, start, query=query)
 
 
 def _trained(profile: Profile, cfg: TrainConfig, table: pa.Table, test: pa.Table,
@@ -407,8 +410,8 @@ def _trained(profile: Profile, cfg: TrainConfig, table: pa.Table, test: pa.Table
              start_from: RunRecord | None = None,
              query: list[str] | None = None) -> RunRecord:
     """Train (or read back) one run, telling the book build when it starts and ends.
-    ``query``: the query instance ids under a query split (part of the run's identity and
-    record), ``None`` without one."""
+    ``query``: the query instance ids its order read under a query split (part of the run's
+    identity and record), ``None`` without a split or for an order that read none."""
     from ..train.run import train_run  # transformers + peft: only when a run is asked for
 
     steps = cfg.max_steps or 0
@@ -462,11 +465,27 @@ def run_window(profile: Profile, start: int, seed: int, progress: bool = False) 
                   progress)
 
 
-def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
+def instance_parts(profile: Profile, seeds: Iterable[int]) -> pd.DataFrame:
+    """Each seed's test instances and their part (``seed, id, test_part``): the study's one
+    split (:func:`split_test_set`); every instance a query one without a split."""
+    frames = []
+    for seed in dict.fromkeys(seeds):
+        prep = prepare(profile, seed)
+        query = set(prep.query.column("id").to_pylist())
+        ids = prep.test.column("id").to_pylist()
+        frames.append(pd.DataFrame({"seed": seed, "id": ids,
+                                    TEST_PART: [QUERY if i in query else EVALUATION
+                                                for i in ids]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _runs(profile: Profile, jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
           progress: bool, resolved: bool = False) -> pd.DataFrame:
     """Run (or read back) each job, then read the score tables of all of them from the run
-    records, one copy per label (two labels can name one shared run). Without ``resolved``
-    the rows of step-resolved scoring are left out, so every arm has the same steps."""
+    records, one copy per label (two labels can name one shared run), each row's
+    ``test_part`` by the study's split (a shuffle's run is shared across splits, so its
+    record does not say). Without ``resolved`` the rows of step-resolved scoring are left
+    out, so every arm has the same steps."""
     labels = []
     # Not in the site build: the terminal gets one line a run (study.progress), and a widget
     # bar would make the page load Jupyter's widget manager from a CDN. (An explicit
@@ -481,7 +500,10 @@ def _runs(jobs: list[tuple[dict, Callable[[], RunRecord]]], desc: str,
     # Data without tasks: each held-out conversation is its own cluster (the analyses group
     # and resample by test task × seed, and would drop rows without a task).
     scores["task"] = scores["task"].where(scores["task"].notna(), scores["id"])
-    return runs.drop(columns="path").merge(scores, on="run_id", how="left", validate="m:m")
+    out = runs.drop(columns="path").merge(scores.drop(columns=TEST_PART), on="run_id",
+                                          how="left", validate="m:m")
+    return out.merge(instance_parts(profile, runs["seed"]), on=["seed", "id"], how="left",
+                     validate="m:1")
 
 
 def run_many(
@@ -502,7 +524,7 @@ def run_many(
     jobs = [({"arrangement": n, "seed": s},
              functools.partial(run, profile, n, s, generate=generate, branch=branch))
             for n in names for s in seeds]
-    return _runs(jobs, "runs", progress, resolved)
+    return _runs(profile, jobs, "runs", progress, resolved)
 
 
 def run_windows(
@@ -513,4 +535,4 @@ def run_windows(
     jobs = [({"arrangement": f"window {w}", "window_start": w, "seed": s},
              functools.partial(run_window, profile, w, s))
             for w in profile.tma.window_starts for s in seeds]
-    return _runs(jobs, "windows", progress)
+    return _runs(profile, jobs, "windows", progress)
