@@ -250,3 +250,45 @@ def test_a_killed_online_run_resumes_to_the_same_picks_and_records(tmp_path):
     assert len(killed[2]) == 36
     for k, c in zip(killed, clean):
         pd.testing.assert_frame_equal(k, c, check_exact=False, atol=1e-6, rtol=0)
+
+
+# --------------------------------------------------------------------------- the profile
+
+
+def test_a_run_without_scoring_points_after_the_branch_is_refused_naming_the_key():
+    from zsg_lib.errors import ParamsError
+    from zsg_lib.profiles.params import load_profile
+
+    # tiny: tma.budget 16 at 2 a step, at most train.max_steps 6: six steps
+    with pytest.raises(ParamsError, match=r"train\.eval_every: 6, but chapters\.tma\[5\] "
+                                          r"\('online-nft'\) .* has 6 steps"):
+        load_profile("tiny", {"train.eval_every": 6})
+    with pytest.raises(ParamsError, match=r"train\.eval_every: 3, but .* has 2 steps"):
+        load_profile("tiny", {"train.eval_every": 3, "tma.budget": 4})
+    with pytest.raises(ParamsError, match=r"train\.eval_every: must be positive"):
+        load_profile("tiny", {"train.eval_every": 0})
+    assert load_profile("tiny", {"train.eval_every": 6, "chapters.tma": ["tma-nft"]})
+
+
+def test_a_pool_smaller_than_the_budget_is_refused_before_any_run():
+    from zsg_lib.errors import ParamsError
+    from zsg_lib.study import experiment as ex
+    from zsg_lib.study.checks import setup
+
+    pool = ex.prepare(setup("tiny", seeds=[0]), 0).pool.num_rows
+    with pytest.raises(ParamsError, match=rf"tma\.budget: {pool + 1} instances, but seed 0's "
+                                          rf"training pool holds {pool}"):
+        with pytest.warns(UserWarning, match="exceeds the training set"):  # TMA's, a warning
+            setup("tiny", "05_tma", {"tma.budget": pool + 1, "train.max_steps": 6},
+                  seeds=[0])
+
+
+def test_the_plan_counts_an_online_run_at_its_budget_s_steps():
+    from zsg_lib.profiles.params import load_profile
+    from zsg_lib.study.chapter_runs import chapters_work
+
+    p = load_profile("tiny", {"seeds": [0], "tma.budget": 6,
+                              "chapters.tma": ["tma-nft", "online-nft"]})
+    # the warm-up (2), tma-nft (6), online-nft (6 / 2 a step), random (its baseline, 6),
+    # two turn windows (6 each)
+    assert chapters_work(p, ["05_tma"]) == (6, 2 + 6 + 3 + 6 + 12)

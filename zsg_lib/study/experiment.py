@@ -393,6 +393,16 @@ def run(profile: Profile, name: str, seed: int, progress: bool = False, generate
                   f"{name}-seed{seed}", progress, generate, branch)
 
 
+def online_picks(profile: Profile, name: str = "online-nft",
+                 seeds: Iterable[int] | None = None) -> pd.DataFrame:
+    """Every pick of an online arrangement's runs with its reason
+    (:data:`~zsg_lib.train.records.PICKS_SCHEMA`) and the seed; the runs are trained, or read
+    back when finished (as :func:`run_many` left them)."""
+    seeds = tuple(profile.seeds if seeds is None else seeds)
+    return pd.concat([run(profile, name, s).picks.assign(seed=s) for s in seeds],
+                     ignore_index=True)
+
+
 def check_windows(profile: Profile, seed: int) -> list[Arrangement]:
     """Every turn window of ``seed``; ParamsError naming ``tma.window_starts[i]`` when a
     window starts past the rounds this seed's training pool has."""
