@@ -257,17 +257,20 @@ def test_a_killed_online_run_resumes_to_the_same_picks_and_records(tmp_path):
 
 def test_a_run_without_scoring_points_after_the_branch_is_refused_naming_the_key():
     from zsg_lib.errors import ParamsError
-    from zsg_lib.profiles.params import load_profile
+    from zsg_lib.profiles.params import check_chapter, load_profile
 
     # tiny: tma.budget 16 at 2 a step, at most train.max_steps 6: six steps
+    p = load_profile("tiny", {"train.eval_every": 6})
     with pytest.raises(ParamsError, match=r"train\.eval_every: 6, but chapters\.tma\[5\] "
                                           r"\('online-nft'\) .* has 6 steps"):
-        load_profile("tiny", {"train.eval_every": 6})
+        check_chapter(p, "05_tma")
+    check_chapter(p, "03_similarity")  # the chapters that do not train it are not refused
     with pytest.raises(ParamsError, match=r"train\.eval_every: 3, but .* has 2 steps"):
-        load_profile("tiny", {"train.eval_every": 3, "tma.budget": 4})
+        check_chapter(load_profile("tiny", {"train.eval_every": 3, "tma.budget": 4}), "05_tma")
     with pytest.raises(ParamsError, match=r"train\.eval_every: must be positive"):
         load_profile("tiny", {"train.eval_every": 0})
-    assert load_profile("tiny", {"train.eval_every": 6, "chapters.tma": ["tma-nft"]})
+    check_chapter(load_profile("tiny", {"train.eval_every": 6, "chapters.tma": ["tma-nft"]}),
+                  "05_tma")
 
 
 def test_a_pool_smaller_than_the_budget_is_refused_before_any_run():

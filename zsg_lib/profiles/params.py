@@ -332,15 +332,14 @@ def _validate(profile: Profile) -> Profile:
     _check_split_keys(profile)
     _check_windows(profile)
     _check_probes(profile)
-    _check_online(profile)
     return profile
 
 
-def _check_online(profile: Profile) -> None:
-    """An online arrangement (``online-nft``) listed in ``chapters.*`` picks at the scoring
-    points after the branch point: its run needs at least one before its last step (with
-    none it would be a fixed order chosen from the branch point's scores alone)."""
-    listed = [(f"chapters.{key}[{i}]", name) for key in COMPARISONS
+def _check_online(profile: Profile, key: str) -> None:
+    """An online arrangement (``online-nft``) listed in ``chapters.<key>`` picks at the
+    scoring points after the branch point: its run needs at least one before its last step
+    (with none it would be a fixed order chosen from the branch point's scores alone)."""
+    listed = [(f"chapters.{key}[{i}]", name)
               for i, name in enumerate(getattr(profile.chapters, key))
               if ARRANGEMENTS[name].online]
     if not listed:
@@ -476,6 +475,8 @@ def check_chapter(profile: Profile, chapter: str) -> None:
                           f"(default: {', '.join(spec.default)})")
     if spec.step_resolved:
         check_step_resolved(profile)
+    if spec.key is not None:
+        _check_online(profile, spec.key)
     if spec.probes:
         check_probes(profile)
     if profile.has_tasks:
