@@ -157,6 +157,9 @@ CLAIMS = {
               "(nearest by gradient − random, on the target).",
     "gradient order": "(not the paper's; LESS) Ordering by gradient similarity beats ordering "
                       "by sentence embeddings (grad-nft < nft).",
+    "online": "(not the paper's; issue #29) Feeding each stretch the data nearest the query "
+              "instances whose loss lags most beats TMA-NFT's fixed order of the same budget, "
+              "and random order (online-nft < tma-nft, online-nft < random).",
 }
 
 
@@ -343,6 +346,22 @@ def tma(judge: Judge, scores: pd.DataFrame) -> Finding:
     """§5: TMA-NFT gives lower test loss than TMA-RT and TMA-FFT."""
     return ordering("5. TMA", judge, scores, "tma-nft < tma-rt < tma-fft", CLAIMS["tma"],
                     window=judge.last_window)
+
+
+def online(judge: Judge, scores: pd.DataFrame) -> Finding:
+    """Issue #29: the online arrangement against ``tma-nft`` (the same budget, its order fixed
+    before training) and against ``random``, each pair on the same test instances over the
+    last window (as §5's TMA); the claim holds as far as its weaker pair."""
+    parts = [ordering("5. online", judge, scores, f"online-nft < {other}", CLAIMS["online"],
+                      window=judge.last_window) for other in ("tma-nft", "random")]
+    for part in parts:
+        if not part.comparisons:  # an arm was not run
+            return part
+    return Finding("5. online", CLAIMS["online"], " ".join(p.measured for p in parts),
+                   worst([p.status for p in parts]),
+                   pd.concat([p.details for p in parts], ignore_index=True),
+                   tuple(c for p in parts for c in p.comparisons),
+                   tuple(c for p in parts for c in p.contrasts))
 
 
 def windows(judge: Judge, scores: pd.DataFrame) -> Finding:

@@ -4,7 +4,9 @@ Every arrangement returns an :class:`Arrangement`: ``ids`` (the training order) 
 ``table`` (position, id, task, score, round: why each instance is where it is). Call one
 function directly, or :func:`arrange` by name; :data:`ARRANGEMENTS`
 (:mod:`zsg_lib.arrange.catalog`) lists every name, the function behind it, whether it needs
-task labels or embeddings, and whether it orders the sample or selects from the pool.
+task labels or embeddings, and whether it orders the sample or selects from the pool. An
+online arrangement (``online-nft``) picks while the run trains: :class:`OnlinePicker` is the
+batch source a run reads; :func:`arrange` gives its preview.
 
 >>> from zsg_lib.schema import instances_from_records
 >>> msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
@@ -35,10 +37,11 @@ from .base import Arrangement
 from .catalog import ARRANGEMENT_NAMES, ARRANGEMENTS, TMA_SETTINGS, ArrangementSpec
 from .distance_order import by_similarity
 from .multiturn import TMARounds, tma, tma_rounds, tma_window
+from .online import OnlinePicker, online
 from .permutations import cluster, random_order, round_robin
 
 _FUNCTIONS = {f.__name__: f for f in (random_order, round_robin, cluster, by_similarity, tma,
-                                       tma_window)}
+                                       tma_window, online)}
 
 
 def arrange(
@@ -69,10 +72,12 @@ __all__ = [
     "TMA_SETTINGS",
     "Arrangement",
     "ArrangementSpec",
+    "OnlinePicker",
     "TMARounds",
     "arrange",
     "by_similarity",
     "cluster",
+    "online",
     "random_order",
     "round_robin",
     "tma",

@@ -16,6 +16,8 @@ objects), so reading it runs no arrangement code.
 ['grad-nft', 'grad-fft']
 >>> [n for n, a in ARRANGEMENTS.items() if not a.reads_test]
 ['random', 'round-robin', 'cluster', 'rt', 'coarse-rt']
+>>> [n for n, a in ARRANGEMENTS.items() if a.online]
+['online-nft']
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ class ArrangementSpec:
     whether its name alone defines it (``tma-window`` also needs a start round); and which
     ``features`` stand in for the embeddings: ``sentence`` embeddings, or projected LoRA
     ``gradient`` features from the shared warm-up (LESS-style; the arrangement code is the
-    same, only its input differs); ``colour``: how every chart draws it."""
+    same, only its input differs); ``colour``: how every chart draws it. ``online``: its
+    order follows the model while the run trains (:mod:`zsg_lib.arrange.online`): a run
+    feeds what its batch source picks at each scoring point, and the function behind the name
+    gives only a preview (the picks when no loss moves)."""
 
     function: str
     what: str
@@ -47,6 +52,7 @@ class ArrangementSpec:
     draws_from: Literal["sample", "pool"] = "sample"
     by_name_alone: bool = True
     features: Literal["sentence", "gradient"] = "sentence"
+    online: bool = False
 
     @property
     def reads_test(self) -> bool:
@@ -89,6 +95,10 @@ def _catalog() -> dict[str, ArrangementSpec]:
     out["tma-window"] = ArrangementSpec(
         "tma_window", "TMA rounds [start, start + size) (§5)", "#637939",
         needs_embeddings=True, draws_from="pool", by_name_alone=False)
+    out["online-nft"] = ArrangementSpec(
+        "online", "each stretch from the pool instances nearest the query instances whose "
+        "loss lags most since the branch point (issue #29)", "#e6007e", needs_embeddings=True,
+        draws_from="pool", online=True)
     return out
 
 

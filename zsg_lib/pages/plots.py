@@ -275,6 +275,34 @@ def tma_rounds(tables: pd.DataFrame, title: str = "") -> alt.Chart:
     ).properties(width=WIDTH, height=30 * data["setting"].nunique(), title=title)
 
 
+def online_picks(picks: pd.DataFrame, title: str = "") -> alt.Chart:
+    """Which query tasks each stretch of an online run served: one row per query task (per
+    query instance on data without tasks), one column per scoring point, the pool instances
+    picked for it (summed over the seeds in ``picks``, a run's
+    :data:`~zsg_lib.train.records.PICKS_SCHEMA` rows) as the colour.
+
+    >>> picks = pd.DataFrame({"scored_at": [2, 2, 4], "query_task": ["a", "b", "a"],
+    ...                       "query_id": ["x", "y", "x"], "loss_ratio": [1.0, 1.0, 0.8]})
+    >>> online_picks(picks).to_dict()["mark"]["type"]
+    'rect'
+    """
+    data = picks.assign(query_task=picks["query_task"].where(picks["query_task"].notna(),
+                                                             picks["query_id"]))
+    counts = (data.groupby(["scored_at", "query_task"])
+              .agg(picks=("query_id", "size"), ratio=("loss_ratio", "mean"),
+                   instances=("query_id", "nunique")).reset_index())
+    return alt.Chart(counts).mark_rect().encode(
+        x=alt.X("scored_at:O", title="stretch from the scoring point at step"),
+        y=alt.Y("query_task:N", title="query task served"),
+        color=alt.Color("picks:Q", title="instances picked", scale=alt.Scale(scheme="blues")),
+        tooltip=[alt.Tooltip("scored_at:O", title="scored at step"),
+                 alt.Tooltip("query_task:N", title="query task"),
+                 alt.Tooltip("picks:Q", title="instances picked"),
+                 alt.Tooltip("instances:Q", title="query instances served"),
+                 alt.Tooltip("ratio:Q", format=".3f", title="mean loss ratio")],
+    ).properties(width=WIDTH, height=max(80, 18 * counts["query_task"].nunique()), title=title)
+
+
 def scatter(
     data: pd.DataFrame, x: str, y: str, color: str | None = None,
     tooltip: Sequence[str] = (), x_title: str | None = None, y_title: str | None = None,

@@ -3,7 +3,8 @@
 Chapters 3, 4 and 5 each judge an ordering of arms and read it the same way (PAPER.md §3–5):
 the arms paired on the same test instances in three views, the same differences per test
 task, and the test task that weighs most in each pair's instance mean.
-:func:`paired_comparison` shows all of it in one call. Chapters 2, 3 and 6 read a test task's
+:func:`paired_comparison` shows all of it in one call; chapter 5's online arrangement adds
+its own comparison and picks (:func:`online_comparison`). Chapters 2, 3 and 6 read a test task's
 relatives among the training tasks (:func:`relatives_basis`, :func:`relatives_fed`,
 :func:`nearest_relatives`): the demo's families, or the training tasks of its category; where
 the data has neither (or no tasks), each says so in a sentence and moves on.
@@ -11,8 +12,11 @@ the data has neither (or no tasks), each says so in a sentence and moves on.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from ..analysis import findings
 from ..analysis.findings import Finding
+from ..arrange.catalog import ARRANGEMENTS
 from ..profiles.profile import Profile
 from ..study import chapter_data, experiment as ex
 from . import plots
@@ -122,3 +126,38 @@ def nearest_relatives(profile: Profile, seed: int, k: int = 5) -> None:
     if cols:
         display(near.groupby("task")[cols].mean().round(2))
     display(near[["task", "nearest_tasks"]].drop_duplicates("task"))
+
+
+#: What the online arrangement's chart shows (shown above it).
+ONLINE_PICKS = """\
+**What the online runs picked.** At each scoring point the next stretch of batches went to
+the query instances whose loss had moved least since the branch point (its loss there over
+its loss at the branch point; at the branch point itself, the highest losses), each taking
+its nearest unused pool instances. Each cell counts the pool instances a stretch picked for
+a query task, over the seeds; the runs' `picks.parquet` holds every pick with its reason
+(query instance, loss ratio, cosine distance)."""
+
+
+def online_comparison(profile: Profile, scores: pd.DataFrame) -> None:
+    """Chapter 5's online arrangement (issue #29): against ``tma-nft`` (same budget) and
+    ``random`` with the chapter's statistics (:func:`~zsg_lib.analysis.findings.online`, the
+    pairs as :func:`paired_comparison` shows them), then which query tasks each stretch
+    served; on a profile that does not list it in ``chapters.tma``, the sentence that says
+    so. ``scores``: the chapter's runs (``random``'s are read here)."""
+    from IPython.display import Markdown, display
+
+    online = [n for n in profile.arrangements("tma") if ARRANGEMENTS[n].online]
+    if not online:
+        display(Markdown("This profile does not list the online arrangement (`online-nft`) "
+                         "in `chapters.tma`; add it to compare it here."))
+        return
+    both = pd.concat([scores, ex.run_many(profile, ["random"], progress=False)],
+                     ignore_index=True)
+    found = findings.online(profile.judge, both)
+    display(found)
+    if found.comparisons:
+        paired_comparison(profile, found)
+    display(Markdown(ONLINE_PICKS))
+    display(plots.online_picks(ex.online_picks(profile, online[0]),
+                               title=f"Query tasks each stretch served ({online[0]}, "
+                                     f"all seeds)"))

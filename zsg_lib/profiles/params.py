@@ -363,6 +363,28 @@ def _validate(profile: Profile) -> Profile:
     return profile
 
 
+def _check_online(profile: Profile, key: str) -> None:
+    """An online arrangement (``online-nft``) listed in ``chapters.<key>`` picks at the
+    scoring points after the branch point: its run needs at least one before its last step
+    (with none it would be a fixed order chosen from the branch point's scores alone)."""
+    listed = [(f"chapters.{key}[{i}]", name)
+              for i, name in enumerate(getattr(profile.chapters, key))
+              if ARRANGEMENTS[name].online]
+    if not listed:
+        return
+    t, where = profile.train, listed[0][0]
+    steps = -(-profile.tma.budget // t.instances_per_step)  # the budget's, as run() trains it
+    if t.max_steps is not None:
+        steps = min(steps, t.max_steps)
+    if t.eval_every >= steps:
+        raise ParamsError(f"{profile.source}: train.eval_every: {t.eval_every}, but "
+                          f"{where} ({listed[0][1]!r}) picks at the scoring points after the "
+                          f"branch point and its run has {steps} steps (tma.budget "
+                          f"{profile.tma.budget} / {t.instances_per_step} a step, at most "
+                          f"train.max_steps): no scoring point before its end; set "
+                          f"train.eval_every below {steps}")
+
+
 def load_profile(
     name_or_path: str | os.PathLike,
     overrides: Mapping[str, Any] | None = None,
@@ -481,6 +503,8 @@ def check_chapter(profile: Profile, chapter: str) -> None:
                           f"(default: {', '.join(spec.default)})")
     if spec.step_resolved:
         check_step_resolved(profile)
+    if spec.key is not None:
+        _check_online(profile, spec.key)
     if spec.probes:
         check_probes(profile)
     if profile.has_tasks:

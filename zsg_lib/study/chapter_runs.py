@@ -16,7 +16,7 @@ lists it, for the messages of :func:`zsg_lib.study.checks.check_data`.
 >>> trains(p, "03_similarity")
 ({'nft': 'chapters.similarity[0]', 'fft': 'chapters.similarity[1]', 'rt': 'chapters.similarity[2]'}, False)
 >>> planned_runs(p), planned_steps(p)
-(48, 276)
+(51, 294)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..arrange.catalog import ARRANGEMENTS
 from ..profiles.chapters import CHAPTERS
 from ..profiles.params import Profile, chapter_refusal
 
@@ -52,8 +53,8 @@ def chapter_jobs(profile: Profile, chapter: str) -> list[Job]:
     reads every other chapter's runs.
 
     >>> from zsg_lib.profiles.params import load_profile
-    >>> [j.name for j in chapter_jobs(load_profile("tiny", {"seeds": [0]}), "05_tma")][-3:]
-    ['tma-min-max', 'tma-window', 'tma-window']
+    >>> [j.name for j in chapter_jobs(load_profile("tiny", {"seeds": [0]}), "05_tma")][-4:]
+    ['online-nft', 'random', 'tma-window', 'tma-window']
     """
     if not applies(profile, chapter):
         return []
@@ -67,6 +68,8 @@ def chapter_jobs(profile: Profile, chapter: str) -> list[Job]:
             [Job("arrangement", profile.attribution.arrangements[0], s) for s in seeds]
             if resolved else [])
     names = list(profile.arrangements(chapter))
+    if chapter == "05_tma" and any(ARRANGEMENTS[n].online for n in names):
+        names.append("random")  # the online arrangement's other baseline (chapter 2's runs)
     if chapter == "06_beyond":  # closeness vs gain, on chapter 2's random-order runs
         names = ["random"]
     if chapter == "07_instance_level":  # the step-resolved runs come first
@@ -107,9 +110,9 @@ def run_key(profile: Profile, job: Job) -> tuple:
 
 def chapters_work(profile: Profile, chapters: Iterable[str]) -> tuple[int, int]:
     """The distinct runs ``chapters`` ask for and their training steps: a warm-up's
-    ``warmup.steps``, every other run its full ``train.max_steps`` (at most: an arrangement
-    that selects fewer instances stops sooner). What a batch's and the build's progress lines
-    count and time against.
+    ``warmup.steps``, an online arrangement's its budget's (:func:`run_steps`), every other
+    run its full ``train.max_steps`` (at most: an arrangement that selects fewer instances
+    stops sooner). What a batch's and the build's progress lines count and time against.
 
     >>> from zsg_lib.profiles.params import load_profile
     >>> p = load_profile("tiny", {"seeds": [0]})
@@ -119,9 +122,27 @@ def chapters_work(profile: Profile, chapters: Iterable[str]) -> tuple[int, int]:
     steps: dict[tuple, int] = {}
     for chapter in chapters:
         for job in chapter_jobs(profile, chapter):
-            steps[run_key(profile, job)] = (profile.warmup.steps if job.kind == "warmup"
-                                            else profile.train.max_steps)
+            steps[run_key(profile, job)] = run_steps(profile, job)
     return len(steps), sum(steps.values())
+
+
+def run_steps(profile: Profile, job: Job) -> int:
+    """The training steps of one job, from the profile alone: a warm-up's ``warmup.steps``;
+    an online arrangement's ``tma.budget`` over the instances a step (its order is known only
+    as it trains, so this is its estimate: it picks until the budget), at most
+    ``train.max_steps``; any other run's ``train.max_steps``.
+
+    >>> from zsg_lib.profiles.params import load_profile
+    >>> p = load_profile("tiny", {"tma.budget": 6})
+    >>> run_steps(p, Job("arrangement", "online-nft", 0)), run_steps(p, Job("arrangement", "nft", 0))
+    (3, 6)
+    """
+    t = profile.train
+    if job.kind == "warmup":
+        return profile.warmup.steps
+    if job.kind == "arrangement" and ARRANGEMENTS[job.name].online:
+        return min(t.max_steps, -(-profile.tma.budget // t.instances_per_step))
+    return t.max_steps
 
 
 def planned_runs(profile: Profile) -> int:
@@ -170,6 +191,6 @@ def trains(profile: Profile, chapter: str) -> tuple[dict[str, str], bool]:
     for job in jobs:
         if job.kind == "arrangement" and job.name not in names:
             names[job.name] = listed.get(job.name) or (
-                f"chapter {chapter} (its random-order runs)" if chapter == "06_beyond"
-                else "attribution.arrangements[0]")
+                f"chapter {chapter} (its random-order runs)"
+                if chapter in ("05_tma", "06_beyond") else "attribution.arrangements[0]")
     return names, windows

@@ -79,6 +79,9 @@ def check_data(profile: Profile, chapter: str) -> None:
         for name, key in names.items():
             if ARRANGEMENTS[name].features == "gradient":
                 continue  # features from the warm-up run: its inputs are the sample, checked
+            if ARRANGEMENTS[name].online:  # picks as it trains: the pool must hold its budget
+                ex.online_source(profile, name, seed)
+                continue
             if not ex.arrangement(profile, name, seed).ids:
                 raise ParamsError(f"{profile.source}: {key}: arrangement {name!r} selects no "
                                   f"instances from seed {seed}'s data (check tma.budget, "

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from .. import data, embed as embedding
-from ..arrange import ARRANGEMENTS, Arrangement, arrange
+from ..arrange import ARRANGEMENTS, Arrangement, OnlinePicker, arrange
 from ..data import relatives
 from ..data.split import EVALUATION, QUERY, TEST_PART
 from ..errors import DataError, ParamsError
@@ -325,6 +325,21 @@ def gradient_features(profile: Profile, seed: int, part: str) -> np.ndarray:
 # --------------------------------------------------------------------------- arrangements
 
 
+def online_source(profile: Profile, name: str, seed: int, **params: Any) -> OnlinePicker:
+    """The batch source of an online arrangement's run (:mod:`zsg_lib.arrange.online`): this
+    seed's pool and the query instances, under ``tma.budget`` (``params``: ``budget``,
+    ``lagging``). ParamsError naming ``tma.budget`` when the pool holds fewer instances."""
+    prep = prepare(profile, seed)
+    if profile.tma.budget > prep.pool.num_rows:
+        raise ParamsError(f"{profile.source}: tma.budget: {profile.tma.budget} instances, but "
+                          f"seed {seed}'s training pool holds {prep.pool.num_rows}; "
+                          f"{name!r} picks each instance once")
+    query, query_emb = prep.query, prep.query_emb_tma
+    params.setdefault("budget", profile.tma.budget)
+    return OnlinePicker(prep.pool, prep.pool_emb, query_emb, query.column("id").to_pylist(),
+                        seed=seed, **params)
+
+
 def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrangement:
     """The named arrangement of this seed's data.
 
@@ -332,11 +347,20 @@ def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrang
     set; those that select (``tma-*``) select from the whole ``pool`` under ``tma.budget``
     (override with ``budget=``), as the catalog says (``draws_from``). Every arrangement that
     reads the test set reads its query instances only (``prep.query``: the whole test set
-    without ``split.query_per_task``). ``params`` go to :func:`zsg_lib.arrange.arrange`.
+    without ``split.query_per_task``). ``params`` go to :func:`zsg_lib.arrange.arrange`. An
+    online arrangement's order is known only as its run trains (:func:`online_source`):
+    here, its preview (the picks if no loss moved).
     """
     prep = prepare(profile, seed)
     spec = ARRANGEMENTS[name]
-    if spec.features == "gradient":
+    if spec.online:
+        online_source(profile, name, seed)  # the budget the pool must hold
+        query_emb = prep.query_emb_tma
+        params.setdefault("budget", profile.tma.budget)
+        params.setdefault("size", profile.train.instances_per_step)
+        params.setdefault("stretch", profile.train.eval_every)
+        a = arrange(name, prep.pool, prep.pool_emb, query_emb, seed=seed, **params)
+    elif spec.features == "gradient":
         a = arrange(name, prep.train, gradient_features(profile, seed, "train"),
                     gradient_features(profile, seed, "query"), seed=seed, **params)
     elif spec.draws_from == "pool":
@@ -385,20 +409,24 @@ def branch_point(profile: Profile, seed: int, progress: bool = False) -> RunReco
                     f"warmup-seed{seed}", progress)
 
 
-def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, seed: int,
-           label: str, progress: bool, generate: bool = False,
+def _train(profile: Profile, arr: Arrangement | OnlinePicker, table: pa.Table,
+           test: pa.Table, seed: int, label: str, progress: bool, generate: bool = False,
            branch: bool = True) -> RunRecord:
-    if not arr.ids:
+    """Train ``arr``: a fixed order (cut to what the run consumes), or an online source
+    (its budget's steps, at most ``train.max_steps``)."""
+    n = len(arr.ids) if isinstance(arr, Arrangement) else len(arr)
+    if not n:
         raise ParamsError(f"{profile.source}: arrangement {arr.name!r} selected no instances")
     per_step = profile.train.instances_per_step
     start = branch_point(profile, seed, progress) if branch else None
     # step-resolved scoring after the branch point, for the instance-level chapter
     resolved = (profile.warmup.steps if arr.name in profile.attribution.arrangements
                 and start is not None else None)
-    cfg = profile.run_config(seed, math.ceil(len(arr.ids) / per_step), generate,
+    cfg = profile.run_config(seed, math.ceil(n / per_step), generate,
                              resolved_from=resolved,
                              start="branch" if start is not None else "zero")
-    order = list(arr.ids[: cfg.max_steps * per_step])  # only what the run consumes: shared ids
+    # only what the run consumes: shared ids
+    order = list(arr.ids[: cfg.max_steps * per_step]) if isinstance(arr, Arrangement) else arr
     # the query ids an order read are part of its run (an order that read none, e.g. a
     # shuffle, is the same run under any split: its scores get their part from the study)
     query = query_ids(profile, seed) if ARRANGEMENTS[arr.name].reads_test else None
@@ -406,7 +434,7 @@ def _train(profile: Profile, arr: Arrangement, table: pa.Table, test: pa.Table, 
 
 
 def _trained(profile: Profile, cfg: TrainConfig, table: pa.Table, test: pa.Table,
-             order: list[str], label: str, progress: bool,
+             order: list[str] | OnlinePicker, label: str, progress: bool,
              start_from: RunRecord | None = None,
              query: list[str] | None = None) -> RunRecord:
     """Train (or read back) one run, telling the book build when it starts and ends.
@@ -435,10 +463,21 @@ def run(profile: Profile, name: str, seed: int, progress: bool = False, generate
     """
     unbranched = not branch or profile.warmup.steps == 0
     generate = generate or (name in profile.generate_for and unbranched)
-    arr = arrangement(profile, name, seed, **arr_params)
+    arr = (online_source(profile, name, seed, **arr_params) if ARRANGEMENTS[name].online
+           else arrangement(profile, name, seed, **arr_params))
     prep = prepare(profile, seed)
     return _train(profile, arr, train_table(profile, name, seed), prep.test, seed,
                   f"{name}-seed{seed}", progress, generate, branch)
+
+
+def online_picks(profile: Profile, name: str = "online-nft",
+                 seeds: Iterable[int] | None = None) -> pd.DataFrame:
+    """Every pick of an online arrangement's runs with its reason
+    (:data:`~zsg_lib.train.records.PICKS_SCHEMA`) and the seed; the runs are trained, or read
+    back when finished (as :func:`run_many` left them)."""
+    seeds = tuple(profile.seeds if seeds is None else seeds)
+    return pd.concat([run(profile, name, s).picks.assign(seed=s) for s in seeds],
+                     ignore_index=True)
 
 
 def check_windows(profile: Profile, seed: int) -> list[Arrangement]:

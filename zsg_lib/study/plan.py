@@ -17,7 +17,8 @@ peak at a stated utilisation (an estimate, never a measurement).
   branch point.
 * **Estimated**: arrangements ordered by LoRA gradient features (``grad-nft``) depend on the
   trained warm-up, so their tokens are the consumed count at the sample's mean length (with
-  the bounds); ``without_data=True`` (no dataset at hand) takes every instance at
+  the bounds); an online arrangement (``online-nft``) picks as it trains, so its run is its
+  budget's steps and its tokens the budget at the pool's mean length (with the bounds); ``without_data=True`` (no dataset at hand) takes every instance at
   ``max_source_len + max_target_len`` tokens (an upper bound) or at an assumed length.
 
 >>> p = plan(load_profile("tiny"))
@@ -40,7 +41,7 @@ from ..profiles.chapters import CHAPTERS
 from ..profiles.params import Profile, load_profile
 from ..train import cost
 from ..train.config import TrainConfig
-from .chapter_runs import Job, chapter_jobs, planned_runs, planned_steps  # noqa: F401 (doctest)
+from .chapter_runs import Job, chapter_jobs, planned_runs, planned_steps, run_steps  # noqa: F401
 
 # --------------------------------------------------------------------------- one run's cost
 
@@ -145,6 +146,7 @@ class DataCosts:
         branched = job.kind != "warmup" and job.branch and p.warmup.steps > 0
         test_ids, test_tokens, test_resp, n_test = self.test(seed)
         exact, bounds = True, None
+        online = job.kind == "arrangement" and ARRANGEMENTS[job.name].online
         if job.kind == "warmup":
             table, order = prep.warmup, prep.warmup.column("id").to_pylist()
             steps, label, name = p.warmup.steps, f"warmup-seed{seed}", "warmup"
@@ -160,11 +162,16 @@ class DataCosts:
             elif ARRANGEMENTS[job.name].features == "gradient":  # ordered by the trained warm-up
                 table, name, label = prep.train, job.name, f"{job.name}-seed{seed}"
                 ids = None
+            elif online:  # picked as it trains: its budget from the pool
+                ex.online_source(p, job.name, seed)  # the pool holds the budget
+                table, name, label = prep.pool, job.name, f"{job.name}-seed{seed}"
+                ids = None
             else:
                 arr = ex.arrangement(p, job.name, seed)
                 table, name, label = ex.train_table(p, job.name, seed), arr.name, f"{job.name}-seed{seed}"
                 ids = arr.ids
-            n = len(ids) if ids is not None else table.num_rows
+            n = (len(ids) if ids is not None else
+                 min(p.tma.budget, table.num_rows) if online else table.num_rows)
             steps = min(t.max_steps, math.ceil(n / per_step))
             if steps == 0:
                 raise ParamsError(f"{p.source}: arrangement {name!r} selected no instances")
@@ -176,7 +183,9 @@ class DataCosts:
                 order = None
                 consumed = min(n, steps * per_step)
                 lengths = self.count(table, table.column("id").to_pylist())
-                exact = consumed == n  # the whole sample, in an order known only after training
+                # the whole sample, in an order known only after training; an online run's
+                # instances too are known only then
+                exact = consumed == n and not online
                 by_size = sorted(lengths)
                 mean_t = sum(x for x, _ in lengths) / n
                 mean_r = sum(r for _, r in lengths) / n
@@ -194,7 +203,7 @@ class DataCosts:
         passes, gens = _scored_steps(cfg, first, first + steps)
         branch_key = self.run(Job("warmup", "warm-up", seed)).key if branched else None
         key = (_key(cfg, order, test_ids, branch_key) if order is not None
-               else json.dumps(["gradient-order", name, seed, cfg.to_dict(), branch_key]))
+               else json.dumps(["adaptive-order", name, seed, cfg.to_dict(), branch_key]))
         return RunCost(key, label, steps, b["tokens"], b["response"], passes, test_tokens,
                        test_resp, gens, test_tokens - test_resp,
                        n_test * (cfg.max_new_tokens or max(cfg.max_target_len, 1)), n_test,
@@ -229,7 +238,7 @@ class BoundCosts:
         if job.kind == "warmup":
             steps, generate, resolved, name = p.warmup.steps, False, False, "warmup"
         else:
-            steps = t.max_steps
+            steps = run_steps(p, job)
             name = "random" if job.name == "rt" else job.name  # one seeded shuffle
             unbranched = not job.branch or p.warmup.steps == 0
             generate = job.generate or (job.name in p.generate_for and unbranched)

@@ -18,7 +18,7 @@ from typing import Any
 _EXPORTS = {
     "TrainConfig": "config", "ConfigError": "config",
     "RunRecord": "records", "RunTables": "records", "load_runs": "records",
-    "lr_factor": "loop", "step_chunks": "loop",
+    "lr_factor": "loop", "step_chunks": "batches", "FixedOrder": "batches",
     "train_run": "run", "run_probes": "probes",
     "features_for": "gradient_cache", "gradient_features": "gradients",
 }

@@ -1,5 +1,6 @@
-"""The ordered training loop of one run: step ``s`` trains on exactly the ``s``-th chunk of
-the order, scores the test set at the scored steps, and checkpoints so a killed run resumes.
+"""The training loop of one run: step ``s`` trains on exactly the instances its batch source
+gives it (:mod:`zsg_lib.train.batches`: a fixed order's ``s``-th chunk, or an online pick),
+scores the test set at the scored steps, and checkpoints so a killed run resumes.
 
 :func:`zsg_lib.train.run.train_run` prepares the inputs and the run folder and calls
 :class:`Loop`; nothing here decides *what* a run is.
@@ -24,6 +25,7 @@ import torch
 
 from ..errors import TrainError
 from . import compiled, distributed, records, states
+from .batches import BatchSource, FixedOrder, step_chunks  # noqa: F401 (step_chunks: re-exported)
 from .batching import collate, pack
 from .config import TrainConfig
 from .forward import (
@@ -53,14 +55,6 @@ def lr_factor(step_index: int, max_steps: int, schedule: str) -> float:
         return 1.0
     progress = min(step_index / max_steps, 1.0)
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def step_chunks(order: Sequence[str], step_size: int, max_steps: int) -> list[list[str]]:
-    """The ids each optimizer step consumes: consecutive chunks of ``order``, wrapping around.
-
-    """
-    per_pass = [list(order[i : i + step_size]) for i in range(0, len(order), step_size)]
-    return [per_pass[s % len(per_pass)] for s in range(max_steps)]
 
 
 def adamw(params: Sequence[torch.nn.Parameter], lr: float,
@@ -179,20 +173,24 @@ class Loop:
 
     Without a branch the run trains steps ``1 … n``; from a :class:`Branch` at step ``b`` it
     trains steps ``b + 1 … b + n`` (the step counter continues), ``n`` being
-    ``cfg.steps_over(len(order))``: ``cfg.max_steps``, or one pass over ``order``.
+    ``cfg.steps_over(len(source))``: ``cfg.max_steps``, or one pass over the order (an online
+    source: its budget). ``source``: a :class:`~zsg_lib.train.batches.BatchSource`, or a list
+    of ids, read as a :class:`~zsg_lib.train.batches.FixedOrder`.
     """
 
     def __init__(self, cfg: TrainConfig, base: Any, tokenizer: Any, device: torch.device,
-                 run_dir: Path, order: list[str],
+                 run_dir: Path, source: BatchSource | Sequence[str],
                  train_enc: dict[str, EncodedExample], test_enc: dict[str, EncodedExample],
                  test_by_id: Mapping[str, Any], progress: bool,
                  on_step: Callable[[int, dict[str, Any]], None] | None,
                  branch: Branch | None = None) -> None:
         self.cfg, self.base, self.tok, self.device = cfg, base, tokenizer, device
-        self.run_dir, self.max_steps, self.branch = run_dir, cfg.steps_over(len(order)), branch
+        self.run_dir, self.branch = run_dir, branch
         self.first = branch.step if branch is not None else 0
+        if not isinstance(source, BatchSource):
+            source = FixedOrder(source, cfg.instances_per_step, self.first)
+        self.source, self.max_steps = source, cfg.steps_over(len(source))
         self.end = self.first + self.max_steps
-        self.chunks = step_chunks(order, cfg.instances_per_step, self.max_steps)
         self.train_enc, self.test_enc, self.test_by_id = train_enc, test_enc, test_by_id
         self.progress, self.on_step = progress, on_step
         self.dist = distributed.current()
@@ -201,6 +199,7 @@ class Loop:
         self.last_ckpt = time.perf_counter()
         self.log_rows: list[dict[str, Any]] = []
         self.score_rows: list[dict[str, Any]] = []
+        self.pick_rows: list[dict[str, Any]] = []  # why each id was fed (online sources only)
         self.seconds = {"scoring": 0.0, "generation": 0.0}  # this process's, for the summary
 
     # --- pieces
@@ -324,6 +323,7 @@ class Loop:
             self._restore(model, opt, sched, state, self.run_dir)
             start, last_test = state["step"], state["last_test"]
             self.log_rows, self.score_rows = state["log"], state["scores"]
+            self.pick_rows = state.get("picks", [])
         elif self.branch is not None:
             self._restore(model, opt, sched, self.branch.state, self.branch.source)
             if self.branch.scores is not None:  # the branch point was scored by the branch run
@@ -338,7 +338,7 @@ class Loop:
         model.train()
         tokens_seen, seconds = 0, 0.0
         for step in range(start + 1, self.end + 1):
-            row = self._train_step(model, opt, self.chunks[step - self.first - 1])
+            row = self._train_step(model, opt, self._next_batch(step))
             if row["response_tokens"]:  # NaN is the normal loss of a step with no response
                 _finite(row["train_loss"], "training loss", step, self.run_dir)
             sched.step()
@@ -355,9 +355,10 @@ class Loop:
             if step < self.end and self._checkpoint_due(step):
                 state = self._state(model, opt, sched, step)  # on every rank (RNG gather)
                 if self.dist.is_main:
+                    picks = {"picks": self.pick_rows} if self.pick_rows else {}
                     states.save_checkpoint(self.run_dir, {
                         **state, "last_test": last_test,
-                        "log": self.log_rows, "scores": self.score_rows,
+                        "log": self.log_rows, "scores": self.score_rows, **picks,
                     })
                 self.dist.barrier()
             if bar is not None:
@@ -379,6 +380,16 @@ class Loop:
             "generation_seconds_this_process": self.seconds["generation"],
             "final_test_loss": last_test,
         }
+
+    def _next_batch(self, step: int) -> list[str]:
+        """Step ``step``'s ids from the batch source, which sees the scores and the log so far
+        (a resumed run's come from its checkpoint), its reasons kept for the record."""
+        ids, reasons = self.source.batch(step, self.cfg.instances_per_step, self.score_rows,
+                                         self.log_rows)
+        if not ids:
+            raise TrainError(f"{self.run_dir}: the batch source gave step {step} no instances")
+        self.pick_rows.extend({"step": step, **r} for r in reasons)
+        return list(ids)
 
     def _state(self, model: Any, opt: torch.optim.Optimizer, sched: Any,
                step: int) -> dict[str, Any]:
@@ -416,6 +427,8 @@ class Loop:
     def _write_tables(self) -> None:
         records.write_log(self.run_dir, self.log_rows)
         records.write_scores(self.run_dir, self.score_rows)
+        if self.pick_rows:
+            records.write_picks(self.run_dir, self.pick_rows)
 
 
 def _fed_sequences(batch: Any, lengths: list[int]) -> list[list[int]]:

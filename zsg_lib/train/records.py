@@ -10,6 +10,9 @@ A run lives in ``<runs_root>/<run_id>/`` (the resume and branch states, ``checkp
     log.parquet       one row per optimizer step: instance ids, train loss, lr, tokens, seconds
     scores.parquet    one row per scored step x test instance: loss (mean over response
                       tokens), first_loss, end_loss, n_tokens, task, metrics
+    picks.parquet     online runs only (an order that follows the model): one row per fed
+                      instance, why it was picked (the query instance it serves, that
+                      instance's loss ratio at the scoring point, the cosine distance)
     adapters/step-N/  saved adapters (every ``save_every`` steps)
     checkpoint.pt     the state to resume from (trainable params, optimizer, scheduler, RNG,
                       step, records so far); removed once the run is DONE. States hold
@@ -21,7 +24,10 @@ A run lives in ``<runs_root>/<run_id>/`` (the resume and branch states, ``checkp
     .lock             the file lock of the process training the run (:func:`run_lock`)
 
 The run id hashes the config, the model, the test set and the ordered training instances (ids
-and content), so the same experiment asked for twice, from any chapter, is one run. Every file
+and content), so the same experiment asked for twice, from any chapter, is one run; an online
+run, whose order is known only while it trains, hashes what decides its picks instead (its
+source's name, parameters, pool, embeddings and query ids). Its ``order.parquet`` is written
+when it finishes, from the steps' log. Every file
 is written atomically (:mod:`zsg_lib.atomic`); a write that fails (disk full) and a record
 that cannot be read back (truncated) are a :class:`~zsg_lib.errors.TrainError` naming the run
 folder and what to do.
@@ -66,6 +72,7 @@ PARAMS, ORDER, LOG, SCORES, CHECKPOINT, FINAL, DONE = (
     "params.json", "order.parquet", "log.parquet", "scores.parquet", "checkpoint.pt",
     "final-state.pt", "DONE",
 )
+PICKS = "picks.parquet"  # online runs only
 LOCK = ".lock"  # held by the process training the run (see run_lock)
 RETRAIN = "delete the folder to retrain the run"
 
@@ -297,6 +304,17 @@ SCORES_SCHEMA = pa.schema([
 ])
 
 
+PICKS_SCHEMA = pa.schema([
+    ("step", pa.int64()), ("position", pa.int64()), ("id", pa.string()), ("task", pa.string()),
+    # the scoring point whose scores decided the stretch, and the query instance served
+    ("scored_at", pa.int64()), ("query_id", pa.string()), ("query_task", pa.string()),
+    ("query_rank", pa.int64()),  # 0: the query instance that lagged most at scored_at
+    ("query_loss", pa.float64()), ("query_branch_loss", pa.float64()),
+    ("loss_ratio", pa.float64()),  # query_loss / query_branch_loss
+    ("distance", pa.float64()),  # cosine distance 1 - cos between the pick and the query
+])
+
+
 def without_step_resolved(scores: pd.DataFrame) -> pd.DataFrame:
     """``scores`` less the rows scored only for step-resolved scoring (records written before
     that column existed have none), so arms are compared over the same steps.
@@ -318,6 +336,19 @@ def write_log(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 def write_scores(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """scores.parquet: one row per scored step x test instance (:data:`SCORES_SCHEMA`)."""
     write_table(run_dir / SCORES, rows, SCORES_SCHEMA)
+
+
+def write_picks(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """picks.parquet: why an online run fed each instance (:data:`PICKS_SCHEMA`)."""
+    write_table(run_dir / PICKS, [{f.name: r.get(f.name) for f in PICKS_SCHEMA} for r in rows],
+                PICKS_SCHEMA)
+
+
+def read_picks(run_dir: Path) -> pd.DataFrame:
+    """An online run's picks (:data:`PICKS_SCHEMA`); an empty table for a fixed order."""
+    if not (run_dir / PICKS).exists():
+        return PICKS_SCHEMA.empty_table().to_pandas()
+    return _read_parquet(run_dir, PICKS)
 
 
 @dataclass
@@ -345,6 +376,11 @@ class RunRecord:
         """One row per scored step x test instance, with its ``test_part``
         (:func:`label_test_parts`)."""
         return label_test_parts(_read_parquet(self.path, SCORES), self.params)
+
+    @functools.cached_property
+    def picks(self) -> pd.DataFrame:
+        """An online run's picks with their reasons (empty for a fixed order)."""
+        return read_picks(self.path)
 
 
 def read_record(run_dir: Path, reused: bool = False) -> RunRecord:

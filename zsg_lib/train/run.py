@@ -54,6 +54,7 @@ import pyarrow as pa
 from ..errors import TrainError
 from ..paths import cache_dir
 from . import distributed, hardware, quantized, records, states
+from .batches import OnlineSource
 from .config import TrainConfig
 from .loop import Branch, Loop
 from .models import load_model, model_identity
@@ -90,17 +91,34 @@ def _check_order(order: Sequence[str], train: Mapping[str, Any]) -> list[str]:
 
 
 def _data_identity(cfg: TrainConfig, train: Mapping[str, Any], test: Mapping[str, Any],
-                   order: Sequence[str]) -> dict[str, Any]:
+                   order: Sequence[str], online: OnlineSource | None = None) -> dict[str, Any]:
+    """What the run's id hashes besides its config: the model, the test set and the ordered
+    training instances; an online run (``online``), whose order is known only as it trains,
+    hashes its source's identity and the instances it may pick (``order``) instead."""
     test_ids = sorted(test)
+    digest = records.table_digest(order, [train[i][0] for i in order],
+                                  [train[i][1] for i in order])
+    ordered = ({"train_ordered": digest, "n_order": len(order)} if online is None else
+               {"train_online": {**online.identity(), "candidates": digest},
+                "n_candidates": len(order)})
     return {
         "model": model_identity(cfg.model),
-        "train_ordered": records.table_digest(order, [train[i][0] for i in order],
-                                              [train[i][1] for i in order]),
+        **ordered,
         "test": records.table_digest(test_ids, [test[i][0] for i in test_ids],
                                      [test[i][1] for i in test_ids]),
-        "n_order": len(order),
         "n_test": len(test),
     }
+
+
+def _check_online(source: OnlineSource, train: Mapping[str, Any],
+                  test: Mapping[str, Any]) -> list[str]:
+    """An online source's candidates (ids of ``train``), checked like an order; it runs in
+    one process (the scores it reads are the main process's)."""
+    if distributed.current().world > 1:
+        raise TrainError("an online batch source runs in one process (WORLD_SIZE > 1 here)")
+    if len(source) < 1:
+        raise TrainError("online source: a budget of no instances")
+    return _check_order(source.candidates(), train)
 
 
 #: Fields a branched run must share with the run it starts from: they define the model,
@@ -151,7 +169,7 @@ def train_run(
     config: TrainConfig,
     train: pa.Table,
     test: pa.Table,
-    order: Sequence[str],
+    order: Sequence[str] | OnlineSource,
     runs_root: str | Path | None = None,
     run_name: str | None = None,
     progress: bool = True,
@@ -160,7 +178,10 @@ def train_run(
     on_start: Callable[[str, bool], None] | None = None,
     query_ids: Sequence[str] | None = None,
 ) -> RunRecord:
-    """Train on exactly ``order`` (ids of ``train``), scoring every ``test`` instance.
+    """Train on exactly ``order`` (ids of ``train``), scoring every ``test`` instance; or on
+    what an online source (:class:`~zsg_lib.train.batches.OnlineSource`) picks at each step
+    from the scores so far (its candidates: ids of ``train``; its picks and their reasons are
+    recorded, and the order it fed is written when the run finishes).
 
     Returns the run's :class:`RunRecord`; an already finished run with the same id is read
     back, an interrupted one resumed. ``runs_root`` defaults to ``cache_dir("runs")``.
@@ -187,9 +208,14 @@ def train_run(
     test_by_id = _instances(test, "test")
     if not test_by_id:
         raise TrainError("test set is empty")
-    order = _check_order(order, train_by_id)
-    per_pass = math.ceil(len(order) / cfg.instances_per_step)
-    max_steps = cfg.steps_over(len(order))
+    online = order if isinstance(order, OnlineSource) else None
+    if online is not None:
+        order = _check_online(online, train_by_id, test_by_id)
+    else:
+        order = _check_order(order, train_by_id)
+    planned = len(online) if online is not None else len(order)
+    per_pass = math.ceil(planned / cfg.instances_per_step)
+    max_steps = cfg.steps_over(planned)
     branch_step = _check_branch(cfg, start_from)
     if any(s > branch_step + max_steps for s in cfg.generate_at):
         raise TrainError(f"TrainConfig.generate_at: {cfg.generate_at} goes past the run's "
@@ -197,7 +223,7 @@ def train_run(
     cfg.dense_steps(branch_step, branch_step + max_steps)  # a range outside the run: refused
 
     cfg_dict = cfg.to_dict()
-    data_id = _data_identity(cfg, train_by_id, test_by_id, order)
+    data_id = _data_identity(cfg, train_by_id, test_by_id, order, online)
     if start_from is not None:
         data_id["branch"] = {"run_id": start_from.run_id, "step": branch_step}
     data_id = records.with_query(data_id, query_ids, test_by_id)
@@ -210,7 +236,7 @@ def train_run(
     if finished is not None:
         return finished
     inputs = _Inputs(cfg, train_by_id, test_by_id, order, max_steps, per_pass, data_id,
-                     run_id, run_name, start_from)
+                     run_id, run_name, start_from, online)
     with _exclusive(run_dir):
         # Another process may have trained the run while this one waited for the lock.
         finished = _finished(run_dir, run_id)
@@ -256,6 +282,13 @@ class _Inputs:
     run_id: str
     run_name: str | None
     start_from: RunRecord | None = None
+    online: OnlineSource | None = None  # then ``order`` holds its candidates
+
+
+def _write_order(run_dir: Path, order: Sequence[str],
+                 train_by_id: Mapping[str, tuple[Any, Any]]) -> None:
+    records.write_table(run_dir / records.ORDER, [
+        {"position": p, "id": i, "task": train_by_id[i][1]} for p, i in enumerate(order)])
 
 
 def _train(inp: _Inputs, run_dir: Path, progress: bool,
@@ -295,15 +328,18 @@ def _train(inp: _Inputs, run_dir: Path, progress: bool,
     dist = distributed.current()
     if existing is None and dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        records.write_table(run_dir / records.ORDER, [
-            {"position": p, "id": i, "task": train_by_id[i][1]} for p, i in enumerate(order)])
+        if inp.online is None:
+            _write_order(run_dir, order, train_by_id)
         records.write_params(run_dir, params)
 
     branch = _branch(inp.start_from, inp.data_id["test"]) if inp.start_from else None
-    loop = Loop(cfg, base, tokenizer, device, run_dir, order,
+    loop = Loop(cfg, base, tokenizer, device, run_dir, inp.online or order,
                 train_enc, test_enc, test_by_id, progress, on_step, branch)
     summary = loop.run()
     if dist.is_main:
+        if inp.online is not None:  # the order it fed, known now
+            _write_order(run_dir, [i for row in loop.log_rows for i in row["instance_ids"]],
+                         train_by_id)
         records.mark_done(run_dir, summary)
     dist.barrier()
     return records.read_record(run_dir, reused=False)
