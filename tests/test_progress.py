@@ -135,6 +135,21 @@ def test_events_reach_the_tailer_in_order_even_split_mid_line(tmp_path, monkeypa
     assert rows[1]["reused"] is False and rows[1]["seconds"] >= 0 and rows[1]["run_id"] == "n0"
 
 
+def test_a_relative_events_path_reaches_kernels_in_another_folder(tmp_path, monkeypatch) -> None:
+    """``zsg batch`` with its default (relative) output folder: papermill's kernel runs in the
+    notebook's folder, and its run lines must still reach the terminal."""
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    with progress.reporting("runs/batch/events.jsonl", progress.Board(planned=1), lines.append):
+        elsewhere = tmp_path / "book"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)  # where the kernel runs
+        progress.run_started("random-seed0", 4)
+        progress.run_finished("random-seed0", 4, False, "r0")
+    assert any("random seed 0: run 1/1 started (4 steps)" in line for line in lines)
+    assert not (elsewhere / "runs").exists()
+
+
 def test_outside_a_build_events_do_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -292,7 +292,7 @@ def reporting(events: str | os.PathLike, board: Board,
     ...     run_started("rt-seed1", 6)
     zsg: [?] rt seed 1: run 1/2 started (6 steps)
     """
-    path = Path(events)
+    path = Path(events).resolve()  # a kernel runs in its notebook's folder, not here
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("")
     saved = os.environ.get(PROGRESS_ENV)
