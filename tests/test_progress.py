@@ -172,7 +172,11 @@ def test_train_hook_reports_start_and_end(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(run_module, "train_run", fake_train_run)
     P = checks.setup("tiny")
-    arr = SimpleNamespace(name="nft", ids=[f"i{k}" for k in range(1000)])
+    import pandas as pd
+
+    from zsg_lib.arrange import Arrangement
+
+    arr = Arrangement("nft", [f"i{k}" for k in range(1000)], pd.DataFrame())
     assert ex._train(P, arr, None, None, 0, "nft-seed0", False, branch=False) is record
     start, end = (json.loads(x) for x in events.read_text().splitlines())
     assert start["event"] == "run_started" and start["label"] == "nft-seed0"
