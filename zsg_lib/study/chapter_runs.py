@@ -150,8 +150,8 @@ def planned_runs(profile: Profile) -> int:
     cannot run on it train none).
 
     >>> from zsg_lib.profiles.params import load_profile
-    >>> planned_runs(load_profile("cpu-demo"))  # 3 seeds x (warm-up + 10 + chapter 1 + 3 windows)
-    45
+    >>> planned_runs(load_profile("cpu-demo"))  # 3 seeds x (warm-up + 11 + chapter 1 + 3 windows)
+    48
     """
     return chapters_work(profile, CHAPTERS)[0]
 
@@ -160,8 +160,8 @@ def planned_steps(profile: Profile) -> int:
     """The training steps of the book's :func:`planned_runs`.
 
     >>> from zsg_lib.profiles.params import load_profile
-    >>> planned_steps(load_profile("cpu-demo"))  # 3 warm-ups of 8 steps, 42 runs of 40
-    1704
+    >>> planned_steps(load_profile("cpu-demo"))  # 3 warm-ups of 8 steps, 45 runs of 40
+    1824
     """
     return chapters_work(profile, CHAPTERS)[1]
 
