@@ -46,7 +46,7 @@ seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
-from zsg_lib.analysis import findings, stats
+from zsg_lib.analysis import findings, parts, stats
 from zsg_lib.pages import plots, sections
 from zsg_lib.study import chapter_data, experiment as ex
 from zsg_lib.study.checks import setup
@@ -59,17 +59,23 @@ ex.describe(P)
 
 # %%
 scores = ex.run_many(P, P.arrangements("similarity"))
-plots.loss_curves(stats.mean_ci(scores), title="Test loss by similarity order (mean over seeds, 95% band)")
+query = parts.query(scores)  # the instances the orders look at (all of them without a split)
+plots.loss_curves(stats.mean_ci(query), title="Test loss by similarity order (mean over seeds, 95% band)")
 
 # %%
 window = P.judge.first_window
 plots.interval_points(
-    stats.window_summary(scores, window),
+    stats.window_summary(query, window),
     title=f"Mean test loss over steps {window[0]}–{window[1]} (95% CI over seeds)",
 )
 
+# %% [markdown]
+# The verdict, judged on the test instances the orders were arranged toward (the paper's
+# design) and, when the profile holds some of each test task's instances back from every
+# arrangement (`split.query_per_task`), on those evaluation instances beside it:
+
 # %%
-found = findings.similarity(P.judge, scores)
+found = findings.by_part(findings.similarity, P.judge, scores)
 found
 
 # %% [markdown]

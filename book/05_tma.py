@@ -48,7 +48,7 @@ seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
-from zsg_lib.analysis import findings, stats
+from zsg_lib.analysis import findings, parts, stats
 from zsg_lib.pages import plots, sections
 from zsg_lib.study import experiment as ex
 from zsg_lib.study.checks import setup
@@ -79,15 +79,16 @@ plots.tma_rounds(tables, title=f"TMA round at each position (seed {seed}, budget
 
 # %%
 scores = ex.run_many(P, P.arrangements("tma"))
-plots.loss_curves(stats.mean_ci(scores), title="Test loss by TMA setting (mean over seeds, 95% band)")
+query = parts.query(scores)  # the instances the settings look at (all of them without a split)
+plots.loss_curves(stats.mean_ci(query), title="Test loss by TMA setting (mean over seeds, 95% band)")
 
 # %%
 late = P.judge.last_window
-plots.interval_points(stats.window_summary(scores, late),
+plots.interval_points(stats.window_summary(query, late),
                       title=f"Mean test loss over steps {late[0]}–{late[1]} (95% CI over seeds)")
 
 # %%
-found = findings.tma(P.judge, scores)
+found = findings.by_part(findings.tma, P.judge, scores)  # query and evaluation instances
 found
 
 # %% [markdown]
@@ -116,17 +117,17 @@ sections.online_comparison(P, scores)
 
 # %%
 windows = ex.run_windows(P)
-plots.loss_curves(stats.mean_ci(windows), title="Test loss when training on one window of TMA rounds")
+plots.loss_curves(stats.mean_ci(parts.query(windows)), title="Test loss when training on one window of TMA rounds")
 
 # %%
 # every window run is cut to the smallest window's instance count, so windows compare at
 # equal lengths; the trend is fitted per test task × seed, keeping each seed's runs paired
-win_summary = stats.window_summary(windows[windows["step"] > P.judge.branch_step],
-                                   (P.judge.branch_step + 1, P.judge.max_steps),
+after = parts.query(windows[windows["step"] > P.judge.branch_step])
+win_summary = stats.window_summary(after, (P.judge.branch_step + 1, P.judge.max_steps),
                                    by=("window_start",))
 plots.interval_points(win_summary, x="window_start", x_title="first round of the window",
                       title="Mean test loss by window (95% CI over seeds)")
 
 # %%
-found_windows = findings.windows(P.judge, windows)
+found_windows = findings.by_part(findings.windows, P.judge, windows)
 found_windows

@@ -46,7 +46,7 @@ seeds = None  # e.g. [0, 1, 2]; None: the seeds of the profile
 overrides = None  # any profile key, dotted, e.g. {"train.max_steps": 12}
 
 # %%
-from zsg_lib.analysis import findings, stats
+from zsg_lib.analysis import findings, parts, stats
 from zsg_lib.pages import plots
 from zsg_lib.study import chapter_data, experiment as ex, instance
 from zsg_lib.study.checks import setup
@@ -56,17 +56,22 @@ ex.describe(P)
 
 # %% [markdown]
 # ## Which similarity predicts a test instance's loss change?
+#
+# The test on the query instances (all test instances without a query split) and, where the
+# profile holds evaluation instances back from every arrangement (`split.query_per_task`), the
+# same test on them beside it; the chart and tables below are the query instances'.
 
 # %%
 frame = instance.predictor_frame(P)
-table = instance.predictor_table(frame)
-found = findings.instance_level(table)
+found = chapter_data.instance_finding(frame)
+table, query_frame = found.details, parts.query(frame)
 found
 
 # %%
 plots.predictor_intervals(
-    table, title=f"Predicting Δloss over {frame['step'].nunique()} steps × "
-                 f"{frame['id'].nunique()} test instances × {frame['seed'].nunique()} seeds")
+    table, title=f"Predicting Δloss over {query_frame['step'].nunique()} steps × "
+                 f"{query_frame['id'].nunique()} test instances × "
+                 f"{query_frame['seed'].nunique()} seeds")
 
 # %%
 table.round(4)
@@ -92,7 +97,7 @@ table.round(4)
 # gradient cosine, coloured by the kind of relatives the task has among the training tasks.
 
 # %%
-by_task = instance.per_task_table(frame, chapter_data.relatives_kinds(P))
+by_task = instance.per_task_table(query_frame, chapter_data.relatives_kinds(P))
 print(instance.per_task_sentence(by_task))
 plots.task_slopes(by_task, title="Slope of the loss change per SD of similarity, per test task")
 
@@ -105,11 +110,11 @@ plots.task_slopes(by_task, title="Slope of the loss change per SD of similarity,
 
 # %%
 scores = ex.run_many(P, P.arrangements("instance"))
-plots.loss_curves(stats.mean_ci(scores),
+plots.loss_curves(stats.mean_ci(parts.query(scores)),
                   title="Test loss: gradient-ordered vs embedding-ordered NFT")
 
 # %%
-order = findings.gradient_order(P.judge, scores)
+order = findings.by_part(findings.gradient_order, P.judge, scores)  # both parts, side by side
 order
 
 # %%

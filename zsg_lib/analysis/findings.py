@@ -13,18 +13,27 @@ Statuses (the same words everywhere, :data:`zsg_lib.analysis.compare.STATUSES`):
 run what the claim needs). Comparisons of arrangements (§3–5) are judged by
 :mod:`zsg_lib.analysis.compare`: arms paired on the same test instances, three views, cluster
 bootstrap over test task × seed, after the branch point.
+
+**Query and evaluation instances** (issue #29): a test-centric claim (chapters 3–5 and 7) is
+judged by :func:`by_part` (or :func:`on_parts`) once on the query instances (those the
+arrangements looked at: the paper's verdict, the finding itself) and once on the evaluation
+instances (never arranged toward: :attr:`Finding.evaluation`), by the same statistic on each
+part's rows; :func:`part_difference` says in words where the two verdicts differ. Chapters 1
+and 2 arrange without looking at test instances and are judged on all of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..data.demo import relatives_of
-from . import compare, stats
+from ..data.split import EVALUATION, QUERY
+from . import compare, parts, stats
 from .compare import Comparison, View, verdict, worst
 from .transitions import classify_tasks
 
@@ -122,7 +131,11 @@ LOSS_DIFFERENCE = "difference in mean test loss, a − b (nats; instance mean)"
 @dataclass(frozen=True)
 class Finding:
     """A claim of the paper next to what this run measured; ``contrasts``: the numbers its
-    verdict rests on, each with its interval (none where the claim has no interval)."""
+    verdict rests on, each with its interval (none where the claim has no interval).
+
+    A test-centric finding judged part by part (:func:`by_part`) is the query instances'
+    verdict, with the evaluation instances' in ``evaluation``, or, where the scores hold none
+    (no query split), why not in ``no_evaluation``."""
 
     section: str
     claim: str
@@ -131,10 +144,20 @@ class Finding:
     details: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False, repr=False)
     comparisons: tuple[Comparison, ...] = field(default=(), compare=False, repr=False)
     contrasts: tuple[Contrast, ...] = field(default=(), compare=False, repr=False)
+    evaluation: Finding | None = field(default=None, compare=False, repr=False)
+    no_evaluation: str = field(default="", compare=False, repr=False)
 
-    def row(self) -> dict[str, str]:
-        return {"finding": self.section, "paper": self.claim, "this run": self.measured,
-                "agreement": self.status}
+    def row(self, parts_columns: bool = False) -> dict[str, str]:
+        """One row of :func:`table`; ``parts_columns``: with the evaluation instances'
+        numbers and verdict (``—`` where the finding is judged on all instances)."""
+        row = {"finding": self.section, "paper": self.claim, "this run": self.measured,
+               "agreement": self.status}
+        if parts_columns:
+            e = self.evaluation
+            row["this run, evaluation instances"] = e.measured if e else "—"
+            row["agreement, evaluation instances"] = (
+                e.status if e else "— (judged on all test instances)")
+        return row
 
 
 #: The paper's claims, in its words as far as PAPER.md gives them.
@@ -420,5 +443,92 @@ def gradient_order(judge: Judge, scores: pd.DataFrame) -> Finding:
 
 
 def table(found: list[Finding]) -> pd.DataFrame:
-    """Findings as a table: the paper's claim, this run's numbers, the agreement."""
-    return pd.DataFrame([f.row() for f in found])
+    """Findings as a table: the paper's claim, this run's numbers, the agreement; with the
+    evaluation instances' numbers and agreement beside where some finding has them."""
+    both = any(f.evaluation is not None for f in found)
+    return pd.DataFrame([f.row(both) for f in found])
+
+
+# --------------------------------------------------------------------------- by part
+
+
+def on_parts(judge_part: Callable[[pd.DataFrame], Finding], rows: pd.DataFrame) -> Finding:
+    """``judge_part`` on the query rows of ``rows`` (a score table or chapter 7's predictor
+    frame), with its verdict on the evaluation rows as :attr:`Finding.evaluation`; without
+    evaluation rows, its verdict on every row with :data:`~zsg_lib.analysis.parts.NO_EVALUATION`
+    (the statistic is the same on each part: only its input rows differ)."""
+    by = parts.by_part(rows)
+    found = judge_part(by[QUERY])
+    if EVALUATION in by:
+        return replace(found, evaluation=judge_part(by[EVALUATION]))
+    if found.status == "not measured":  # its reason is all a page needs to say
+        return found
+    return replace(found, no_evaluation=parts.NO_EVALUATION)
+
+
+#: The judges of test-centric claims (arrangements that look at test instances: chapters 3–5
+#: and 7), judged on each part by :func:`by_part`; the others arrange without looking at the
+#: test instances and are judged on all of them.
+BY_PART = frozenset({"similarity", "granularity", "tma", "windows", "gradient_order"})
+
+
+def by_part(judge_fn: Callable[[Judge, pd.DataFrame], Finding], judge: Judge,
+            scores: pd.DataFrame) -> Finding:
+    """A test-centric finding (``judge_fn``: :func:`similarity`, :func:`granularity`,
+    :func:`tma`, :func:`windows`, :func:`gradient_order`) judged on the query instances and
+    on the evaluation instances (:func:`on_parts`).
+
+    >>> def gain(k, s, part):  # a's extra fall: clear on the query part, none on the other
+    ...     if part == "query":
+    ...         return 0.3 + 0.05 * k + 0.02 * s
+    ...     return 0.01 * (-1) ** (k + s) - 0.005
+    >>> rows = [{"arrangement": arm, "seed": s, "task": f"t{k}", "id": f"t{k}-{i}",
+    ...          "step": st, "test_part": part,
+    ...          "loss": 2.0 - (gain(k, s, part) if arm == "a" and st else 0.0)}
+    ...         for arm in ("a", "b") for s in (0, 1) for k in (0, 1) for st in (0, 4)
+    ...         for i, part in enumerate(["query", "query", "evaluation", "evaluation"])]
+    >>> judge = Judge(max_steps=4, eval_every=4, first_n_steps=4)
+    >>> f = by_part(lambda j, s: ordering("3. x", j, s, "a < b", "a is lower"), judge,
+    ...             pd.DataFrame(rows))
+    >>> f.status, f.evaluation.status
+    ('agrees', 'does not agree')
+    >>> part_difference(f).split(" (")[0]
+    'The verdicts differ. a − b: agrees on the query instances it was arranged toward'
+    """
+    return on_parts(lambda rows: judge_fn(judge, rows), scores)
+
+
+def part_difference(found: Finding, numbers: bool = True) -> str:
+    """Where the evaluation instances' verdict differs from the query instances', in words:
+    each contrast whose verdict differs, with both estimates unless ``numbers`` is false
+    (``""`` where none differs or there is no evaluation verdict).
+
+    >>> q = Finding("3. similarity", "c", "m", "agrees", contrasts=(
+    ...     Contrast("nft − rt", -0.1, -0.15, -0.05, "below", "loss", "agrees"),))
+    >>> e = Finding("3. similarity", "c", "m", "does not agree", contrasts=(
+    ...     Contrast("nft − rt", 0.01, -0.04, 0.06, "below", "loss", "does not agree"),))
+    >>> part_difference(replace(q, evaluation=e))  # doctest: +NORMALIZE_WHITESPACE
+    'The verdicts differ. nft − rt: agrees on the query instances it was arranged toward
+    (-0.1 [-0.15, -0.05]), does not agree on the unseen evaluation instances of the same
+    tasks (+0.01 [-0.04, +0.06]).'
+    >>> part_difference(replace(q, evaluation=q))
+    ''
+    """
+    e = found.evaluation
+    if e is None:
+        return ""
+    theirs = {c.label: c for c in e.contrasts}
+    def shown(c: Contrast) -> str:
+        return f" ({c.shown()})" if numbers else ""
+
+    def line(q: str, ev: str, q_shown: str = "", ev_shown: str = "") -> str:
+        return (f"{q} on the query instances it was arranged toward{q_shown}, {ev} on the "
+                f"unseen evaluation instances of the same tasks{ev_shown}")
+
+    lines = [f"{c.label}: " + line(c.status, theirs[c.label].status, shown(c),
+                                   shown(theirs[c.label]))
+             for c in found.contrasts
+             if c.label in theirs and theirs[c.label].status != c.status]
+    if not lines and e.status != found.status:  # no contrast to name (e.g. not measured)
+        lines = [line(found.status, e.status)]
+    return f"The verdicts differ. {'; '.join(lines)}." if lines else ""

@@ -9,6 +9,13 @@ Each contrast comes with the smallest difference this run could have detected
 approximation), so a claim that "does not agree" reads either as "no difference of that size"
 (a narrow interval around zero) or as "too little power" (a wide one).
 
+Under a query split (issue #29) a test-centric finding carries a second verdict, on the
+evaluation instances (:attr:`~zsg_lib.analysis.findings.Finding.evaluation`): the forest plot
+draws its contrasts as a second mark (``part``), the summary's rows get a second verdict column
+and the sentence where the two differ, and a chapter's card shows the two verdicts side by
+side. Without a split the page reads as before, with one sentence saying why there is no
+evaluation verdict.
+
 >>> from zsg_lib.analysis.findings import Contrast, Finding
 >>> f = Finding("3. similarity", "NFT < RT < FFT", "…", "agrees", contrasts=(
 ...     Contrast("nft − rt", -0.1, -0.15, -0.05, "below", "loss difference", "agrees"),))
@@ -29,9 +36,13 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..analysis.findings import Contrast, Finding
+from ..analysis.findings import Contrast, Finding, part_difference
+from ..analysis.parts import PART_NAMES
+from ..data.split import EVALUATION, QUERY
 from ..profiles.chapters import CHAPTERS
 from .plots import VERDICT_COLOURS
+
+GREY = "color:#57606a"  # secondary text: detectable sizes, notes
 
 
 class Html(str):
@@ -39,6 +50,11 @@ class Html(str):
 
     def _repr_html_(self) -> str:
         return str(self)
+
+
+def _note(text: str) -> str:
+    """A note's text as HTML: escaped, its `code` as code (the notes are Markdown too)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def anchor(section: str) -> str:
@@ -72,20 +88,25 @@ def _detectable(c: Contrast) -> str:
 
 def contrasts(found: Sequence[Finding]) -> pd.DataFrame:
     """One row per contrast of every finding, in the order of the findings (the forest
-    plot's lines): ``finding, row, measure, estimate, lo, hi, detectable, claimed,
-    reference, status, shown, detectable_shown, fmt, link``. Findings without a contrast (not
-    measured, or judged without an interval) have no row."""
+    plot's lines): ``finding, row, part, measure, estimate, lo, hi, detectable, claimed,
+    reference, status, shown, detectable_shown, fmt, link``; ``part``: ``query`` (the finding's
+    own contrasts), or ``evaluation`` (those of its verdict on the evaluation instances, right
+    after). Findings without a contrast (not measured, or judged without an interval) have no
+    row."""
     rows = []
     for f in found:
-        for c in f.contrasts:
-            rows.append({"finding": f.section, "row": f"{f.section}: {c.label}",
-                         "measure": c.measure, "estimate": c.estimate, "lo": c.lo, "hi": c.hi,
-                         "detectable": c.detectable, "claimed": c.claimed,
-                         "reference": c.reference, "status": c.status, "shown": c.shown(),
-                         "detectable_shown": _detectable(c), "fmt": c.fmt,
-                         "link": chapter_link(f.section)})
-    columns = ["finding", "row", "measure", "estimate", "lo", "hi", "detectable", "claimed",
-               "reference", "status", "shown", "detectable_shown", "fmt", "link"]
+        judged = [(QUERY, f)] + ([(EVALUATION, f.evaluation)] if f.evaluation else [])
+        for part, g in judged:
+            for c in g.contrasts:
+                rows.append({"finding": f.section, "row": f"{f.section}: {c.label}",
+                             "part": part, "measure": c.measure, "estimate": c.estimate,
+                             "lo": c.lo, "hi": c.hi, "detectable": c.detectable,
+                             "claimed": c.claimed, "reference": c.reference,
+                             "status": c.status, "shown": c.shown(),
+                             "detectable_shown": _detectable(c), "fmt": c.fmt,
+                             "link": chapter_link(f.section)})
+    columns = ["finding", "row", "part", "measure", "estimate", "lo", "hi", "detectable",
+               "claimed", "reference", "status", "shown", "detectable_shown", "fmt", "link"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -99,27 +120,89 @@ def _numbers(f: Finding) -> str:
         for c in f.contrasts)
 
 
+def _both_numbers(f: Finding) -> str:
+    """The query contrasts, then the evaluation ones, then where the verdicts differ."""
+    if f.evaluation is None:
+        return _numbers(f)
+    differ = part_difference(f, numbers=False)  # the numbers are right above
+    return (f"{_numbers(f)}<br><em>evaluation instances:</em><br>{_numbers(f.evaluation)}"
+            + (f'<br><span style="{GREY}">{html.escape(differ)}</span>' if differ else ""))
+
+
+def parts_note(found: Sequence[Finding]) -> str:
+    """Why no test-centric finding has an evaluation verdict (no query split), once for a
+    page; ``""`` where some finding has one or none is judged part by part."""
+    if any(f.evaluation is not None for f in found):
+        return ""
+    return next((f.no_evaluation for f in found if f.no_evaluation), "")
+
+
 def finding_rows(found: Sequence[Finding]) -> Html:
     """One short row per finding: the section (a link to its card in the chapter), the claim,
-    the verdict badge and the key numbers with their intervals and detectable size."""
-    head = ("<tr><th>finding</th><th>the paper's claim</th><th>verdict</th>"
+    the verdict badge and the key numbers with their intervals and detectable size. Where a
+    finding has an evaluation verdict: a second verdict column (findings judged on all test
+    instances say so there), the evaluation numbers under the query ones and, where the two
+    verdicts differ, the sentence that says how; without, one sentence under the table."""
+    both = any(f.evaluation is not None for f in found)
+    if both:
+        verdicts = (f"<th>verdict: {PART_NAMES[QUERY]}</th>"
+                    f"<th>verdict: {PART_NAMES[EVALUATION]}</th>")
+    else:
+        verdicts = "<th>verdict</th>"
+    head = (f"<tr><th>finding</th><th>the paper's claim</th>{verdicts}"
             "<th>this run: estimate [95% interval]</th></tr>")
+
+    def second(f: Finding) -> str:
+        if not both:
+            return ""
+        if f.evaluation is None:
+            return f'<td><span style="{GREY}">all test instances</span></td>'
+        return f"<td>{badge(f.evaluation.status)}</td>"
+
     body = "".join(
         f'<tr><td><a class="zsg-finding-link" href="{chapter_link(f.section)}">'
         f"{html.escape(f.section)}</a></td><td>{html.escape(f.claim)}</td>"
-        f"<td>{badge(f.status)}</td><td>{_numbers(f)}</td></tr>" for f in found)
-    return Html(f'<table class="zsg-findings">{head}{body}</table>')
+        f"<td>{badge(f.status)}</td>{second(f)}<td>{_both_numbers(f)}</td></tr>"
+        for f in found)
+    note = parts_note(found)
+    note = f'<p class="zsg-parts-note" style="{GREY}">{_note(note)}</p>' if note else ""
+    return Html(f'<table class="zsg-findings">{head}{body}</table>{note}')
+
+
+def _verdict_block(f: Finding, heading: str) -> str:
+    """One verdict of a card: the badge (and what it was judged on), the measured sentence,
+    the contrasts, under a left rule in the verdict's colour."""
+    colour = VERDICT_COLOURS.get(f.status, VERDICT_COLOURS["not measured"])
+    numbers = (f'<div style="margin-top:0.4em">{_numbers(f)}</div>' if f.contrasts else "")
+    return (f'<div style="border-left:4px solid {colour};padding:0.5em 0.9em;'
+            f'background:#f6f8fa;flex:1 1 18em;min-width:0">'
+            f"<div>{badge(f.status)} {heading}</div>"
+            f'<div style="margin-top:0.4em">{html.escape(f.measured)}</div>{numbers}</div>')
 
 
 def card(f: Finding) -> Html:
     """A finding as a chapter shows it: the verdict badge, the claim, what this run measured
-    (the full sentence, wrapped) and its contrasts; its id is the summary's link target."""
-    colour = VERDICT_COLOURS.get(f.status, VERDICT_COLOURS["not measured"])
-    numbers = (f'<div style="margin-top:0.4em">{_numbers(f)}</div>' if f.contrasts else "")
+    (the full sentence, wrapped) and its contrasts; its id is the summary's link target.
+    With an evaluation verdict, the two verdicts side by side (query first: the paper's) and
+    the sentence where they differ; judged part by part without one, the sentence why."""
+    title = f"<strong>{html.escape(f.section)}</strong>: {html.escape(f.claim)}"
+    if f.evaluation is None:
+        colour = VERDICT_COLOURS.get(f.status, VERDICT_COLOURS["not measured"])
+        numbers = (f'<div style="margin-top:0.4em">{_numbers(f)}</div>' if f.contrasts else "")
+        note = (f'<div style="margin-top:0.4em;{GREY}">{_note(f.no_evaluation)}</div>'
+                if f.no_evaluation else "")
+        return Html(
+            f'<div class="zsg-finding" id="{anchor(f.section)}" style="border-left:4px solid '
+            f'{colour};padding:0.5em 0.9em;margin:0.4em 0;background:#f6f8fa;'
+            'overflow-wrap:anywhere">'
+            f"<div>{badge(f.status)} {title}</div>"
+            f'<div style="margin-top:0.4em">{html.escape(f.measured)}</div>{numbers}{note}</div>')
+    differ = part_difference(f) or "The two parts give the same verdict."
+    blocks = "".join(_verdict_block(g, f"judged on the {PART_NAMES[part]}")
+                     for part, g in ((QUERY, f), (EVALUATION, f.evaluation)))
     return Html(
-        f'<div class="zsg-finding" id="{anchor(f.section)}" style="border-left:4px solid '
-        f'{colour};padding:0.5em 0.9em;margin:0.4em 0;background:#f6f8fa;'
+        f'<div class="zsg-finding" id="{anchor(f.section)}" style="margin:0.4em 0;'
         'overflow-wrap:anywhere">'
-        f"<div>{badge(f.status)} <strong>{html.escape(f.section)}</strong>: "
-        f"{html.escape(f.claim)}</div>"
-        f'<div style="margin-top:0.4em">{html.escape(f.measured)}</div>{numbers}</div>')
+        f"<div>{title}</div>"
+        f'<div style="display:flex;flex-wrap:wrap;gap:0.6em;margin-top:0.4em">{blocks}</div>'
+        f'<div style="margin-top:0.4em">{html.escape(differ)}</div></div>')

@@ -450,18 +450,35 @@ def forest(contrasts: pd.DataFrame, title: str = "") -> alt.VConcatChart:
     (no difference), the claimed side of it shaded (``fmt``, when given, with a ``%``: a
     percentage axis), and around the reference a grey band as
     wide as the smallest difference the run detects (80% power), its size written at the
-    right."""
+    right. Where the table holds a ``part`` column with evaluation rows (issue #29), each
+    line holds two marks, query (filled circle, the paper's) above evaluation (open diamond,
+    dashed interval), told apart by shape in a legend."""
     if contrasts.empty:
         note = pd.DataFrame({"text": ["no claim was measured with an interval"]})
         return alt.vconcat(alt.Chart(note).mark_text(align="left").encode(text="text:N"))
     statuses = [s for s in VERDICT_COLOURS if s != "not measured"]  # measured, with a number
-    colour = alt.Color("status:N", title="verdict", scale=alt.Scale(
-        domain=statuses, range=[VERDICT_COLOURS[s] for s in statuses]),
-        legend=alt.Legend(orient="bottom", direction="horizontal", labelLimit=220))
+    verdicts = alt.Scale(domain=statuses, range=[VERDICT_COLOURS[s] for s in statuses])
+    colour = alt.Color("status:N", title="verdict", scale=verdicts, legend=alt.Legend(
+        orient="bottom", direction="horizontal", labelLimit=220))
     tips = [alt.Tooltip("row:N", title="contrast"), alt.Tooltip("shown:N", title="estimate [95%]"),
             alt.Tooltip("claimed_text:N", title="claimed"),
             alt.Tooltip("detectable_shown:N", title="smallest detectable (80% power)"),
             alt.Tooltip("status:N", title="verdict")]
+    two = "part" in contrasts and contrasts["part"].nunique() > 1
+    if two:  # query (the paper's) and evaluation marks share a line, one above the other
+        tips.insert(1, alt.Tooltip("part:N", title="judged on"))
+        parts = ["query", "evaluation"]
+        offset = {"yOffset": alt.YOffset("part:N", sort=parts, scale=alt.Scale(
+            domain=parts, paddingOuter=0.3))}
+        shape = {"shape": alt.Shape("part:N", legend=None, scale=alt.Scale(
+            domain=parts, range=["circle", "diamond"]))}  # told apart in the subtitle
+        dash = {"strokeDash": alt.condition(alt.datum.part == "query", alt.value([1, 0]),
+                                            alt.value([4, 2]))}  # a value: no second legend
+        fill = alt.Fill("status:N", scale=verdicts, legend=None)
+        filled = {"fill": alt.condition(alt.datum.part == "query", fill, alt.value("white"))}
+    else:
+        offset = shape = dash = filled = {}
+    line_height = 40 if two else 26
     width = 300
     panels = []
     for measure, part in contrasts.groupby("measure", sort=False):
@@ -479,7 +496,7 @@ def forest(contrasts: pd.DataFrame, title: str = "") -> alt.VConcatChart:
         x_axis = alt.Axis(format=".0%" if percent else "~g")
         # one label width for every panel, so their zero lines stand one under another
         base = alt.Chart(data).encode(y=alt.Y("row:N", sort=None, title=None, axis=alt.Axis(
-            labelLimit=LABEL_WIDTH, minExtent=LABEL_WIDTH)))
+            labelLimit=LABEL_WIDTH, minExtent=LABEL_WIDTH)), **offset)
         side = base.mark_rect(color="#ddeaf7", opacity=0.7).encode(
             x=alt.X("reference:Q", scale=x_scale, title=str(measure), axis=x_axis), x2="edge:Q")
         zone = base.mark_rule(color="#8c959f", strokeWidth=9, opacity=0.35).encode(
@@ -487,12 +504,21 @@ def forest(contrasts: pd.DataFrame, title: str = "") -> alt.VConcatChart:
         ref_rule = alt.Chart(pd.DataFrame({"x": [ref]})).mark_rule(color="#24292f").encode(
             x=alt.X("x:Q", scale=x_scale))
         bar = base.mark_rule(strokeWidth=2.5).encode(x="lo:Q", x2="hi:Q", color=colour,
-                                                      tooltip=tips)
-        point = base.mark_point(filled=True, size=90, opacity=1).encode(
-            x="estimate:Q", color=colour, tooltip=tips)
+                                                      tooltip=tips, **dash)
+        point = base.mark_point(filled=not two, size=90, opacity=1, strokeWidth=2).encode(
+            x="estimate:Q", color=colour, tooltip=tips, **shape, **filled)
         text = base.mark_text(align="left", dx=8, color="#57606a", fontSize=11).encode(
             x=alt.value(width), text="detectable_shown:N")
         panels.append(alt.layer(side, zone, ref_rule, bar, point, text).properties(
-            width=width, height=26 * len(data)))
+            width=width, height=line_height * data["row"].nunique()))
+    if two:  # a legend of the two marks beside the verdicts' would run past the column
+        marks = [("filled circle, solid line: judged on the query instances (arranged "
+                  "toward; the paper's)"),
+                 ("open diamond, dashed line: judged on the evaluation instances (never "
+                  "arranged toward)")]
+        heading = alt.TitleParams(title or "Query and evaluation instances", anchor="start",
+                                  subtitle=marks, subtitleColor="#57606a")
+        return alt.vconcat(*panels, spacing=18).resolve_scale(x="independent").properties(
+            title=heading)
     return alt.vconcat(*panels, spacing=18).resolve_scale(x="independent").properties(
         title=title)

@@ -31,6 +31,12 @@ instance's loss at the branch point (a task with large losses then weighs no mor
 with small). Intervals are 95% cluster-bootstrap intervals over test task × seed; the
 seed-level paired t is the secondary line. A negative difference: the first arm is lower."""
 
+#: What the second table of pairs is (shown above it, under a query split).
+EVALUATION_PAIRS = """\
+**On the evaluation instances.** The same pairs, views and intervals on the test instances no
+arrangement looked at (instances of the same test tasks, held out by `split.query_per_task`).
+The charts and tables below stay on the query instances, as the paper's design has it."""
+
 #: How to read the per-task differences (shown above their chart).
 PER_TASK = """\
 **Per test task.** The same differences per test task, coloured by the kind of relatives the
@@ -52,12 +58,15 @@ instance mean most, and the mean without it."""
 
 
 def paired_comparison(profile: Profile, found: Finding) -> None:
-    """Show an ordering finding's pairs (:attr:`Finding.details`, three views), their
-    differences per test task (one chart per pair) and each pair's heaviest test task
+    """Show an ordering finding's pairs (:attr:`Finding.details`, three views; under a query
+    split, the evaluation instances' pairs after them), their differences per test task (one
+    chart per pair) and each pair's heaviest test task
     (:func:`zsg_lib.analysis.findings.heaviest_tasks`), each under its text, in a notebook."""
     from IPython.display import Markdown, display  # a notebook's; not needed to import this
 
     display(Markdown(VIEWS), found.details)
+    if found.evaluation is not None and found.evaluation.comparisons:
+        display(Markdown(EVALUATION_PAIRS), found.evaluation.details)
     if not profile.has_tasks:
         display(Markdown(NO_TASKS.format(kind=profile.dataset.kind)))
         return

@@ -242,12 +242,35 @@ def similarity_vs_gain(profile: Profile, scores: pd.DataFrame,
     return out[["seed", *[c for c in out.columns if c != "seed"]]]
 
 
+def judged(name: str, judge: findings.Judge, scores: pd.DataFrame) -> Finding:
+    """The finding of :mod:`zsg_lib.analysis.findings` function ``name`` on ``scores``: on
+    the query and the evaluation instances for a test-centric claim
+    (:data:`~zsg_lib.analysis.findings.BY_PART`), on all test instances for the others."""
+    judge_fn = getattr(findings, name)
+    if name in findings.BY_PART:
+        return findings.by_part(judge_fn, judge, scores)
+    return judge_fn(judge, scores)
+
+
+def instance_finding(frame: pd.DataFrame) -> Finding:
+    """Chapter 7's finding from its predictor frame
+    (:func:`zsg_lib.study.instance.predictor_frame`): the predictor test on the query
+    instances, and on the evaluation instances where the frame has them; its
+    :attr:`~zsg_lib.analysis.findings.Finding.details` is the query instances' table."""
+    from . import instance
+
+    return findings.on_parts(
+        lambda rows: findings.instance_level(instance.predictor_table(rows)), frame)
+
+
 def collect_findings(profile: Profile,
                      progress: bool = False) -> tuple[list[Finding], pd.DataFrame]:
     """Every finding for ``profile``, from the run records (runs not on disk are trained).
 
-    Returns the findings and the combined score table of the arrangement runs. Chapters that
-    need task labels are reported ``not measured`` on data without tasks.
+    Returns the findings and the combined score table of the arrangement runs (both parts of
+    the test instances under a query split). Chapters that need task labels are reported
+    ``not measured`` on data without tasks; test-centric claims are judged on each part
+    (:func:`judged`).
     """
     judge = profile.judge
 
@@ -278,11 +301,11 @@ def collect_findings(profile: Profile,
             out.append(Finding(spec.section, findings.CLAIMS[spec.key], why[chapter],
                                "not measured"))
             continue
-        out.append(getattr(findings, spec.judge)(judge, scores))
+        out.append(judged(spec.judge, judge, scores))
         frames.append(scores)
     windows = (ex.run_windows(profile, progress=progress) if profile.tma.window_starts
                else pd.DataFrame({"window_start": []}))  # none: "fewer than two windows"
-    out.append(findings.windows(judge, windows))
+    out.append(judged("windows", judge, windows))
     out += instance_findings(profile, progress)
     out.append(probe_finding(profile, progress))
     combined = pd.concat(frames, ignore_index=True).drop_duplicates(
@@ -300,9 +323,9 @@ def instance_findings(profile: Profile, progress: bool = False) -> list[Finding]
     except ParamsError as exc:
         return [Finding(CHAPTERS["07_instance_level"].section, findings.CLAIMS["instance"],
                         str(exc), "not measured")]
-    table = instance.predictor_table(instance.predictor_frame(profile, progress=progress))
+    found = instance_finding(instance.predictor_frame(profile, progress=progress))
     scores = ex.run_many(profile, profile.arrangements("instance"), progress=progress)
-    return [findings.instance_level(table), findings.gradient_order(profile.judge, scores)]
+    return [found, judged("gradient_order", profile.judge, scores)]
 
 
 def probe_finding(profile: Profile, progress: bool = False) -> Finding:
