@@ -140,7 +140,7 @@ def test_the_summary_carries_both_verdicts(differing):
     card = str(overview.card(found))
     assert card.count('class="zsg-badge"') == 2 and card.count('class="zsg-finding"') == 1
     assert card.index("judged on the query") < card.index("judged on the evaluation")
-    assert findings.part_difference(found).replace("'", "&#x27;") in card
+    assert findings.part_difference(found, numbers=False).replace("'", "&#x27;") in card
 
 
 def test_chapter_7_judges_its_predictor_test_on_each_part():

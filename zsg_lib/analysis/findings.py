@@ -493,7 +493,7 @@ def by_part(judge_fn: Callable[[Judge, pd.DataFrame], Finding], judge: Judge,
     >>> f.status, f.evaluation.status
     ('agrees', 'does not agree')
     >>> part_difference(f).split(" (")[0]
-    'The verdicts differ. a − b: agrees on the query instances it was arranged toward'
+    'The verdicts differ. a − b: agrees on the query instances the arrangements looked at'
     """
     return on_parts(lambda rows: judge_fn(judge, rows), scores)
 
@@ -508,7 +508,7 @@ def part_difference(found: Finding, numbers: bool = True) -> str:
     >>> e = Finding("3. similarity", "c", "m", "does not agree", contrasts=(
     ...     Contrast("nft − rt", 0.01, -0.04, 0.06, "below", "loss", "does not agree"),))
     >>> part_difference(replace(q, evaluation=e))  # doctest: +NORMALIZE_WHITESPACE
-    'The verdicts differ. nft − rt: agrees on the query instances it was arranged toward
+    'The verdicts differ. nft − rt: agrees on the query instances the arrangements looked at
     (-0.1 [-0.15, -0.05]), does not agree on the unseen evaluation instances of the same
     tasks (+0.01 [-0.04, +0.06]).'
     >>> part_difference(replace(q, evaluation=q))
@@ -518,11 +518,12 @@ def part_difference(found: Finding, numbers: bool = True) -> str:
     if e is None:
         return ""
     theirs = {c.label: c for c in e.contrasts}
+
     def shown(c: Contrast) -> str:
         return f" ({c.shown()})" if numbers else ""
 
     def line(q: str, ev: str, q_shown: str = "", ev_shown: str = "") -> str:
-        return (f"{q} on the query instances it was arranged toward{q_shown}, {ev} on the "
+        return (f"{q} on the query instances the arrangements looked at{q_shown}, {ev} on the "
                 f"unseen evaluation instances of the same tasks{ev_shown}")
 
     lines = [f"{c.label}: " + line(c.status, theirs[c.label].status, shown(c),

@@ -71,12 +71,14 @@ def chapter_link(section: str) -> str:
     return f"{page}#{anchor(section)}"
 
 
-def badge(status: str) -> str:
-    """A verdict as a coloured label (inline style: it reads the same in JupyterLab)."""
+def badge(status: str, wrap: bool = False) -> str:
+    """A verdict as a coloured label (inline style: it reads the same in JupyterLab);
+    ``wrap``: its words may wrap (a narrow column)."""
     colour = VERDICT_COLOURS.get(status, VERDICT_COLOURS["not measured"])
+    lines = "display:inline-block;line-height:1.25" if wrap else "white-space:nowrap"
     return (f'<span class="zsg-badge" style="background:{colour};color:#fff;'
             'border-radius:0.8em;padding:0.1em 0.6em;font-size:0.85em;font-weight:600;'
-            f'white-space:nowrap">{html.escape(status)}</span>')
+            f'{lines}">{html.escape(status)}</span>')
 
 
 def _detectable(c: Contrast) -> str:
@@ -121,12 +123,22 @@ def _numbers(f: Finding) -> str:
 
 
 def _both_numbers(f: Finding) -> str:
-    """The query contrasts, then the evaluation ones, then where the verdicts differ."""
-    if f.evaluation is None:
+    """Each contrast on the query instances with the same contrast on the evaluation
+    instances under it."""
+    if f.evaluation is None or not f.contrasts:
         return _numbers(f)
-    differ = part_difference(f, numbers=False)  # the numbers are right above
-    return (f"{_numbers(f)}<br><em>evaluation instances:</em><br>{_numbers(f.evaluation)}"
-            + (f'<br><span style="{GREY}">{html.escape(differ)}</span>' if differ else ""))
+    theirs = {c.label: c for c in f.evaluation.contrasts}
+    out = []
+    for c in f.contrasts:
+        line = (f"{html.escape(c.label)}: <code>{html.escape(c.shown())}</code>"
+                f' <span style="{GREY}">(detects {html.escape(_detectable(c))})</span>')
+        e = theirs.get(c.label)
+        if e is not None:
+            line += (f'<br><span style="{GREY}">evaluation:</span> '
+                     f"<code>{html.escape(e.shown())}</code>"
+                     f' <span style="{GREY}">(detects {html.escape(_detectable(e))})</span>')
+        out.append(line)
+    return "<br>".join(out)
 
 
 def parts_note(found: Sequence[Finding]) -> str:
@@ -147,8 +159,9 @@ def finding_rows(found: Sequence[Finding]) -> Html:
     if both:
         verdicts = (f"<th>verdict: {PART_NAMES[QUERY]}</th>"
                     f"<th>verdict: {PART_NAMES[EVALUATION]}</th>")
+        columns = 5
     else:
-        verdicts = "<th>verdict</th>"
+        verdicts, columns = "<th>verdict</th>", 4
     head = (f"<tr><th>finding</th><th>the paper's claim</th>{verdicts}"
             "<th>this run: estimate [95% interval]</th></tr>")
 
@@ -157,13 +170,21 @@ def finding_rows(found: Sequence[Finding]) -> Html:
             return ""
         if f.evaluation is None:
             return f'<td><span style="{GREY}">all test instances</span></td>'
-        return f"<td>{badge(f.evaluation.status)}</td>"
+        return f"<td>{badge(f.evaluation.status, wrap=True)}</td>"
 
-    body = "".join(
-        f'<tr><td><a class="zsg-finding-link" href="{chapter_link(f.section)}">'
-        f"{html.escape(f.section)}</a></td><td>{html.escape(f.claim)}</td>"
-        f"<td>{badge(f.status)}</td>{second(f)}<td>{_both_numbers(f)}</td></tr>"
-        for f in found)
+    def row(f: Finding) -> str:
+        differ = part_difference(f, numbers=False)  # the numbers are in the row above it
+        # the sentence spans the row under the finding's, which then has no rule under it
+        rule = ' style="border-bottom:none"' if differ else ""
+        cells = (f'<td{rule}><a class="zsg-finding-link" href="{chapter_link(f.section)}">'
+                 f"{html.escape(f.section)}</a></td><td{rule}>{html.escape(f.claim)}</td>"
+                 f"<td{rule}>{badge(f.status, wrap=both)}</td>{second(f)}"
+                 f"<td{rule}>{_both_numbers(f)}</td>").replace("<td>", f"<td{rule}>")
+        sentence = (f'<tr><td colspan="{columns}" style="padding-top:0;{GREY}">'
+                    f"{html.escape(differ)}</td></tr>" if differ else "")
+        return f"<tr>{cells}</tr>{sentence}"
+
+    body = "".join(row(f) for f in found)
     note = parts_note(found)
     note = f'<p class="zsg-parts-note" style="{GREY}">{_note(note)}</p>' if note else ""
     return Html(f'<table class="zsg-findings">{head}{body}</table>{note}')
@@ -197,7 +218,7 @@ def card(f: Finding) -> Html:
             'overflow-wrap:anywhere">'
             f"<div>{badge(f.status)} {title}</div>"
             f'<div style="margin-top:0.4em">{html.escape(f.measured)}</div>{numbers}{note}</div>')
-    differ = part_difference(f) or "The two parts give the same verdict."
+    differ = part_difference(f, numbers=False) or "The two parts give the same verdict."
     blocks = "".join(_verdict_block(g, f"judged on the {PART_NAMES[part]}")
                      for part, g in ((QUERY, f), (EVALUATION, f.evaluation)))
     return Html(
