@@ -466,17 +466,17 @@ def on_parts(judge_part: Callable[[pd.DataFrame], Finding], rows: pd.DataFrame) 
     return replace(found, no_evaluation=parts.NO_EVALUATION)
 
 
-#: The judges of test-centric claims (arrangements that look at test instances: chapters 3–5
-#: and 7), judged on each part by :func:`by_part`; the others arrange without looking at the
-#: test instances and are judged on all of them.
-BY_PART = frozenset({"similarity", "granularity", "tma", "windows", "gradient_order"})
+#: The judges of test-centric claims (arrangements that look at test instances: chapters 3–5,
+#: the online arrangement included, and 7), judged on each part by :func:`by_part`; the
+#: others arrange without looking at the test instances and are judged on all of them.
+BY_PART = frozenset({"similarity", "granularity", "tma", "windows", "online", "gradient_order"})
 
 
 def by_part(judge_fn: Callable[[Judge, pd.DataFrame], Finding], judge: Judge,
             scores: pd.DataFrame) -> Finding:
     """A test-centric finding (``judge_fn``: :func:`similarity`, :func:`granularity`,
-    :func:`tma`, :func:`windows`, :func:`gradient_order`) judged on the query instances and
-    on the evaluation instances (:func:`on_parts`).
+    :func:`tma`, :func:`windows`, :func:`online`, :func:`gradient_order`) judged on the query
+    instances and on the evaluation instances (:func:`on_parts`).
 
     >>> def gain(k, s, part):  # a's extra fall: clear on the query part, none on the other
     ...     if part == "query":

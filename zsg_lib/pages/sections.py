@@ -162,7 +162,7 @@ def online_comparison(profile: Profile, scores: pd.DataFrame) -> None:
         return
     both = pd.concat([scores, ex.run_many(profile, ["random"], progress=False)],
                      ignore_index=True)
-    found = findings.online(profile.judge, both)
+    found = findings.by_part(findings.online, profile.judge, both)  # query and evaluation
     display(found)
     if found.comparisons:
         paired_comparison(profile, found)
