@@ -102,9 +102,9 @@ sections.paired_comparison(P, found)
 #
 # The online arrangement against TMA-NFT (the same budget, its order fixed before training)
 # and against random order, on the same test instances and with the same statistics as above;
-# then which query tasks each stretch of its runs served. (Until the query/evaluation split
-# of issue #29 lands, the query instances are the whole test set: the picks look at the
-# instances the runs are judged on, as TMA's do.)
+# then which query tasks each stretch of its runs served. Its picks read the query instances
+# only (their losses and embeddings), as TMA's rounds do; with `split.query_per_task` unset
+# those are the whole test set, the instances the runs are judged on.
 
 # %%
 sections.online_comparison(P, scores)

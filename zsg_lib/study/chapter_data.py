@@ -21,6 +21,7 @@ from ..analysis.compare import Comparison, per_task
 from ..analysis.findings import Finding
 from ..analysis.maps import embedding_map_frame
 from ..analysis.transitions import arrivals, classify_tasks
+from ..arrange import ARRANGEMENTS
 from ..data.demo import relatives_of
 from ..errors import ParamsError
 from ..profiles.chapters import CHAPTERS
@@ -303,6 +304,11 @@ def collect_findings(profile: Profile,
             continue
         out.append(judged(spec.judge, judge, scores))
         frames.append(scores)
+        online = [n for n in profile.arrangements(chapter) if ARRANGEMENTS[n].online]
+        if online:  # chapter 5's order that follows the model, against tma-nft and random
+            both = pd.concat([scores, ex.run_many(profile, ["random"], progress=progress)],
+                             ignore_index=True)
+            out.append(judged("online", judge, both))
     windows = (ex.run_windows(profile, progress=progress) if profile.tma.window_starts
                else pd.DataFrame({"window_start": []}))  # none: "fewer than two windows"
     out.append(judged("windows", judge, windows))
