@@ -293,8 +293,10 @@ def online_picks(picks: pd.DataFrame, title: str = "") -> alt.Chart:
                    instances=("query_id", "nunique")).reset_index())
     return alt.Chart(counts).mark_rect().encode(
         x=alt.X("scored_at:O", title="stretch from the scoring point at step"),
-        y=alt.Y("query_task:N", title="query task served"),
-        color=alt.Color("picks:Q", title="instances picked", scale=alt.Scale(scheme="blues")),
+        y=alt.Y("query_task:N", title="query task served", axis=alt.Axis(labelLimit=200)),
+        # the legend under the chart: beside it, task names and legend ran past the column
+        color=alt.Color("picks:Q", title="instances picked", scale=alt.Scale(scheme="blues"),
+                        legend=alt.Legend(orient="bottom", direction="horizontal")),
         tooltip=[alt.Tooltip("scored_at:O", title="scored at step"),
                  alt.Tooltip("query_task:N", title="query task"),
                  alt.Tooltip("picks:Q", title="instances picked"),
