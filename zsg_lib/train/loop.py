@@ -5,8 +5,8 @@ scores the test set at the scored steps, and checkpoints so a killed run resumes
 :func:`zsg_lib.train.run.train_run` prepares the inputs and the run folder and calls
 :class:`Loop`; nothing here decides *what* a run is.
 
->>> step_chunks(["a", "b", "c"], 2, 3)
-[['a', 'b'], ['c'], ['a', 'b']]
+>>> FixedOrder(["a", "b", "c"], per_step=2, first=0).batch(1, 2, [], [])[0]  # step 1's ids
+['a', 'b']
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 
 from ..errors import TrainError
 from . import compiled, distributed, records, states
-from .batches import BatchSource, FixedOrder, step_chunks  # noqa: F401 (step_chunks: re-exported)
+from .batches import BatchSource, FixedOrder
 from .batching import collate, pack
 from .config import TrainConfig
 from .forward import (

@@ -58,8 +58,9 @@ from ..atomic import atomic_write_text, clean_stale_temps
 from ..errors import TrainError
 from ..paths import cache_dir
 from . import hardware, records, states
+from .batches import step_chunks
 from .config import TrainConfig
-from .loop import Branch, Loop, _finite, step_chunks
+from .loop import Branch, Loop, _finite
 from .models import load_model, model_identity
 from .prompts import encode_many
 from .records import RunRecord
