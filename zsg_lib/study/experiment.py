@@ -269,8 +269,8 @@ def split_test_set(profile: Profile, test: pa.Table, seed: int) -> tuple[pa.Tabl
 
 
 def query_ids(profile: Profile, seed: int) -> list[str] | None:
-    """This seed's query instance ids (in the identity and record of every run whose order reads them), ``None`` without a
-    split (run ids stay what they were)."""
+    """This seed's query instance ids (in the identity and record of every run whose order
+    reads them), ``None`` without a split (run ids stay what they were)."""
     prep = prepare(profile, seed)
     return prep.query.column("id").to_pylist() if prep.has_split else None
 
@@ -330,14 +330,19 @@ def online_source(profile: Profile, name: str, seed: int, **params: Any) -> Onli
     seed's pool and the query instances, under ``tma.budget`` (``params``: ``budget``,
     ``lagging``). ParamsError naming ``tma.budget`` when the pool holds fewer instances."""
     prep = prepare(profile, seed)
+    _check_online_budget(profile, name, prep)
+    params.setdefault("budget", profile.tma.budget)
+    return OnlinePicker(prep.pool, prep.pool_emb, prep.query_emb_tma,
+                        prep.query.column("id").to_pylist(), seed=seed, **params)
+
+
+def _check_online_budget(profile: Profile, name: str, prep: Prepared) -> None:
+    """ParamsError naming ``tma.budget`` when the seed's pool holds fewer instances: an
+    online arrangement picks each instance once."""
     if profile.tma.budget > prep.pool.num_rows:
         raise ParamsError(f"{profile.source}: tma.budget: {profile.tma.budget} instances, but "
-                          f"seed {seed}'s training pool holds {prep.pool.num_rows}; "
+                          f"seed {prep.seed}'s training pool holds {prep.pool.num_rows}; "
                           f"{name!r} picks each instance once")
-    query, query_emb = prep.query, prep.query_emb_tma
-    params.setdefault("budget", profile.tma.budget)
-    return OnlinePicker(prep.pool, prep.pool_emb, query_emb, query.column("id").to_pylist(),
-                        seed=seed, **params)
 
 
 def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrangement:
@@ -354,12 +359,11 @@ def arrangement(profile: Profile, name: str, seed: int, **params: Any) -> Arrang
     prep = prepare(profile, seed)
     spec = ARRANGEMENTS[name]
     if spec.online:
-        online_source(profile, name, seed)  # the budget the pool must hold
-        query_emb = prep.query_emb_tma
+        _check_online_budget(profile, name, prep)
         params.setdefault("budget", profile.tma.budget)
         params.setdefault("size", profile.train.instances_per_step)
         params.setdefault("stretch", profile.train.eval_every)
-        a = arrange(name, prep.pool, prep.pool_emb, query_emb, seed=seed, **params)
+        a = arrange(name, prep.pool, prep.pool_emb, prep.query_emb_tma, seed=seed, **params)
     elif spec.features == "gradient":
         a = arrange(name, prep.train, gradient_features(profile, seed, "train"),
                     gradient_features(profile, seed, "query"), seed=seed, **params)
@@ -554,8 +558,8 @@ def run_many(
 
     Columns: ``arrangement, seed, run_id, step, id, task, loss, first_loss, end_loss, ...``
     (the metrics where generation ran) and ``test_part`` (:data:`~zsg_lib.data.split.TEST_PART`:
-    ``"query"`` or ``"evaluation"``, from the run's record; ``"query"`` for every instance
-    without ``split.query_per_task``). Runs already on disk are read back, not retrained.
+    ``"query"`` or ``"evaluation"`` by the study's split, :func:`instance_parts`; ``"query"``
+    for every instance without ``split.query_per_task``). Runs already on disk are read back, not retrained.
     ``branch``: from the shared warm-up (see :func:`run`). ``resolved``: keep the rows of
     step-resolved scoring (``attribution.arrangements``), which comparisons leave out.
     """

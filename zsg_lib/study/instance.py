@@ -65,7 +65,7 @@ def predictor_frame(profile: Profile, seeds: Iterable[int] | None = None,
                     progress: bool = True) -> pd.DataFrame:
     """One row per seed × test instance × step of the stretch: ``dloss``, the predictors
     (:data:`PREDICTORS`; ``label`` only where the data has labels) and the instance's
-    ``test_part`` (query or evaluation, from its run's record)."""
+    ``test_part`` (query or evaluation, by the study's split)."""
     scores, log = resolved_runs(profile, seeds, progress)
     deltas = pr.loss_deltas(scores)
     frames = []

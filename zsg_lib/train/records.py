@@ -202,8 +202,11 @@ def with_query(data_id: Mapping[str, Any], query_ids: Sequence[str] | None,
 
 def label_test_parts(scores: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
     """``scores`` with :data:`~zsg_lib.data.split.TEST_PART`: each row's test instance a
-    ``"query"`` or an ``"evaluation"`` instance by the run's recorded query split
-    (``data.query`` in params.json); every row ``"query"`` without one.
+    ``"query"`` or an ``"evaluation"`` instance by the query ids the run's order read
+    (``data.query`` in params.json); every row ``"query"`` without them. A run whose order
+    read no test instance (a shuffle, a warm-up) records none, and is shared by studies with
+    different splits: a study labels its scores by its own split
+    (:func:`zsg_lib.study.experiment.instance_parts`).
 
     >>> s = pd.DataFrame({"id": ["a", "b"]})
     >>> label_test_parts(s, {"data": {"query": ["a"]}})["test_part"].tolist()
