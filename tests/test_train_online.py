@@ -4,17 +4,12 @@ records (a real subprocess, as tests/test_train_resume.py)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from factories import conv
+from factories import conv, kill_and_resume
 
 from zsg_lib.arrange import OnlinePicker, arrange
 from zsg_lib.errors import ArrangementError
@@ -206,7 +201,6 @@ if __name__ == "__main__":
     main(sys.argv[1], float(sys.argv[2]))
 '''
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _tables(run_dir: Path) -> list[pd.DataFrame]:
@@ -216,35 +210,9 @@ def _tables(run_dir: Path) -> list[pd.DataFrame]:
 
 
 def test_a_killed_online_run_resumes_to_the_same_picks_and_records(tmp_path):
-    script = tmp_path / "job.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    killed_root = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(script), str(killed_root), "0.15"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    ckpt = None
-    while time.time() < deadline and proc.poll() is None:
-        found = list(killed_root.glob(f"*/{runs.CHECKPOINT}"))
-        if found:
-            ckpt = found[0]
-            break
-        time.sleep(0.02)
-    assert ckpt is not None, f"no checkpoint appeared: {proc.stderr.read().decode()[-2000:]}"
-    time.sleep(0.3)  # kill after the first checkpoint (step 3: mid-stretch), mid-step or later
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_dir = ckpt.parent
-    assert not runs.is_done(run_dir) and (run_dir / runs.CHECKPOINT).exists()
-
-    job: dict = {"__name__": "job"}
-    exec(compile(SCRIPT, str(script), "exec"), job)
-    for root in (killed_root, tmp_path / "clean"):  # a fresh picker each time: no memory
-        job["main"](str(root), 0.0)
-    clean_dir = next((tmp_path / "clean").glob(f"*/{runs.DONE}")).parent
-    assert clean_dir.name == run_dir.name and runs.is_done(run_dir)
-    import json
-    assert json.loads((run_dir / runs.DONE).read_text())["resumed_from"] > 0
+    # killed after the first checkpoint (step 3: mid-stretch); each resume builds a fresh
+    # picker, so the picks come from the checkpoint's scores and log, not from memory
+    run_dir, clean_dir = kill_and_resume(SCRIPT, tmp_path, wait_s=300, after_s=0.3)
     killed, clean = _tables(run_dir), _tables(clean_dir)
     assert killed[0]["step"].tolist() == list(range(1, 13))
     assert len(killed[2]) == 36

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
+from factories import kill_and_resume
 
 from zsg_lib.train import records as runs
 
@@ -43,7 +39,6 @@ if __name__ == "__main__":
     main(sys.argv[1], float(sys.argv[2]))
 '''
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _tables(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -53,41 +48,7 @@ def _tables(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_killed_run_resumes_to_identical_records(tmp_path):
-    script = tmp_path / "job.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    killed_root = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(script), str(killed_root), "0.15"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    ckpt = None
-    while time.time() < deadline and proc.poll() is None:
-        found = list(killed_root.glob(f"*/{runs.CHECKPOINT}"))
-        if found:
-            ckpt = found[0]
-            break
-        time.sleep(0.02)
-    assert ckpt is not None, f"no checkpoint appeared: {proc.stderr.read().decode()[-2000:]}"
-    time.sleep(0.4)  # kill somewhere after the first checkpoint, mid-step or mid-scoring
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    run_dir = ckpt.parent
-    assert not runs.is_done(run_dir) and (run_dir / runs.CHECKPOINT).exists()
-
-    # resume from what the killed process left on disk, and run the same job uninterrupted
-    # elsewhere (in this process: the state comes from disk only, and it saves two start-ups)
-    job: dict = {"__name__": "job"}
-    exec(compile(SCRIPT, str(script), "exec"), job)
-    for root in (killed_root, tmp_path / "clean"):
-        job["main"](str(root), 0.0)
-    clean_dir = next((tmp_path / "clean").glob(f"*/{runs.DONE}")).parent
-    assert clean_dir.name == run_dir.name and runs.is_done(run_dir)
-
-    import json
-    done = json.loads((run_dir / runs.DONE).read_text())
-    assert done["resumed_from"] > 0  # it really resumed rather than starting over
-
+    run_dir, clean_dir = kill_and_resume(SCRIPT, tmp_path, wait_s=120, after_s=0.4)
     log_k, scores_k = _tables(run_dir)
     log_c, scores_c = _tables(clean_dir)
     assert log_k["step"].tolist() == list(range(1, 25))  # no step lost or duplicated
