@@ -16,7 +16,6 @@ import pandas as pd
 
 from ..analysis import findings
 from ..analysis.findings import Finding
-from ..arrange.catalog import ARRANGEMENTS
 from ..profiles.profile import Profile
 from ..study import chapter_data, experiment as ex
 from . import plots
@@ -155,14 +154,13 @@ def online_comparison(profile: Profile, scores: pd.DataFrame) -> None:
     so. ``scores``: the chapter's runs (``random``'s are read here)."""
     from IPython.display import Markdown, display
 
-    online = [n for n in profile.arrangements("tma") if ARRANGEMENTS[n].online]
+    online = chapter_data.online_arrangements(profile)
     if not online:
         display(Markdown("This profile does not list the online arrangement (`online-nft`) "
                          "in `chapters.tma`; add it to compare it here."))
         return
-    both = pd.concat([scores, ex.run_many(profile, ["random"], progress=False)],
-                     ignore_index=True)
-    found = findings.by_part(findings.online, profile.judge, both)  # query and evaluation
+    found = chapter_data.judged("online", profile.judge,  # query and evaluation
+                                chapter_data.with_random(profile, scores))
     display(found)
     if found.comparisons:
         paired_comparison(profile, found)

@@ -264,6 +264,18 @@ def instance_finding(frame: pd.DataFrame) -> Finding:
         lambda rows: findings.instance_level(instance.predictor_table(rows)), frame)
 
 
+def online_arrangements(profile: Profile, chapter: str = "05_tma") -> list[str]:
+    """The online arrangements (issue #29) a chapter's profile key lists."""
+    return [n for n in profile.arrangements(chapter) if ARRANGEMENTS[n].online]
+
+
+def with_random(profile: Profile, scores: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+    """``scores`` and the ``random`` runs' (trained, or read back), as the online finding
+    compares it against both ``tma-nft`` and random order."""
+    return pd.concat([scores, ex.run_many(profile, ["random"], progress=progress)],
+                     ignore_index=True)
+
+
 def collect_findings(profile: Profile,
                      progress: bool = False) -> tuple[list[Finding], pd.DataFrame]:
     """Every finding for ``profile``, from the run records (runs not on disk are trained).
@@ -304,11 +316,8 @@ def collect_findings(profile: Profile,
             continue
         out.append(judged(spec.judge, judge, scores))
         frames.append(scores)
-        online = [n for n in profile.arrangements(chapter) if ARRANGEMENTS[n].online]
-        if online:  # chapter 5's order that follows the model, against tma-nft and random
-            both = pd.concat([scores, ex.run_many(profile, ["random"], progress=progress)],
-                             ignore_index=True)
-            out.append(judged("online", judge, both))
+        if online_arrangements(profile, chapter):  # chapter 5's order that follows the model
+            out.append(judged("online", judge, with_random(profile, scores, progress)))
     windows = (ex.run_windows(profile, progress=progress) if profile.tma.window_starts
                else pd.DataFrame({"window_start": []}))  # none: "fewer than two windows"
     out.append(judged("windows", judge, windows))
