@@ -105,3 +105,18 @@ def test_paper_profile_prints_its_cost_without_data(capsys, monkeypatch) -> None
     # chapter 7 needs step-resolved runs, which the shipped profile does not score
     assert "07_instance_level cannot run with this profile" in out
     assert "attribution.steps" in out
+
+
+def test_plan_counts_the_query_split_s_own_gradient_features() -> None:
+    """Under a query split the arrangements' gradient features are a pass over the query
+    instances of their own (evaluation text never reaches them): the plan counts it."""
+    from zsg_lib.study.plan import DataCosts, _feature_tally
+    from zsg_lib.train.shapes import load_tokenizer
+
+    plain = load_profile("tiny", {"seeds": [0]})
+    split = load_profile("tiny", {"seeds": [0], "split.query_per_task": 1})
+    costs = [DataCosts(p, load_tokenizer(p.model)) for p in (plain, split)]
+    query = ex.prepare(split, 0).query
+    extra = sum(t for t, _ in costs[1].count(query, query.column("id").to_pylist()))
+    assert _feature_tally(split, costs[1]).feature_tokens == (
+        _feature_tally(plain, costs[0]).feature_tokens + extra)

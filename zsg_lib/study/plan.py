@@ -314,20 +314,24 @@ class Plan:
 
 def _feature_tally(profile: Profile, costs: Any) -> Tally:
     """Chapter 7's gradient features: a forward and backward per sampled training and test
-    instance, per seed (from the warm-up's state)."""
+    instance, per seed (from the warm-up's state), and under a query split per query
+    instance too (the arrangements' features are a pass of their own, so evaluation text
+    never reaches them: :func:`zsg_lib.study.experiment.gradient_features`)."""
     out = Tally()
     for seed in profile.seeds:
         if isinstance(costs, DataCosts):
             from . import experiment as ex
 
             prep = ex.prepare(profile, seed)
-            for table in (prep.train, prep.test):
+            for table in (prep.train, prep.test, *([prep.query] if prep.has_split else [])):
                 lengths = costs.count(table, table.column("id").to_pylist())
                 out.feature_tokens += sum(t for t, _ in lengths)
                 out.feature_response += sum(r for _, r in lengths)
         else:
             sp = profile.split
             n = (sp.n_train_tasks or 0) * profile.train_per_task + costs.n_test
+            if sp.query_per_task is not None:
+                n += costs.n_test // profile.test_per_task * sp.query_per_task
             out.feature_tokens += n * costs.per_instance
             out.feature_response += n * costs.response
             out.exact = False
