@@ -40,9 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zsg_lib.analysis import probes as an  # noqa: E402
 from zsg_lib.arrange.probe_designs import DESIGNS, design_batches  # noqa: E402
-from zsg_lib.data.demo import relatives_of  # noqa: E402
 from zsg_lib.profiles.params import load_profile  # noqa: E402
-from zsg_lib.study import experiment as ex  # noqa: E402
+from zsg_lib.study import experiment as ex, probes as study_probes  # noqa: E402
 from zsg_lib.train.hardware import resolve  # noqa: E402
 from zsg_lib.train.probes import run_probes  # noqa: E402
 
@@ -124,22 +123,23 @@ def main() -> None:
     if args.restore_only:
         time_restores(cfg, prep, warm, args.restore_only)
         return
-    split = ex.load_split(profile)
-    relatives = (relatives_of(split.families, "helpful") if split.families is not None
-                 else None)
+    relatives = study_probes.relatives(profile)  # the demo's families or NIV2's categories
     designs = [d for d in args.designs if d != "same-label" or relatives is not None]
     gradients, t_grad = None, 0.0
     if "nearest-gradient" in designs:
         t0 = time.perf_counter()
         gradients = (ex.gradient_features(profile, seed, "train"),
-                     ex.gradient_features(profile, seed, "test"))
+                     ex.gradient_features(profile, seed, "query"))
         t_grad = time.perf_counter() - t0
+    # as the chapter: nearness to a target is to its query instances (all its test instances
+    # without a split); the probes score the whole test set
     test_tasks = prep.test.column("task").to_pylist()
-    targets = list(dict.fromkeys(test_tasks))[: args.targets]
+    query_tasks = prep.query.column("task").to_pylist()
+    targets = list(dict.fromkeys(query_tasks))[: args.targets]
     batches = design_batches(
         prep.train.column("id").to_pylist(), prep.train.column("task").to_pylist(),
-        prep.test.column("id").to_pylist(), test_tasks, cfg.instances_per_step,
-        designs=designs, targets=targets, embeddings=(prep.train_emb, prep.test_emb),
+        prep.query.column("id").to_pylist(), query_tasks, cfg.instances_per_step,
+        designs=designs, targets=targets, embeddings=(prep.train_emb, prep.query_emb),
         gradients=gradients, relatives=relatives, candidates=args.candidates,
         replicates=args.replicates, random_replicates=args.random, seed=seed, on_short="skip")
     print(f"{profile.name} seed {seed}: {len(batches)} probes "
