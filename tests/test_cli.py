@@ -42,6 +42,24 @@ def test_malformed_set_and_unknown_profile(capsys) -> None:
     assert "no-such-profile" in _one_error_line(capsys)
 
 
+def test_book_checks_every_chapters_data_before_the_first_run(tmp_path: Path, capsys,
+                                                              monkeypatch) -> None:
+    """`zsg book` refuses a profile its last chapter cannot run on the data before the build
+    starts (issue 26: chapter 8 refused niv2-sample after chapters 1-7 had trained an hour)."""
+    import yaml
+
+    from zsg_lib.site import build
+
+    profile = yaml.safe_load((REPO / "params" / "tiny.yaml").read_text())
+    profile["probes"]["candidates"] = 10_000  # more than any seed's training sample
+    path = tmp_path / "late.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    monkeypatch.setattr(build, "build_site", lambda *a, **k: pytest.fail("the build started"))
+    assert cli.main(["book", "--profile", str(path)]) == 2
+    err = _one_error_line(capsys)
+    assert "late.yaml" in err and "probes.candidates: 10000" in err
+
+
 def test_unknown_chapter(capsys) -> None:
     assert cli.main(["batch", "07_nothing", "--profile", "tiny"]) == 2
     assert "07_nothing" in _one_error_line(capsys)

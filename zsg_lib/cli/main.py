@@ -74,15 +74,26 @@ def cmd_book(args: argparse.Namespace) -> int:
     from ..profiles.chapters import CHAPTERS
     from ..profiles.params import chapter_refusal, check_runnable, default_profile, load_profile
     from ..site.build import build_site
+    from ..study.checks import check_data
 
     profile = args.profile or default_profile()
     loaded = load_profile(profile)  # a bad profile fails here, not in the middle of the build
     check_runnable(loaded)
+    runnable = []
     for chapter in CHAPTERS:
         reason = chapter_refusal(loaded, chapter)
         if reason:  # built as a page saying why; the summary marks it not measured
             print(f"zsg book: {chapter} does not run with this profile, its page says why: "
                   f"{reason}", flush=True)
+        else:
+            runnable.append(chapter)
+    if not args.no_execute:
+        # each chapter checks its data in its first cell; checking them all here keeps the
+        # last chapter's refusal from coming after the first chapters' runs have trained
+        print(f"zsg book: checking the data of {len(runnable)} chapters before any run",
+              flush=True)
+        for chapter in runnable:
+            check_data(loaded, chapter)
     print(f"zsg book: profile {profile!r}; executing chapters (cached when unchanged), "
           "then building the site", flush=True)
     html = build_site(book_root(), profile=profile, output=args.out, execute=not args.no_execute)
