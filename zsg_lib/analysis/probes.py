@@ -234,16 +234,23 @@ def ranking_table(experiment: pd.DataFrame, observational: pd.DataFrame,
 
 def ranking_sentence(table: pd.DataFrame, by: str = "slope") -> str:
     """Whether the experiment and the observation rank the similarities alike, from a
-    :func:`ranking_table`.
+    :func:`ranking_table`. A similarity without a slope on either side (one that does not
+    vary, e.g. task labels when no training task shares a test task's) is named, not ranked.
 
-    >>> t = pd.DataFrame({"predictor": ["g", "e"], "experiment_rank": [1, 2],
-    ...                   "observation_rank": [2, 1]})
+    >>> t = pd.DataFrame({"predictor": ["g", "e", "label"], "experiment_rank": [1, 2, None],
+    ...                   "observation_rank": [2, 1, None]}).astype({"experiment_rank": "Int64",
+    ...                                                               "observation_rank": "Int64"})
     >>> print(ranking_sentence(t))
     By the slope per SD, the experiment ranks g, e (largest fall first); the observation \
-ranks e, g: they differ in order and in which comes first.
+ranks e, g: they differ in order and in which comes first. Not ranked (no slope on one side): label.
     """
-    exp = table.sort_values(["experiment_rank", "predictor"])["predictor"].tolist()
-    obs = table.sort_values(["observation_rank", "predictor"])["predictor"].tolist()
+    ranked = table.dropna(subset=["experiment_rank", "observation_rank"])
+    unranked = [p for p in table["predictor"] if p not in set(ranked["predictor"])]
+    left = f" Not ranked (no slope on one side): {', '.join(unranked)}." if unranked else ""
+    if ranked.empty:
+        return f"No similarity has a {by} per SD on both sides to rank.{left}"
+    exp = ranked.sort_values(["experiment_rank", "predictor"])["predictor"].tolist()
+    obs = ranked.sort_values(["observation_rank", "predictor"])["predictor"].tolist()
     if exp == obs:
         agree = "the same order"
     elif exp[0] == obs[0]:
@@ -251,7 +258,7 @@ ranks e, g: they differ in order and in which comes first.
     else:
         agree = "they differ in order and in which comes first"
     return (f"By the {by} per SD, the experiment ranks {', '.join(exp)} (largest fall first); "
-            f"the observation ranks {', '.join(obs)}: {agree}.")
+            f"the observation ranks {', '.join(obs)}: {agree}.{left}")
 
 
 # --------------------------------------------------------------------------- the verdict
