@@ -133,7 +133,6 @@ def main() -> None:
         t_grad = time.perf_counter() - t0
     # as the chapter: nearness to a target is to its query instances (all its test instances
     # without a split); the probes score the whole test set
-    test_tasks = prep.test.column("task").to_pylist()
     query_tasks = prep.query.column("task").to_pylist()
     targets = list(dict.fromkeys(query_tasks))[: args.targets]
     batches = design_batches(
@@ -192,7 +191,7 @@ def main() -> None:
             v = an._per_probe(part, task, target)
             reps.append(v["target"] - r["target"])
         within = float(np.mean([np.var(r, ddof=1) for r in reps if len(r) > 1]))
-        seeds, tasks = len(profile.seeds), len(dict.fromkeys(test_tasks))
+        seeds, tasks = len(profile.seeds), len(dict.fromkeys(query_tasks))
         n_designs = 4 if relatives is not None else 3
         print(f"\npower ({main['design'].iloc[0]} − random, target): observed SD over "
               f"{len(main)} clusters {main['target'].std():.4f}, replicate SD "

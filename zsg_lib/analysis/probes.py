@@ -245,7 +245,7 @@ def ranking_sentence(table: pd.DataFrame, by: str = "slope") -> str:
 ranks e, g: they differ in order and in which comes first. Not ranked (no slope on one side): label.
     """
     ranked = table.dropna(subset=["experiment_rank", "observation_rank"])
-    unranked = [p for p in table["predictor"] if p not in set(ranked["predictor"])]
+    unranked = table.loc[~table.index.isin(ranked.index), "predictor"].tolist()
     left = f" Not ranked (no slope on one side): {', '.join(unranked)}." if unranked else ""
     if ranked.empty:
         return f"No similarity has a {by} per SD on both sides to rank.{left}"
